@@ -1,0 +1,1 @@
+"""DSMF insured-persons registration gateway."""

@@ -1,0 +1,1 @@
+"""Storage adapters (SQLAlchemy 2): the only package that imports SQLAlchemy."""
