@@ -1,0 +1,168 @@
+"""Ports: what the service layer needs from the outside world, as Protocols.
+
+Adapters implement them: ``gateway.upstream`` (population registry, mobile-signature service
+over zeep) and ``persistence`` (the unit of work over SQLAlchemy). Handlers see only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol
+
+from gateway.domain.model import (
+    Application,
+    ApplicationStatus,
+    ApplicationType,
+    Authority,
+    CertificateStatus,
+    EService,
+    Insurer,
+    InsuredPerson,
+    LocalOffice,
+    PersonRecord,
+)
+from gateway.domain.values import DocumentType
+
+
+class PopulationRegistry(Protocol):
+    """The state population registry (upstream, SOAP)."""
+
+    def find_person(self, document_type: DocumentType, fin: str) -> PersonRecord:
+        """Raises PersonNotFoundUpstream, DocumentInvalid, UpstreamUnavailable/Timeout/Fault."""
+        ...
+
+    def ping(self) -> None:
+        """Raises an UpstreamError when the registry cannot be reached (for health)."""
+        ...
+
+
+class SortField(StrEnum):
+    APPLICATION_DATE = "APPLICATION_DATE"
+    SSN_DATE = "SSN_DATE"
+    SURNAME = "SURNAME"
+    FIN = "FIN"
+    STATUS = "STATUS"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationQuery:
+    """The registry search (Reyestr → Axtarış): all ten filters of the manual's §3.3."""
+
+    insurer_voen: str
+    application_type: ApplicationType | None = None
+    fin: str | None = None
+    surname: str | None = None
+    name: str | None = None
+    patronymic: str | None = None
+    ssn: str | None = None
+    ssn_date_from: date | None = None
+    ssn_date_to: date | None = None
+    application_date_from: date | None = None
+    application_date_to: date | None = None
+    certificate_status: CertificateStatus | None = None
+    status: ApplicationStatus | None = None
+    page: int = 1
+    page_size: int = 20
+    sort_field: SortField = SortField.APPLICATION_DATE
+    descending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    items: Sequence[Application] = field(default_factory=tuple)
+
+
+class InsurerRepository(Protocol):
+    def get(self, voen: str) -> Insurer | None: ...
+    def upsert(self, insurer: Insurer) -> None: ...
+    def upsert_office(self, office: LocalOffice) -> None: ...
+
+
+class EServiceRepository(Protocol):
+    def list(self) -> Sequence[EService]: ...
+    def get(self, code: str) -> EService | None: ...
+    def upsert(self, eservice: EService) -> None: ...
+
+
+class AuthorityRepository(Protocol):
+    def add(self, authority: Authority) -> None: ...
+    def get(self, authority_id: str) -> Authority | None: ...
+    def update(self, authority: Authority) -> None: ...
+    def list_for_insurer(self, voen: str) -> Sequence[Authority]: ...
+    def list_for_person(self, voen: str, fin: str) -> Sequence[Authority]: ...
+
+
+class ApplicationRepository(Protocol):
+    def add(self, application: Application) -> None:
+        """Stores the application with its whole history."""
+        ...
+
+    def get(self, application_id: str) -> Application | None: ...
+
+    def update(self, application: Application) -> None:
+        """Stores the new state; history entries not yet stored are appended (never rewritten)."""
+        ...
+
+    def delete(self, application_id: str) -> None: ...
+    def search(self, query: ApplicationQuery) -> Page: ...
+
+    def list_by_status(self, status: ApplicationStatus, limit: int) -> Sequence[Application]:
+        """Oldest first; used by the worker that finishes SUBMITTED applications."""
+        ...
+
+    def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]: ...
+
+
+class InsuredPersonRepository(Protocol):
+    def get(self, fin: str) -> InsuredPerson | None: ...
+
+    def issue(
+        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date
+    ) -> InsuredPerson:
+        """Allocates the next SSN and stores the person, exactly once per FIN.
+
+        Race-safe across processes: the FIN is unique in the database; a concurrent second issue
+        for the same FIN raises ``Conflict`` with code ``Client.Conflict.SsnExists``.
+        """
+        ...
+
+
+class IdempotencyStore(Protocol):
+    def get_response(self, message_id: str) -> bytes | None: ...
+    def put_response(self, message_id: str, request_hash: str, response: bytes) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction; ``commit()`` makes everything durable at once, leaving rolls back."""
+
+    insurers: InsurerRepository
+    eservices: EServiceRepository
+    authorities: AuthorityRepository
+    applications: ApplicationRepository
+    insured_persons: InsuredPersonRepository
+    idempotency: IdempotencyStore
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
