@@ -20,8 +20,8 @@ from gateway.domain.model import (
     Authority,
     CertificateStatus,
     EService,
-    Insurer,
     InsuredPerson,
+    Insurer,
     LocalOffice,
     PersonRecord,
 )
