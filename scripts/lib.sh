@@ -5,7 +5,7 @@
 #
 # It sets REPO_ROOT and VENV and defines:
 #   log / warn / die          messages on stderr, prefixed "[dsmf]"
-#   is_root, is_ci            predicates
+#   is_root, is_ci, have CMD  predicates
 #   find_python311            prints the path of a working Python 3.11, or fails
 #   ensure_venv               creates/refreshes .venv and installs the project into it
 #   apt_install PKG...        apt-get install as root (apt-get update once per run)
@@ -26,6 +26,8 @@ warn() { printf '[dsmf] WARNING: %s\n' "$*" >&2; }
 die()  { printf '[dsmf] ERROR: %s\n' "$*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" = 0 ]; }
+# have CMD — CMD is on PATH as an executable regular file.
+have() { local p; p="$(command -v "$1" 2>/dev/null)" && [ -f "$p" ] && [ -x "$p" ]; }
 is_ci()   { [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; }
 
 # --------------------------------------------------------------------------
@@ -144,8 +146,6 @@ ensure_venv() {
             rm -f "$pip_log"
             die "pip install -e '.[dev]' failed (last lines above)"
         fi
-        # Show warnings pip printed, if any, but not the usual chatter.
-        grep -iE '^(warning|error)' "$pip_log" | grep -v 'pip version' >&2 || true
         rm -f "$pip_log"
         touch "$VENV_STAMP"
     fi
@@ -264,9 +264,14 @@ pg_throwaway_start() {
             || die "running as root but there is no 'postgres' system user to run the server as"
         command -v runuser >/dev/null 2>&1 || die "runuser (util-linux) not found"
     fi
-    PG_THROWAWAY_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dsmf-pg.XXXXXX")"
-    is_root && chown postgres: "$PG_THROWAWAY_DIR"
-    # The parent dir must be traversable by the postgres user.
+    # The socket path must stay short (~107 bytes max) and, as root, the dir
+    # must be reachable by the postgres user: else fall back to /tmp.
+    local parent="${TMPDIR:-/tmp}"
+    if [ "${#parent}" -gt 60 ] || { is_root && ! runuser -u postgres -- test -x "$parent"; }; then
+        parent=/tmp
+    fi
+    PG_THROWAWAY_DIR="$(mktemp -d "$parent/dsmf-pg.XXXXXX")"
+    if is_root; then chown postgres: "$PG_THROWAWAY_DIR"; fi
     local data="$PG_THROWAWAY_DIR/data" logf="$PG_THROWAWAY_DIR/server.log"
 
     if ! _pg_as_owner "$_PG_BINDIR/initdb" -D "$data" -U postgres --auth=trust \

@@ -36,7 +36,7 @@ def missing_requirement(reason: str) -> NoReturn:
     """Skip the current test for ``reason``, or fail it under DSMF_TEST_REQUIRE_ALL=1."""
     if require_all():
         pytest.fail(f"{reason} (DSMF_TEST_REQUIRE_ALL=1, so this is an error, not a skip)")
-    pytest.skip(f"{reason}; run the suite with scripts/test to set it up")
+    pytest.skip(f"{reason} (scripts/test sets up what the suite needs)")
 
 
 # ---------------------------------------------------------------------------
