@@ -1,0 +1,207 @@
+"""Configuration: one frozen ``Settings`` object, read from a TOML file and the environment.
+
+Precedence: built-in safe defaults < the TOML file (``--config`` or ``DSMF_CONFIG``) <
+environment variables ``DSMF_<KEY>`` (upper case). Unknown keys and bad values are refused at
+start with a message naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from gateway.domain.errors import GatewayError
+
+
+class ConfigError(GatewayError):
+    code = "Server.Configuration"
+
+
+def project_root() -> Path:
+    """The checkout (or install) root that holds ``wsdl/`` and ``xsd/``."""
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the gateway listens and keeps its state.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    contract_dir: Path = field(default_factory=project_root)
+    public_url: str = ""  # empty: derived from the request's Host header
+
+    # Upstream services (empty URL: the embedded simulators are started by `serve`).
+    population_url: str = ""
+    mobile_url: str = ""
+    upstream_timeout_seconds: float = 5.0
+    upstream_retries: int = 2
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 30.0
+    mobile_ap_id: str = "DSMF-GATEWAY"
+    mobile_poll_timeout_seconds: float = 120.0
+
+    # Trust and the gateway's own key. Empty: the demo PKI in data_dir/pki (embedded default only).
+    trust_anchors: tuple[Path, ...] = ()
+    crls: tuple[Path, ...] = ()
+    require_crl: bool = True
+    signing_key_file: Path | None = None  # PEM key, or PKCS#12 bundle
+    signing_cert_file: Path | None = None
+    signing_key_password_env: str = "DSMF_SIGNING_KEY_PASSWORD"  # noqa: S105 - a variable name
+    pkcs11_module: str = ""  # set to sign responses with a token instead of a key file
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = ""
+    pkcs11_pin_env: str = "DSMF_PKCS11_PIN"  # the variable holding the PIN
+
+    # Message-security profile (DESIGN.md §2).
+    max_message_bytes: int = 2_000_000
+    max_xml_depth: int = 64
+    max_xml_elements: int = 20_000
+    max_timestamp_lifetime_seconds: int = 300
+    clock_skew_seconds: int = 60
+    min_rsa_bits: int = 2048
+    idempotency_ttl_seconds: int = 86_400
+    # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
+    # for read-only operations; matched on organizationIdentifier (TINAZ-<VÖEN>).
+    trusted_systems: tuple[str, ...] = ()
+    unsigned_operations: tuple[str, ...] = ("listMethods",)
+
+    # Certificate-to-identity mapping (signing.identity.IdentityMapping defaults).
+    seal_policy_oid: str = "1.3.6.1.4.1.63311.1.1"
+
+    # Domain limits.
+    ssn_prefix: str = "1"
+    ssn_serial_digits: int = 11
+    max_page_size: int = 200
+    max_batch_items: int = 500
+    session_ttl_seconds: int = 1800
+    retry_submitted_every_seconds: float = 10.0
+
+    # Demo data (embedded default).
+    demo: bool = False
+    simulator_approve_delay_seconds: float = 2.0
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def wsdl_path(self) -> Path:
+        return self.contract_dir / "wsdl" / "gateway.wsdl"
+
+    @property
+    def xsd_dir(self) -> Path:
+        return self.contract_dir / "xsd"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or (Path(env["DSMF_CONFIG"]) if env.get("DSMF_CONFIG") else None)
+        if path is not None:
+            try:
+                with path.open("rb") as fh:
+                    values.update(tomllib.load(fh))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys in {path}: {', '.join(unknown)}")
+        for name in names:
+            key = f"DSMF_{name.upper()}"
+            if key in env:
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        hints = get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            try:
+                kwargs[f.name] = _coerce(hints[f.name], values[f.name])
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"bad value for {f.name!r}: {values[f.name]!r} ({exc})") from exc
+        unknown = sorted(set(values) - set(hints))
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        problems = []
+        if not 0 < self.port < 65536:
+            problems.append("port must be 1..65535")
+        if self.max_message_bytes < 1024:
+            problems.append("max_message_bytes must be at least 1024")
+        if not 0 < self.max_timestamp_lifetime_seconds <= 3600:
+            problems.append("max_timestamp_lifetime_seconds must be 1..3600")
+        if not 0 <= self.clock_skew_seconds <= 600:
+            problems.append("clock_skew_seconds must be 0..600")
+        if self.min_rsa_bits < 2048:
+            problems.append("min_rsa_bits below 2048 is not allowed by the profile")
+        if not 1 <= self.max_page_size <= 1000:
+            problems.append("max_page_size must be 1..1000")
+        if not 1 <= self.max_batch_items <= 5000:
+            problems.append("max_batch_items must be 1..5000")
+        if self.upstream_timeout_seconds <= 0 or self.upstream_retries < 0:
+            problems.append("upstream timeout must be > 0 and retries >= 0")
+        if self.pkcs11_module and not (self.pkcs11_token_label and self.pkcs11_key_label):
+            problems.append("pkcs11_module needs pkcs11_token_label and pkcs11_key_label")
+        if (self.signing_cert_file is None) != (self.signing_key_file is None) and not str(
+            self.signing_key_file or ""
+        ).endswith((".p12", ".pfx")):
+            problems.append("signing_key_file and signing_cert_file go together (or a .p12)")
+        if not self.ssn_prefix.isdigit() or not 4 <= self.ssn_serial_digits <= 18:
+            problems.append("ssn_prefix must be digits and ssn_serial_digits 4..18")
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def _coerce(hint: Any, raw: Any) -> Any:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is tuple:
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(_coerce(args[0], item.strip() if isinstance(item, str) else item)
+                     for item in items if item != "")
+    if args and type(None) in args:  # Optional[X]
+        if raw in (None, ""):
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(inner, raw)
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected a boolean")
+    if hint is Path:
+        return Path(raw)
+    if hint in (int, float, str):
+        return hint(raw)
+    raise TypeError(f"unsupported setting type {hint!r}")

@@ -1,0 +1,30 @@
+"""Insurer data (§2.1, Sığortaedən məlumatları) and the e-service catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.domain.errors import NotFound
+from gateway.domain.model import Actor, EService, Insurer
+from gateway.domain.values import Voen
+from gateway.services.authorization import authorize
+from gateway.services.ports import Clock, UnitOfWorkFactory
+
+
+class InsurerService:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self.uow = uow
+        self.clock = clock
+
+    def get_insurer(self, actor: Actor | None, voen: str) -> Insurer:
+        voen = Voen.parse(voen).value
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=self.clock().date())
+            insurer = uow.insurers.get(voen)
+        if insurer is None:
+            raise NotFound(f"no insurer with VÖEN {voen}", code="Client.NotFound.Insurer")
+        return insurer
+
+    def list_eservices(self) -> Sequence[EService]:
+        with self.uow() as uow:
+            return list(uow.eservices.list())

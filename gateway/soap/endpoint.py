@@ -1,0 +1,392 @@
+"""The WSGI endpoint: where a request enters, is checked, dispatched and answered.
+
+POST (SOAP 1.1), in this order — each step refuses with its own fault code:
+  read at most ``max_message_bytes`` → hardened parse (once) → envelope shape and operation →
+  X-Road headers → signature verification (``signing.verifier``: structure, certificate path,
+  signature, timestamp) → the signer becomes the ``Actor`` → replay / idempotency on the X-Road
+  message id → schema validation of the *signed* payload → spyne dispatch → response envelope
+  with the X-Road headers echoed and ``requestHash`` → signed with the gateway's key.
+Every request and response, refusals included, goes to the hash-chained message log.
+
+GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``/health``, ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from lxml import etree
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from signing.verifier import EnvelopeVerifier, VerifiedMessage
+from signing.wsse import sign_envelope
+
+from gateway.domain.errors import GatewayError, ValidationFailed
+from gateway.domain.model import Actor
+from gateway.soap.contract import Contract
+from gateway.soap.dispatch import SpyneDispatcher
+from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
+from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, request_hash, require_headers
+from signing.errors import SignatureMissing, SigningError, XmlMalformed, XmlTooLarge
+from signing.parser import ParserLimits, parse_xml, serialize
+from signing.signer import Signer
+
+log = logging.getLogger("gateway.soap")
+
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+
+
+class MessageGuard(Protocol):
+    """Replay protection and idempotency on the X-Road message id, shared by all workers."""
+
+    def claim(self, message_id: str, request_digest: str, expires_at: datetime) -> bytes | None:
+        """None: first time (now claimed). Bytes: the stored response of the same request.
+        Raises ReplayDetected for a reused id with other content, or one still in progress."""
+        ...
+
+    def complete(self, message_id: str, response: bytes) -> None: ...
+
+
+class Journal(Protocol):
+    def append(
+        self,
+        direction: str,
+        payload: bytes,
+        *,
+        message_id: str | None,
+        correlation_id: str,
+        actor_fin: str | None,
+        voen: str | None,
+        operation: str | None,
+    ) -> int: ...
+
+
+class ActorResolver(Protocol):
+    def __call__(
+        self, verified: VerifiedMessage, headers: XRoadHeaders, operation: str
+    ) -> Actor: ...
+
+
+Operation = Callable[["RequestScope", Any], Any]
+
+
+@dataclass
+class RequestScope:
+    """One request as the operations see it (``ctx.udc`` in the spyne service)."""
+
+    operation: str
+    correlation_id: str
+    received_at: datetime
+    headers: XRoadHeaders
+    actor: Actor | None
+    request_bytes: bytes
+    operations: dict[str, Operation]
+    session_token: str | None = None
+    error: BaseException | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def dispatch(self, operation: str, request: Any) -> Any:
+        try:
+            return self.operations[operation](self, request)
+        except BaseException as exc:
+            # Kept so it survives spyne's own exception handling with its code intact.
+            self.error = exc
+            raise
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    probe: Callable[[], None]
+
+
+@dataclass
+class Outcome:
+    status: str
+    body: bytes
+    operation: str | None
+
+
+class SoapEndpoint:
+    def __init__(
+        self,
+        *,
+        contract: Contract,
+        dispatcher: SpyneDispatcher,
+        operations: dict[str, Operation],
+        verifier: EnvelopeVerifier,
+        resolve_actor: ActorResolver,
+        response_signer: Signer,
+        guard: MessageGuard,
+        journal: Journal,
+        limits: ParserLimits,
+        unsigned_operations: Iterable[str] = ("listMethods",),
+        idempotency_ttl: timedelta = timedelta(days=1),
+        public_url: str = "",
+        health_checks: Iterable[HealthCheck] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.contract = contract
+        self.dispatcher = dispatcher
+        self.operations = operations
+        self.verifier = verifier
+        self.resolve_actor = resolve_actor
+        self.signer = response_signer
+        self.guard = guard
+        self.journal = journal
+        self.limits = limits
+        self.unsigned = frozenset(unsigned_operations)
+        self.idempotency_ttl = idempotency_ttl
+        self.public_url = public_url
+        self.health_checks = tuple(health_checks)
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "dsmf_requests", "SOAP requests by operation and outcome",
+            ["operation", "outcome"], registry=self.registry,
+        )
+        self._seconds = Histogram(
+            "dsmf_request_seconds", "Time to answer a SOAP request", ["operation"],
+            registry=self.registry,
+        )
+
+    # -- WSGI ------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "") or "/"
+        query = environ.get("QUERY_STRING", "")
+        if method == "GET":
+            return self._get(environ, path, query, start_response)
+        if method != "POST":
+            return _plain(start_response, "405 Method Not Allowed", b"POST a SOAP 1.1 request\n")
+        body = self._read_body(environ)
+        outcome = self.handle(body)
+        headers = [("Content-Type", 'text/xml; charset="utf-8"'),
+                   ("Content-Length", str(len(outcome.body)))]
+        start_response(outcome.status, headers)
+        return [outcome.body]
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes | None:
+        """None when the declared or actual size is over the limit (refused without reading)."""
+        limit = self.limits.max_bytes
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            return None
+        stream = environ["wsgi.input"]
+        data: bytes = stream.read(length) if length else stream.read(limit + 1)
+        return None if len(data) > limit else data
+
+    def _get(
+        self, environ: dict[str, Any], path: str, query: str, start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        url = self.public_url or _request_url(environ)
+        if query.lower() == "wsdl":
+            return _xml(start_response, self.contract.wsdl_for(url))
+        if query.startswith("xsd="):
+            doc = self.contract.xsd_for(query[4:], url)
+            if doc is None:
+                return _plain(start_response, "404 Not Found", b"no such schema\n")
+            return _xml(start_response, doc)
+        if path.rstrip("/") in ("/health", "/healthz"):
+            return self._health(start_response)
+        if path.rstrip("/") == "/metrics":
+            data = generate_latest(self.registry)
+            start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
+            return [data]
+        return _plain(start_response, "404 Not Found", b"see ?wsdl\n")
+
+    def _health(self, start_response: Callable[..., Any]) -> list[bytes]:
+        checks: dict[str, str] = {}
+        healthy = True
+        for check in self.health_checks:
+            try:
+                check.probe()
+                checks[check.name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure makes the service unhealthy
+                healthy = False
+                checks[check.name] = describe(exc).message if isinstance(
+                    exc, GatewayError | SigningError) else f"{type(exc).__name__}"
+        body = json.dumps({"status": "ok" if healthy else "unavailable", "checks": checks})
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json")])
+        return [body.encode()]
+
+    # -- one SOAP request ------------------------------------------------------------------
+
+    def handle(self, request: bytes | None) -> Outcome:
+        started = time.perf_counter()
+        correlation_id = uuid.uuid4().hex
+        headers = XRoadHeaders({})
+        operation: str | None = None
+        actor: Actor | None = None
+        claimed: str | None = None
+        response: bytes
+        try:
+            if request is None:
+                raise XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
+            envelope = parse_xml(request, self.limits)
+            header_el, payload = _split_envelope(envelope)
+            operation = etree.QName(payload).localname
+            if etree.QName(payload).namespace != TNS or operation not in self.operations:
+                raise ValidationFailed(
+                    f"unknown operation {payload.tag}", code="Client.Operation.Unknown"
+                )
+            headers = read_headers(header_el)
+            signed = _has_security(header_el)
+            if operation in self.unsigned and not signed:
+                verified = None
+            else:
+                if not signed:
+                    raise SignatureMissing("the request must carry a wsse:Security signature")
+                require_headers(headers, operation)
+                verified = self.verifier.verify(envelope)
+                headers = XRoadHeaders(dict(verified.signed_headers)) if verified.signed_headers \
+                    else headers
+                payload = _payload_of(verified.body)
+                if etree.QName(payload).localname != operation:
+                    raise ValidationFailed("signed body changed", code="Client.Signature.Wrapping")
+                actor = self.resolve_actor(verified, headers, operation)
+                message_id = headers.message_id
+                if message_id:
+                    stored = self.guard.claim(
+                        message_id, request_hash(request), self.clock() + self.idempotency_ttl
+                    )
+                    if stored is not None:
+                        self._log(request, stored, headers, correlation_id, actor, operation)
+                        self._observe(operation, "replayed", started)
+                        return Outcome("200 OK", stored, operation)
+                    claimed = message_id
+            self.contract.validate(payload)
+            scope = RequestScope(
+                operation=operation,
+                correlation_id=correlation_id,
+                received_at=self.clock(),
+                headers=headers,
+                actor=actor,
+                request_bytes=request,
+                operations=self.operations,
+                session_token=_session_token(header_el),
+            )
+            result = self.dispatcher.call(payload, scope)
+            response = self._respond(result, headers, request)
+            status, outcome = "200 OK", "ok"
+        except Exception as exc:
+            info = describe(exc)
+            if info.code == "Server.Internal":
+                log.exception("internal error, correlation id %s", correlation_id)
+            else:
+                log.info("refused %s: %s (%s)", operation, info.code, correlation_id)
+            response = self._fault(info, correlation_id, headers, request)
+            status, outcome = "500 Internal Server Error", info.code
+        if claimed is not None:
+            self.guard.complete(claimed, response)
+        self._log(request, response, headers, correlation_id, actor, operation)
+        self._observe(operation, outcome, started)
+        return Outcome(status, response, operation)
+
+    def _respond(self, result: etree._Element, headers: XRoadHeaders, request: bytes) -> bytes:
+        envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soapenv": SOAP_ENV})
+        header = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Header")
+        echo_into(header, headers, request)
+        body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
+        body.append(result)
+        return serialize(sign_envelope(envelope, self.signer))
+
+    def _fault(
+        self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None
+    ) -> bytes:
+        envelope = build_fault_envelope(info, correlation_id)
+        header = envelope.find(f"{{{SOAP_ENV}}}Header")
+        assert header is not None
+        try:
+            echo_into(header, headers, request)
+            return serialize(sign_envelope(envelope, self.signer))
+        except Exception:
+            log.exception("cannot sign fault %s (%s)", info.code, correlation_id)
+            return serialize(build_fault_envelope(info, correlation_id))
+
+    def _log(
+        self,
+        request: bytes | None,
+        response: bytes,
+        headers: XRoadHeaders,
+        correlation_id: str,
+        actor: Actor | None,
+        operation: str | None,
+    ) -> None:
+        try:
+            common: dict[str, Any] = {
+                "message_id": headers.message_id,
+                "correlation_id": correlation_id,
+                "actor_fin": actor.fin if actor else None,
+                "voen": actor.voen if actor else None,
+                "operation": operation,
+            }
+            if request is not None:
+                self.journal.append("IN", request, **common)
+            self.journal.append("OUT", response, **common)
+        except Exception:
+            log.exception("message log append failed (%s)", correlation_id)
+
+    def _observe(self, operation: str | None, outcome: str, started: float) -> None:
+        op = operation or "unknown"
+        self._requests.labels(op, outcome).inc()
+        self._seconds.labels(op).observe(time.perf_counter() - started)
+
+
+def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element]:
+    if envelope.tag != f"{{{SOAP_ENV}}}Envelope":
+        raise XmlMalformed("not a SOAP 1.1 Envelope")
+    headers = [c for c in envelope if c.tag == f"{{{SOAP_ENV}}}Header"]
+    bodies = [c for c in envelope if c.tag == f"{{{SOAP_ENV}}}Body"]
+    if len(bodies) != 1 or len(headers) > 1:
+        raise XmlMalformed("a SOAP Envelope has one Body and at most one Header")
+    return (headers[0] if headers else None), _payload_of(bodies[0])
+
+
+def _payload_of(body: etree._Element) -> etree._Element:
+    children = [c for c in body if isinstance(c.tag, str)]
+    if len(children) != 1:
+        raise ValidationFailed(
+            "the SOAP Body must hold exactly one element", code="Client.Validation.Schema"
+        )
+    return children[0]
+
+
+def _has_security(header: etree._Element | None) -> bool:
+    return header is not None and header.find(f"{{{WSSE_NS}}}Security") is not None
+
+
+def _session_token(header: etree._Element | None) -> str | None:
+    if header is None:
+        return None
+    token = header.findtext(f"{{{TNS}}}sessionToken")
+    return token.strip() if token else None
+
+
+def _request_url(environ: dict[str, Any]) -> str:
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    path = environ.get("SCRIPT_NAME", "") + (environ.get("PATH_INFO", "") or "/")
+    return f"{scheme}://{host}{path}"
+
+
+def _xml(start_response: Callable[..., Any], data: bytes) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", 'text/xml; charset="utf-8"'),
+                              ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _plain(start_response: Callable[..., Any], status: str, data: bytes) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
