@@ -1,13 +1,46 @@
-"""Registration of insured persons (§3.1 İlkin uçot) and correction (§3.2 Düzəliş)."""
+"""Registration of insured persons (§3.1 İlkin uçot), correction (§3.2 Düzəliş) and the registry
+(§3.3 Reyestr).
+
+Lifecycle: DRAFT → SUBMITTED → REGISTERED (SSN issued) | REJECTED, each change recorded with its
+time and actor. Every check runs before anything is written; each operation is one transaction.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from gateway.domain.model import Actor, InsuredPerson, PersonRecord
-from gateway.domain.values import DocumentType, Fin, Voen
+from gateway.domain.errors import (
+    Conflict,
+    DocumentInvalid,
+    NotFound,
+    PersonNotFoundUpstream,
+    UpstreamError,
+    ValidationFailed,
+)
+from gateway.domain.model import (
+    Actor,
+    Application,
+    ApplicationStatus,
+    ApplicationType,
+    CertificateStatus,
+    InsuredPerson,
+    PersonRecord,
+    Signatory,
+)
+from gateway.domain.values import Address, Contacts, DocumentType, Fin, Voen
+from gateway.services import validation
 from gateway.services.authorization import authorize
-from gateway.services.ports import Clock, PopulationRegistry, UnitOfWorkFactory
+from gateway.services.ports import (
+    ApplicationQuery,
+    Clock,
+    Page,
+    PopulationRegistry,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,13 +55,32 @@ class SsnExists:
     insured: InsuredPerson
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrationData:
+    """What an insurer enters in the steps of §3.1 (all but the FIN may still be missing)."""
+
+    document_type: DocumentType
+    fin: str
+    registration_address: Address | None = None
+    actual_address_differs: bool = False
+    actual_address: Address | None = None
+    contacts: Contacts | None = None
+
+
 class RegistrationService:
     def __init__(
-        self, uow: UnitOfWorkFactory, registry: PopulationRegistry, clock: Clock
+        self,
+        uow: UnitOfWorkFactory,
+        registry: PopulationRegistry,
+        clock: Clock,
+        max_page_size: int = 200,
     ) -> None:
         self.uow = uow
         self.registry = registry
         self.clock = clock
+        self.max_page_size = max_page_size
+
+    # -- §3.1 search ----------------------------------------------------------------------
 
     def find_person(
         self, actor: Actor | None, voen: str, document_type: DocumentType, fin: str
@@ -41,3 +93,363 @@ class RegistrationService:
         if insured is not None:
             return SsnExists(insured)
         return PersonFound(self.registry.find_person(document_type, fin))
+
+    # -- drafts ---------------------------------------------------------------------------
+
+    def save_draft(
+        self,
+        actor: Actor | None,
+        voen: str,
+        data: RegistrationData,
+        application_id: str | None = None,
+    ) -> Application:
+        voen = Voen.parse(voen).value
+        data = self._clean(data)
+        now = self.clock()
+        person = self._person_or_none(data)
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=now.date())
+            self._refuse_if_insured(uow, data.fin)
+            if application_id is None:
+                app = self._new_application(voen, data, person, now, actor)
+                uow.applications.add(app)
+            else:
+                current = self._own_draft(uow, voen, application_id)
+                app = self._apply(current, data, person)
+                uow.applications.update(app)
+            uow.commit()
+        return app
+
+    def delete_draft(self, actor: Actor | None, voen: str, application_id: str) -> None:
+        voen = Voen.parse(voen).value
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=self.clock().date())
+            self._own_draft(uow, voen, application_id)
+            uow.applications.delete(application_id)
+            uow.commit()
+
+    # -- submission -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        actor: Actor | None,
+        voen: str,
+        *,
+        application_id: str | None = None,
+        data: RegistrationData | None = None,
+    ) -> Application:
+        """Sign-and-submit (Təsdiq et): issues the SSN, or accepts as SUBMITTED when the
+        population registry is down (finished by :meth:`finish_submitted`)."""
+        voen = Voen.parse(voen).value
+        if (application_id is None) == (data is None):
+            raise ValidationFailed(
+                "give either an applicationId of a draft or the registration data",
+                code="Client.Validation.Application",
+            )
+        now = self.clock()
+        clean = self._clean(data) if data is not None else None
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=now.date())
+            if application_id is not None:
+                app = self._own_draft(uow, voen, application_id)
+                is_new = False
+            else:
+                assert clean is not None
+                self._refuse_if_insured(uow, clean.fin)
+                app = self._new_application(voen, clean, None, now, actor)
+                is_new = True
+        # The registry call happens outside any transaction: it may be slow.
+        try:
+            person = self.registry.find_person(app.document_type, app.fin)
+        except (PersonNotFoundUpstream, DocumentInvalid):
+            raise
+        except UpstreamError:
+            person = None
+        with self.uow() as uow:
+            signer = _signatory(actor)
+            if person is None:
+                app = replace(app, signed_by=signer, draft_reason=None).with_status(
+                    ApplicationStatus.SUBMITTED, now, _fin(actor),
+                    "population registry unavailable; finished automatically when it is back",
+                )
+                self._store(uow, app, is_new)
+                uow.commit()
+                return app
+            app = self._register(uow, replace(app, signed_by=signer), person, now, actor, is_new)
+            uow.commit()
+            return app
+
+    def finish_submitted(self, limit: int = 50) -> int:
+        """Finish applications accepted while the registry was down. Returns how many changed."""
+        done = 0
+        with self.uow() as uow:
+            pending = list(uow.applications.list_by_status(ApplicationStatus.SUBMITTED, limit))
+        for app in pending:
+            try:
+                person = self.registry.find_person(app.document_type, app.fin)
+            except (PersonNotFoundUpstream, DocumentInvalid) as exc:
+                with self.uow() as uow:
+                    current = uow.applications.get(app.application_id)
+                    if current is None or current.status is not ApplicationStatus.SUBMITTED:
+                        continue
+                    uow.applications.update(current.with_status(
+                        ApplicationStatus.REJECTED, self.clock(), None, f"{exc.code}: {exc}"
+                    ))
+                    uow.commit()
+                done += 1
+                continue
+            except UpstreamError:
+                break  # still down: try again later, keep the order
+            with self.uow() as uow:
+                current = uow.applications.get(app.application_id)
+                if current is None or current.status is not ApplicationStatus.SUBMITTED:
+                    continue
+                try:
+                    self._register(uow, current, person, self.clock(), None, False)
+                except Conflict as exc:
+                    uow.rollback()
+                    with self.uow() as uow2:
+                        uow2.applications.update(current.with_status(
+                            ApplicationStatus.REJECTED, self.clock(), None, exc.message
+                        ))
+                        uow2.commit()
+                    done += 1
+                    continue
+                uow.commit()
+            done += 1
+        return done
+
+    def _register(
+        self,
+        uow: UnitOfWork,
+        app: Application,
+        person: PersonRecord,
+        now: datetime,
+        actor: Actor | None,
+        is_new: bool,
+    ) -> Application:
+        insured = uow.insured_persons.issue(
+            fin=app.fin, surname=person.surname, name=person.name,
+            patronymic=person.patronymic, voen=app.insurer_voen, on=now.date(),
+        )
+        registration_address = app.registration_address or person.registration_address
+        if app.status is not ApplicationStatus.SUBMITTED:
+            app = app.with_status(ApplicationStatus.SUBMITTED, now, _fin(actor))
+        app = replace(
+            app, person=person, registration_address=registration_address,
+            ssn=insured.ssn, ssn_date=insured.ssn_date,
+            certificate_status=CertificateStatus.ISSUED, draft_reason=None,
+        ).with_status(ApplicationStatus.REGISTERED, now, _fin(actor), f"SSN {insured.ssn}")
+        self._store(uow, app, is_new)
+        return app
+
+    def keep_as_draft(
+        self, voen: str, application_id: str, reason: str, actor: Actor | None
+    ) -> Application | None:
+        """Signing failed after Confirm: the application stays a draft with the reason."""
+        with self.uow() as uow:
+            app = uow.applications.get(application_id)
+            if app is None or app.insurer_voen != voen or app.status is not ApplicationStatus.DRAFT:
+                return None
+            app = replace(app, draft_reason=reason)
+            uow.applications.update(app)
+            uow.commit()
+            return app
+
+    # -- §3.2 correction ------------------------------------------------------------------
+
+    def correct(
+        self,
+        actor: Actor | None,
+        voen: str,
+        fin: str,
+        actual_address: Address | None,
+        contacts: Contacts | None,
+    ) -> Application:
+        voen = Voen.parse(voen).value
+        fin = Fin.parse(fin, DocumentType.TEMPORARY_RESIDENCE_PERMIT).value  # any valid length
+        actual_address = validation.address(actual_address, "actualAddress")
+        contacts = validation.contacts(contacts)
+        if actual_address is None and contacts is None:
+            raise ValidationFailed(
+                "a correction changes the actual address, the contacts, or both",
+                code="Client.Validation.Correction",
+            )
+        now = self.clock()
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=now.date())
+            insured = uow.insured_persons.get(fin)
+            history = [a for a in uow.applications.find_open_for_person(voen, fin)
+                       if a.status is ApplicationStatus.REGISTERED]
+            initial = [a for a in history
+                       if a.application_type is ApplicationType.INITIAL_REGISTRATION]
+            if insured is None or not initial:
+                raise NotFound(
+                    "this insurer has no registered person with that FIN",
+                    code="Client.NotFound.InsuredPerson", field="fin",
+                )
+            base, latest = initial[-1], history[-1]
+            # The correction keeps the old values in its history: nothing is overwritten.
+            old = (f"previous actual address: {_address_text(latest)}; "
+                   f"previous contacts: {_contacts_text(latest.contacts)}")
+            app = Application(
+                application_id=str(uuid.uuid4()),
+                insurer_voen=voen,
+                application_type=ApplicationType.CORRECTION,
+                status=ApplicationStatus.DRAFT,
+                document_type=base.document_type,
+                fin=fin,
+                created_at=now,
+                person=base.person,
+                registration_address=base.registration_address,
+                actual_address_differs=actual_address is not None or base.actual_address_differs,
+                actual_address=actual_address or latest.actual_address,
+                contacts=contacts or latest.contacts,
+                ssn=insured.ssn,
+                ssn_date=insured.ssn_date,
+                certificate_status=base.certificate_status,
+                signed_by=_signatory(actor),
+            ).with_status(ApplicationStatus.SUBMITTED, now, _fin(actor), old)
+            app = app.with_status(ApplicationStatus.REGISTERED, now, _fin(actor), "corrected")
+            uow.applications.add(app)
+            uow.commit()
+        return app
+
+    # -- §3.3 registry --------------------------------------------------------------------
+
+    def search(self, actor: Actor | None, query: ApplicationQuery) -> Page:
+        Voen.parse(query.insurer_voen)
+        if query.page < 1 or not 1 <= query.page_size <= self.max_page_size:
+            raise ValidationFailed(
+                f"page must be >= 1 and pageSize 1..{self.max_page_size}",
+                code="Client.Validation.Paging",
+            )
+        with self.uow() as uow:
+            authorize(uow, actor, query.insurer_voen, today=self.clock().date())
+            return uow.applications.search(query)
+
+    def get(self, actor: Actor | None, voen: str, application_id: str) -> Application:
+        voen = Voen.parse(voen).value
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=self.clock().date())
+            return self._own(uow, voen, application_id)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _clean(self, data: RegistrationData) -> RegistrationData:
+        fin = Fin.parse(data.fin, data.document_type).value
+        actual = validation.address(data.actual_address, "actualAddress")
+        if data.actual_address_differs and actual is None:
+            raise ValidationFailed(
+                "the actual address differs: give it", code="Client.Validation.ActualAddress",
+                field="actualAddress",
+            )
+        if not data.actual_address_differs and actual is not None:
+            raise ValidationFailed(
+                "an actual address is given only when it differs from the registration address",
+                code="Client.Validation.ActualAddress", field="actualAddress",
+            )
+        return replace(
+            data, fin=fin, actual_address=actual,
+            registration_address=validation.address(
+                data.registration_address, "registrationAddress"),
+            contacts=validation.contacts(data.contacts),
+        )
+
+    def _person_or_none(self, data: RegistrationData) -> PersonRecord | None:
+        try:
+            return self.registry.find_person(data.document_type, data.fin)
+        except (PersonNotFoundUpstream, DocumentInvalid):
+            raise
+        except UpstreamError:
+            return None  # a draft can be saved while the registry is down
+
+    def _refuse_if_insured(self, uow: UnitOfWork, fin: str) -> None:
+        existing = uow.insured_persons.get(fin)
+        if existing is not None:
+            raise Conflict(
+                f"the person's SSN exists: {existing.surname} {existing.name} "
+                f"{existing.patronymic or ''} {existing.ssn}".replace("  ", " "),
+                code="Client.Conflict.SsnExists", field="fin",
+            )
+
+    def _new_application(
+        self,
+        voen: str,
+        data: RegistrationData,
+        person: PersonRecord | None,
+        now: datetime,
+        actor: Actor | None,
+    ) -> Application:
+        app = Application(
+            application_id=str(uuid.uuid4()),
+            insurer_voen=voen,
+            application_type=ApplicationType.INITIAL_REGISTRATION,
+            status=ApplicationStatus.DRAFT,
+            document_type=data.document_type,
+            fin=data.fin,
+            created_at=now,
+        )
+        app = self._apply(app, data, person)
+        return app.with_status(ApplicationStatus.DRAFT, now, _fin(actor))
+
+    def _apply(
+        self, app: Application, data: RegistrationData, person: PersonRecord | None
+    ) -> Application:
+        return replace(
+            app,
+            document_type=data.document_type,
+            fin=data.fin,
+            person=person or (app.person if app.fin == data.fin else None),
+            registration_address=data.registration_address
+            or (person.registration_address if person else app.registration_address),
+            actual_address_differs=data.actual_address_differs,
+            actual_address=data.actual_address,
+            contacts=data.contacts,
+        )
+
+    def _own(self, uow: UnitOfWork, voen: str, application_id: str) -> Application:
+        app = uow.applications.get(application_id)
+        # Another insurer's application is "not found": its existence is not disclosed.
+        if app is None or app.insurer_voen != voen:
+            raise NotFound("no such application", code="Client.NotFound.Application",
+                           field="applicationId")
+        return app
+
+    def _own_draft(self, uow: UnitOfWork, voen: str, application_id: str) -> Application:
+        app = self._own(uow, voen, application_id)
+        if app.status is not ApplicationStatus.DRAFT:
+            raise Conflict(
+                f"the application is {app.status.value}, not a draft",
+                code="Client.Conflict.NotDraft", field="applicationId",
+            )
+        return app
+
+    @staticmethod
+    def _store(uow: UnitOfWork, app: Application, is_new: bool) -> None:
+        if is_new:
+            uow.applications.add(app)
+        else:
+            uow.applications.update(app)
+
+
+def _fin(actor: Actor | None) -> str | None:
+    return actor.fin if actor else None
+
+
+def _signatory(actor: Actor | None) -> Signatory | None:
+    if actor is None:
+        return None
+    return Signatory(fin=actor.fin, name=actor.name, credential=actor.credential)
+
+
+def _address_text(app: Application) -> str:
+    address = app.actual_address or app.registration_address
+    return address.one_line() if address else "-"
+
+
+def _contacts_text(contacts: Contacts | None) -> str:
+    if contacts is None:
+        return "-"
+    parts: Sequence[str | None] = (contacts.mobile_phone, contacts.landline_phone, contacts.email)
+    return ", ".join(p for p in parts if p) or "-"
