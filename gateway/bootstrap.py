@@ -1,0 +1,213 @@
+"""The composition root: the one place that wires adapters to the service layer.
+
+Nothing connects at import time: ``build_gateway(settings)`` opens the database, loads keys and
+trust, and returns a WSGI application with everything it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError, Settings
+from gateway.domain.model import Actor, CredentialKind
+from gateway.services.actors import ActorFactory
+from gateway.services.insurers import InsurerService
+from gateway.services.ports import PopulationRegistry
+from gateway.services.registration import RegistrationService
+from gateway.soap.contract import Contract
+from gateway.soap.dispatch import SpyneDispatcher
+from gateway.soap.endpoint import HealthCheck, SoapEndpoint
+from gateway.soap.operations import build_operations
+from gateway.soap.service import build_application
+from gateway.soap.xroad import XRoadHeaders
+from gateway.upstream.population import ZeepPopulationRegistry
+from persistence.db import Database
+from persistence.guard import SqlMessageGuard
+from persistence.message_log import MessageLog
+from persistence.migrate import upgrade
+from signing.identity import IdentityMapping
+from signing.parser import ParserLimits
+from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
+from signing.policy import SecurityPolicy
+from signing.signer import Signer
+from signing.software import SoftwareSigner
+from signing.trust import TrustStore
+from signing.verifier import EnvelopeVerifier, VerifiedMessage
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """This service as an X-Road member (listed by ``listMethods``)."""
+
+    instance: str = "AZ"
+    member_class: str = "GOV"
+    member_code: str = "1500000011"
+    subsystem_code: str = "insured-registration"
+
+
+@dataclass
+class Services:
+    insurers: InsurerService
+    registration: RegistrationService
+    provider: Provider
+    settings: Settings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Gateway:
+    app: SoapEndpoint
+    services: Services
+    database: Database
+    settings: Settings
+    _worker: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start_worker(self) -> None:
+        """Finish SUBMITTED applications in the background (the registry was down)."""
+        def loop() -> None:
+            while not self._stop.wait(self.settings.retry_submitted_every_seconds):
+                try:
+                    n = self.services.registration.finish_submitted()
+                    if n:
+                        log.info("finished %d submitted application(s)", n)
+                except Exception:  # noqa: BLE001 - keep the worker alive; the next round retries
+                    log.exception("finishing submitted applications failed")
+
+        self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
+        self._worker.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+        self.database.dispose()
+
+
+def load_signer(settings: Settings) -> Signer:
+    """The gateway's own key for signing responses: a PKCS#11 token or a key file."""
+    if settings.pkcs11_module:
+        return Pkcs11Signer(Pkcs11Config(
+            module_path=settings.pkcs11_module,
+            token_label=settings.pkcs11_token_label,
+            token_serial=None,
+            key_label=settings.pkcs11_key_label,
+            pin_env=settings.pkcs11_pin_env,
+        ))
+    key = settings.signing_key_file
+    if key is None:
+        raise ConfigError("no signing key: set signing_key_file (+ signing_cert_file) or pkcs11_*")
+    import os
+
+    password_text = os.environ.get(settings.signing_key_password_env)
+    password = password_text.encode() if password_text else None
+    if key.suffix.lower() in (".p12", ".pfx"):
+        return SoftwareSigner.from_pkcs12(key, password)
+    assert settings.signing_cert_file is not None
+    return SoftwareSigner.from_pem(key, settings.signing_cert_file, password=password)
+
+
+def policy_for(settings: Settings) -> SecurityPolicy:
+    return SecurityPolicy(
+        max_timestamp_lifetime=timedelta(seconds=settings.max_timestamp_lifetime_seconds),
+        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        min_rsa_bits=settings.min_rsa_bits,
+    )
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    registry: PopulationRegistry | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    migrate: bool = True,
+) -> Gateway:
+    if not settings.trust_anchors:
+        raise ConfigError("trust_anchors is empty: no certificate would ever be trusted")
+    url = settings.effective_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        upgrade(url)
+    database = Database(url)
+    uow = database.unit_of_work
+    if registry is None:
+        if not settings.population_url:
+            raise ConfigError("population_url is empty")
+        registry = ZeepPopulationRegistry(
+            settings.contract_dir / "wsdl" / "upstream" / "population-registry.wsdl",
+            settings.population_url,
+            timeout=settings.upstream_timeout_seconds,
+            retries=settings.upstream_retries,
+        )
+    trust = TrustStore.from_paths(
+        list(settings.trust_anchors), list(settings.crls), require_crl=settings.require_crl,
+    )
+    verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
+    mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
+    actors = ActorFactory(mapping, settings.trusted_systems)
+
+    def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
+        return actors.from_certificate(
+            verified.certificate, operation=operation, user_id=headers.user_id,
+            kind=CredentialKind.CARD,
+        )
+
+    services = Services(
+        insurers=InsurerService(uow, clock),
+        registration=RegistrationService(uow, registry, clock, settings.max_page_size),
+        provider=Provider(),
+        settings=settings,
+    )
+    contract = Contract(settings.wsdl_path, settings.xsd_dir)
+    endpoint = SoapEndpoint(
+        contract=contract,
+        dispatcher=SpyneDispatcher(build_application()),
+        operations=build_operations(services),
+        verifier=verifier,
+        resolve_actor=resolve_actor,
+        response_signer=load_signer(settings),
+        guard=SqlMessageGuard(database),
+        journal=MessageLog(database),
+        limits=ParserLimits(
+            max_bytes=settings.max_message_bytes,
+            max_depth=settings.max_xml_depth,
+            max_elements=settings.max_xml_elements,
+        ),
+        unsigned_operations=settings.unsigned_operations,
+        idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        public_url=settings.public_url,
+        health_checks=(
+            HealthCheck("database", database.ping),
+            HealthCheck("population-registry", registry.ping),
+        ),
+        clock=clock,
+    )
+    return Gateway(app=endpoint, services=services, database=database, settings=settings)
+
+
+def demo_settings(data_dir: Path, pki_dir: Path, **changes: Any) -> dict[str, Any]:
+    """Settings for the embedded default: the demo PKI as trust list and as our key."""
+    from signing.testpki import init_demo_pki
+
+    pki = init_demo_pki(pki_dir)
+    gw = pki.identity("gateway")
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "trust_anchors": tuple(pki.trust_anchor_paths),
+        "crls": (pki.crl_path,),
+        "signing_key_file": gw.key_path,
+        "signing_cert_file": gw.cert_path,
+        "trusted_systems": ("TINAZ-1500000001",),
+        "demo": True,
+    }
+    values.update(changes)
+    return values

@@ -1,0 +1,228 @@
+"""``dsmf-gateway``: run the gateway, its simulators, migrations and evidence tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError, Settings
+from gateway.domain.errors import GatewayError
+from signing.errors import SigningError
+
+EXAMPLE = """\
+Try it (an ERP-style signed call with the demo director's card, verifying the signed answer):
+  .venv/bin/python -m gateway.client.example --wsdl {wsdl} --pki {pki} --fin 5GH3J7K
+"""
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    config = Path(args.config) if getattr(args, "config", None) else None
+    return Settings.load(config, **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import build_gateway, demo_settings
+    from gateway.soap.simulators.runner import start_simulators
+    from gateway.wsgi_server import serve_in_thread
+    from persistence.seed import load_demo_data
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pki_dir = data_dir / "pki"
+    base = _settings(args, data_dir=data_dir, host=args.host, port=args.port)
+    overrides = demo_settings(data_dir, pki_dir)
+    simulators = None
+    if not base.population_url:
+        simulators = start_simulators(
+            pki_dir, host="127.0.0.1",
+            approve_delay=base.simulator_approve_delay_seconds,
+        )
+        overrides["population_url"] = simulators.population_url
+        overrides["mobile_url"] = simulators.mobile_url
+    if base.trust_anchors:  # an operator-provided trust list wins over the demo PKI
+        for key in ("trust_anchors", "crls", "signing_key_file", "signing_cert_file"):
+            overrides.pop(key, None)
+    settings = base.replace(**overrides)
+    settings.validate()
+    gateway = build_gateway(settings)
+    load_demo_data(gateway.database)
+    gateway.start_worker()
+    server = serve_in_thread(gateway.app, host=settings.host, port=settings.port)
+    wsdl = f"{server.url.rstrip('/')}/soap?wsdl"
+    print(f"DSMF insured-registration gateway on {server.url.rstrip('/')}/soap")
+    print(f"  WSDL:    {wsdl}")
+    print(f"  health:  {server.url.rstrip('/')}/health    metrics: {server.url.rstrip('/')}/metrics")
+    print(f"  data:    {data_dir} (SQLite, demo PKI in {pki_dir})")
+    if simulators is not None:
+        print(f"  population-registry simulator: {simulators.population_url}")
+        print(f"  mobile-signature simulator:    {simulators.mobile_url}")
+    print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
+    print("Ctrl-C stops.", flush=True)
+    _wait_for_signal()
+    server.stop()
+    gateway.close()
+    if simulators is not None:
+        simulators.stop()
+    return 0
+
+
+def cmd_simulators(args: argparse.Namespace) -> int:
+    from gateway.soap.simulators.runner import start_simulators
+    from signing.testpki import init_demo_pki
+
+    pki_dir = Path(args.pki_dir).resolve()
+    init_demo_pki(pki_dir)
+    sims = start_simulators(
+        pki_dir, host=args.host, population_port=args.population_port,
+        mobile_port=args.mobile_port,
+    )
+    print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url})")
+    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})", flush=True)
+    _wait_for_signal()
+    sims.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from persistence.migrate import current_revision, upgrade
+
+    settings = _settings(args, database_url=args.database_url)
+    url = settings.effective_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(url)
+    print(f"database at revision {current_revision(url)}")
+    return 0
+
+
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    from signing.testpki import init_demo_pki
+
+    pki = init_demo_pki(Path(args.directory))
+    print(f"demo PKI in {pki.directory}: trust anchors "
+          + ", ".join(str(p) for p in pki.trust_anchor_paths))
+    for name, identity in pki.identities.items():
+        print(f"  {name:14} {identity.cert_path.name:24} FIN={identity.fin or '-'} "
+              f"VÖEN={identity.voen or '-'} seal={identity.seal}")
+    return 0
+
+
+def cmd_load_insurers(args: argparse.Namespace) -> int:
+    from persistence.db import Database
+    from persistence.migrate import upgrade
+    from persistence.seed import load_reference_data
+
+    settings = _settings(args, database_url=args.database_url)
+    url = settings.effective_database_url
+    upgrade(url)
+    db = Database(url)
+    count = load_reference_data(db.unit_of_work, Path(args.file))
+    print(f"loaded {count} insurer(s) from {args.file}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from persistence.db import Database
+    from persistence.message_log import MessageLog
+
+    settings = _settings(args, database_url=args.database_url)
+    log = MessageLog(Database(settings.effective_database_url))
+    if args.action == "verify":
+        report = log.verify_chain()
+        print(json.dumps({"ok": report.ok, "entries": report.entries,
+                          "first_bad_id": report.first_bad_id}))
+        return 0 if report.ok else 1
+    evidence = log.export_evidence(args.message_id)
+    print(json.dumps(evidence, indent=2, default=str))
+    return 0
+
+
+def cmd_finish_submitted(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import build_gateway
+
+    gateway = build_gateway(_settings(args))
+    print(f"finished {gateway.services.registration.finish_submitted(limit=args.limit)}")
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dsmf-gateway", description=__doc__)
+    p.add_argument("--config", help="TOML configuration file (also DSMF_CONFIG)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="the embedded default: SQLite, simulators, demo PKI")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--data-dir", default="var")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("simulators", help="the upstream simulators alone")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--population-port", type=int, default=8081)
+    s.add_argument("--mobile-port", type=int, default=8082)
+    s.add_argument("--pki-dir", default="var/pki")
+    s.set_defaults(func=cmd_simulators)
+
+    s = sub.add_parser("migrate", help="create or upgrade the database schema")
+    s.add_argument("--database-url")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("pki", help="demo PKI")
+    pki_sub = s.add_subparsers(dest="pki_command", required=True)
+    s2 = pki_sub.add_parser("init", help="build (or reuse) the demo PKI in DIR")
+    s2.add_argument("directory")
+    s2.set_defaults(func=cmd_pki_init)
+
+    s = sub.add_parser("load-insurers", help="load local offices and insurers (JSON or CSV)")
+    s.add_argument("file")
+    s.add_argument("--database-url")
+    s.set_defaults(func=cmd_load_insurers)
+
+    s = sub.add_parser("log", help="the hash-chained message log")
+    s.add_argument("action", choices=["verify", "export"])
+    s.add_argument("message_id", nargs="?")
+    s.add_argument("--database-url")
+    s.set_defaults(func=cmd_log)
+
+    s = sub.add_parser("finish-submitted", help="finish applications accepted while upstream "
+                                                 "was down")
+    s.add_argument("--limit", type=int, default=100)
+    s.set_defaults(func=cmd_finish_submitted)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # spyne logs every exception our operations raise; we answer them as faults ourselves.
+    logging.getLogger("spyne").setLevel(logging.CRITICAL)
+    if args.command == "log" and args.action == "export" and not args.message_id:
+        print("log export needs a message id", file=sys.stderr)
+        return 2
+    try:
+        result: int = args.func(args)
+        return result
+    except (ConfigError, GatewayError, SigningError) as exc:
+        print(f"dsmf-gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

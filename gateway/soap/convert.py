@@ -1,0 +1,159 @@
+"""Conversions between the contract's spyne models and the domain's dataclasses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.domain import model as dm
+from gateway.domain.values import Address, Contacts
+from gateway.soap import models as m
+
+
+def to_address(value: Any) -> Address | None:
+    if value is None:
+        return None
+    return Address(
+        region=value.region,
+        city_or_district=value.cityOrDistrict,
+        street=value.street,
+        house=value.house,
+        apartment=value.apartment,
+        postal_code=value.postalCode,
+    )
+
+
+def from_address(value: Address | None) -> m.Address | None:
+    if value is None:
+        return None
+    return m.Address(
+        region=value.region,
+        cityOrDistrict=value.city_or_district,
+        street=value.street,
+        house=value.house,
+        apartment=value.apartment,
+        postalCode=value.postal_code,
+    )
+
+
+def to_contacts(value: Any) -> Contacts | None:
+    if value is None:
+        return None
+    return Contacts(
+        mobile_phone=value.mobilePhone, landline_phone=value.landlinePhone, email=value.email
+    )
+
+
+def from_contacts(value: Contacts | None) -> m.Contacts | None:
+    if value is None:
+        return None
+    return m.Contacts(
+        mobilePhone=value.mobile_phone, landlinePhone=value.landline_phone, email=value.email
+    )
+
+
+def from_person(person: dm.PersonRecord | None) -> m.Person | None:
+    if person is None:
+        return None
+    doc = person.document
+    return m.Person(
+        fin=person.fin,
+        surname=person.surname,
+        name=person.name,
+        patronymic=person.patronymic,
+        birthDate=person.birth_date,
+        birthPlace=person.birth_place,
+        sex=person.sex.value,
+        citizenship=person.citizenship,
+        document=m.IdentityDocument(
+            documentType=doc.document_type.value,
+            series=doc.series,
+            number=doc.number,
+            issueDate=doc.issue_date,
+            issuer=doc.issuer,
+            expiryDate=doc.expiry_date,
+        ),
+    )
+
+
+def utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def application_result(app: dm.Application, message: str | None = None) -> m.ApplicationResult:
+    return m.ApplicationResult(
+        applicationId=app.application_id,
+        status=app.status.value,
+        ssn=app.ssn,
+        ssnDate=app.ssn_date,
+        message=message,
+    )
+
+
+def application_summary(app: dm.Application) -> m.ApplicationSummary:
+    person = app.person
+    return m.ApplicationSummary(
+        applicationId=app.application_id,
+        applicationType=app.application_type.value,
+        fin=app.fin,
+        surname=person.surname if person else None,
+        name=person.name if person else None,
+        patronymic=person.patronymic if person else None,
+        ssn=app.ssn,
+        ssnDate=app.ssn_date,
+        applicationDate=app.created_at.date(),
+        status=app.status.value,
+        certificateStatus=app.certificate_status.value,
+    )
+
+
+def application_detail(app: dm.Application) -> m.ApplicationDetail:
+    signed = app.signed_by
+    return m.ApplicationDetail(
+        summary=application_summary(app),
+        documentType=app.document_type.value,
+        registrationAddress=from_address(app.registration_address),
+        actualAddressDiffers=app.actual_address_differs,
+        actualAddress=from_address(app.actual_address),
+        contacts=from_contacts(app.contacts),
+        signedBy=m.Signatory(
+            fin=signed.fin,
+            name=signed.name,
+            credentialType=(
+                dm.AuthorityType.E_SIGNATURE_CARD.value
+                if not signed.credential.startswith("+")
+                else dm.AuthorityType.ASAN_IMZA.value
+            ),
+            credential=signed.credential,
+        ) if signed is not None and signed.fin else None,
+        draftReason=app.draft_reason,
+        person=from_person(app.person),
+    )
+
+
+def status_change(change: dm.StatusChange) -> m.StatusChange:
+    return m.StatusChange(
+        status=change.status.value, at=utc(change.at), actorFin=change.actor_fin, note=change.note
+    )
+
+
+def authority(a: dm.Authority, eservice_name: str, today: Any) -> m.Authority:
+    return m.Authority(
+        authorityId=a.authority_id,
+        eServiceCode=a.eservice_code,
+        eServiceName=eservice_name,
+        authorityType=a.authority_type.value,
+        cardNumber=a.card_number,
+        asanPhone=a.asan_phone,
+        fin=a.fin,
+        surname=a.surname,
+        name=a.name,
+        patronymic=a.patronymic,
+        validFrom=a.valid_from,
+        validTo=a.valid_to,
+        state=a.state(today).value,
+        grantedAt=utc(a.granted_at),
+        grantedByFin=a.granted_by_fin,
+        revokedAt=utc(a.revoked_at) if a.revoked_at else None,
+        revokedByFin=a.revoked_by_fin,
+    )

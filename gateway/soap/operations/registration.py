@@ -1,0 +1,95 @@
+"""§3.1 Initial registration (İlkin uçot) and §3.2 correction (Düzəliş)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.domain.values import DocumentType
+from gateway.services.registration import PersonFound, RegistrationData
+from gateway.soap import convert
+from gateway.soap import models as m
+from gateway.soap.endpoint import Operation, RequestScope
+
+
+def registration_data(request: Any) -> RegistrationData:
+    return RegistrationData(
+        document_type=DocumentType(request.documentType),
+        fin=request.fin,
+        registration_address=convert.to_address(request.registrationAddress),
+        actual_address_differs=bool(request.actualAddressDiffers),
+        actual_address=convert.to_address(request.actualAddress),
+        contacts=convert.to_contacts(request.contacts),
+    )
+
+
+def operations(services: Any) -> dict[str, Operation]:
+    reg = services.registration
+
+    def find_person(scope: RequestScope, request: Any) -> m.FindPersonResponse:
+        found = reg.find_person(
+            scope.actor, request.voen, DocumentType(request.documentType), request.fin
+        )
+        if isinstance(found, PersonFound):
+            return m.FindPersonResponse(
+                outcome="FOUND",
+                person=convert.from_person(found.person),
+                registrationAddress=convert.from_address(found.person.registration_address),
+            )
+        insured = found.insured
+        return m.FindPersonResponse(
+            outcome="SSN_EXISTS",
+            existingInsured=m.ExistingInsured(
+                surname=insured.surname, name=insured.name, patronymic=insured.patronymic,
+                ssn=insured.ssn,
+            ),
+        )
+
+    def save_draft(scope: RequestScope, request: Any) -> m.SaveDraftResponse:
+        app = reg.save_draft(
+            scope.actor, request.voen, registration_data(request), request.applicationId
+        )
+        return m.SaveDraftResponse(
+            applicationId=app.application_id, status=app.status.value,
+            savedAt=scope.received_at,
+        )
+
+    def delete_draft(scope: RequestScope, request: Any) -> m.DeleteDraftResponse:
+        reg.delete_draft(scope.actor, request.voen, request.applicationId)
+        return m.DeleteDraftResponse(applicationId=request.applicationId, deleted=True)
+
+    def submit(scope: RequestScope, request: Any) -> m.SubmitRegistrationResponse:
+        if request.applicationId is not None:
+            app = reg.submit(scope.actor, request.voen, application_id=request.applicationId)
+        else:
+            if request.documentType is None or request.fin is None:
+                from gateway.domain.errors import ValidationFailed
+
+                raise ValidationFailed(
+                    "give either an applicationId of a draft or documentType and fin",
+                    code="Client.Validation.Application",
+                )
+            app = reg.submit(scope.actor, request.voen, data=registration_data(request))
+        return m.SubmitRegistrationResponse(result=convert.application_result(app))
+
+    def confirm(scope: RequestScope, request: Any) -> m.ConfirmDraftResponse:
+        app = reg.submit(scope.actor, request.voen, application_id=request.applicationId)
+        return m.ConfirmDraftResponse(result=convert.application_result(app))
+
+    def correct(scope: RequestScope, request: Any) -> m.SubmitCorrectionResponse:
+        app = reg.correct(
+            scope.actor, request.voen, request.fin,
+            convert.to_address(request.actualAddress), convert.to_contacts(request.contacts),
+        )
+        return m.SubmitCorrectionResponse(
+            applicationId=app.application_id, status=app.status.value,
+            correctedAt=convert.utc(app.created_at),
+        )
+
+    return {
+        "FindPerson": find_person,
+        "SaveDraft": save_draft,
+        "DeleteDraft": delete_draft,
+        "SubmitRegistration": submit,
+        "ConfirmDraft": confirm,
+        "SubmitCorrection": correct,
+    }
