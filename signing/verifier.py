@@ -1,0 +1,744 @@
+"""Verifying signed SOAP envelopes (WS-Security) and signed standalone documents.
+
+A lean verifier over lxml's exclusive C14N and ``cryptography``: it re-serialises nothing, looks
+nothing up twice, and runs in the order of DESIGN §2, each step refusing with its own error:
+
+1. **structure** — the envelope is SOAP 1.1 with exactly one Header and one Body (its direct
+   children, nothing else there), one ``wsse:Security`` in the Header, one ``ds:Signature`` in the
+   whole document and that one a child of ``wsse:Security``; every ``Id``/``ID``/``wsu:Id``/
+   ``xml:id`` value unique; the references are *exactly* the Body, the Timestamp and the present
+   X-Road headers the policy names, each found only at its pinned place by ``wsu:Id``
+   (:class:`SignatureWrapping`); only the policy's algorithms (:class:`AlgorithmNotAllowed`) and
+   transforms, no ``Manifest``/``Object``/``RetrievalMethod``/XSLT/XPath
+   (:class:`TransformNotAllowed`); a well-formed Security header with a timestamp and an X.509
+   token that ``KeyInfo`` points to (:class:`SecurityHeaderMalformed`, :class:`SignatureMissing`);
+2. **certificate** — the token's path to the trust list at the verification time
+   (:class:`~signing.errors.CertificateError` subclasses, from the trust store);
+3. **cryptography** — key strength (:class:`WeakKey`), the signature over the canonical
+   ``SignedInfo``, then each reference's digest over the element found in step 1
+   (:class:`SignatureInvalid`);
+4. **freshness** — ``Created``/``Expires`` against the clock with the policy's skew and maximum
+   lifetime (:class:`TimestampInFuture`, :class:`TimestampExpired`);
+5. **replay** — the signed X-Road ``id`` in the replay cache (:class:`ReplayDetected`).
+
+What the caller gets back (:class:`VerifiedMessage`) holds the very elements whose digests were
+checked — never a second lookup in a tree an attacker shaped — so "trust only what ``verify``
+returns" is the whole rule for the gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree
+
+from signing import ns
+from signing.algorithms import (
+    ALLOWED_CURVES,
+    DigestMethod,
+    KeyAlgorithm,
+    SignatureMethod,
+    ecdsa_raw_to_der,
+)
+from signing.errors import (
+    AlgorithmNotAllowed,
+    ReplayDetected,
+    SecurityHeaderMalformed,
+    SignatureInvalid,
+    SignatureMissing,
+    SignatureWrapping,
+    TimestampExpired,
+    TimestampInFuture,
+    TransformNotAllowed,
+    WeakKey,
+)
+from signing.parser import canonicalize
+from signing.policy import SecurityPolicy
+from signing.wsse import enveloped_canonical
+
+__all__ = [
+    "CertificateValidator",
+    "EnvelopeVerifier",
+    "InMemoryReplayCache",
+    "ReplayCache",
+    "VerifiedDocument",
+    "VerifiedMessage",
+]
+
+# --- ports -------------------------------------------------------------------------------------
+
+
+class CertificateValidator(Protocol):
+    """What the verifier needs of :class:`signing.trust.TrustStore`."""
+
+    def validate(
+        self,
+        certificate: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        at: datetime,
+    ) -> object:
+        """Return the validated path or raise a :class:`~signing.errors.CertificateError`."""
+        ...
+
+
+class ReplayCache(Protocol):
+    """Remembers message ids until they expire (the database table in production)."""
+
+    def remember(self, message_id: str, expires_at: datetime) -> bool:
+        """Record ``message_id``; True if it is new, False if it was seen before."""
+        ...
+
+
+class InMemoryReplayCache:
+    """A process-local :class:`ReplayCache` for tests and single-process tools."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
+        self._seen: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, message_id: str, expires_at: datetime) -> bool:
+        with self._lock:
+            now = self._clock()
+            if len(self._seen) > 10_000:
+                self._seen = {k: v for k, v in self._seen.items() if v >= now}
+            previous = self._seen.get(message_id)
+            if previous is not None and previous >= now:
+                return False
+            self._seen[message_id] = expires_at
+            return True
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedMessage:
+    """A verified envelope. Use only these elements: they are the ones that were digested.
+
+    Attributes:
+        envelope: the whole envelope (for logging and the message log, not for reading data).
+        body: the signed ``soap:Body``.
+        signed_headers: X-Road header local name → the signed header element.
+        certificate: the signer's certificate (validated against the trust list).
+        intermediates: the other X.509 tokens the message carried.
+        signed_at: the signed ``wsu:Created``.
+        message_id: the signed X-Road ``id`` header's text, if present.
+        expires_at: the signed ``wsu:Expires``.
+        signature_method: the signature algorithm that was verified.
+    """
+
+    envelope: etree._Element
+    body: etree._Element
+    signed_headers: Mapping[str, etree._Element]
+    certificate: x509.Certificate
+    intermediates: tuple[x509.Certificate, ...]
+    signed_at: datetime
+    message_id: str | None
+    expires_at: datetime | None = None
+    signature_method: SignatureMethod | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedDocument:
+    """A verified standalone document: ``document`` is the signed root element."""
+
+    document: etree._Element
+    certificate: x509.Certificate
+    intermediates: tuple[x509.Certificate, ...]
+    signature_method: SignatureMethod
+    verified_at: datetime
+
+
+# --- the parts read from a Signature -----------------------------------------------------------
+
+
+@dataclass
+class _Reference:
+    uri: str
+    digest_method: DigestMethod
+    digest_value: bytes
+    inclusive_prefixes: tuple[str, ...]
+    enveloped: bool
+    target: etree._Element | None = None
+
+
+@dataclass
+class _Signature:
+    element: etree._Element
+    signed_info: etree._Element
+    method: SignatureMethod
+    c14n_prefixes: tuple[str, ...]
+    value: bytes
+    key_info: etree._Element | None
+    references: list[_Reference] = field(default_factory=list)
+
+
+_NCNAME_REF = re.compile(r"#([A-Za-z_][A-Za-z0-9_.\-]*)")
+_XS_DATETIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})"
+)
+_ID_ATTRIBUTES = etree.XPath("//@*[local-name()='Id' or local-name()='ID'] | //@xml:id")
+_PREFIX_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+_XSLT = "http://www.w3.org/TR/1999/REC-xslt-19991116"
+_XPATH = "http://www.w3.org/TR/1999/REC-xpath-19991116"
+_HMAC_MARKERS = ("hmac",)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EnvelopeVerifier:
+    """Verifies signed envelopes and documents against one trust list and one policy.
+
+    Thread-safe and stateless apart from the replay cache; build one at start-up.
+    """
+
+    def __init__(
+        self,
+        trust: CertificateValidator,
+        policy: SecurityPolicy | None = None,
+        replay: ReplayCache | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._trust = trust
+        self._policy = policy if policy is not None else SecurityPolicy()
+        self._replay = replay
+        self._clock = clock
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        return self._policy
+
+    # --- envelopes ---------------------------------------------------------------------------
+
+    def verify(self, envelope: etree._Element) -> VerifiedMessage:
+        """Verify a signed SOAP 1.1 envelope; refuse it with a specific error otherwise."""
+        policy = self._policy
+        # 1. structure
+        header, body = self._envelope_parts(envelope)
+        security = self._security_header(envelope, header)
+        signature_el = self._single_signature(envelope, parent=security)
+        ids = _wsu_id_index(envelope)
+        sig = _read_signature(signature_el, policy, document=False)
+        timestamp = _single_child(security, ns.WSU_TIMESTAMP, "wsu:Timestamp")
+        xroad = _xroad_headers(header, policy.required_header_refs)
+        expected: dict[str, tuple[str, etree._Element]] = {}
+        for role, element in (("Body", body), ("Timestamp", timestamp), *xroad.items()):
+            element_id = element.get(ns.WSU_ID)
+            if not element_id:
+                raise SignatureWrapping(f"{role} carries no wsu:Id, so it cannot be signed")
+            expected[element_id] = (role, element)
+        seen: set[str] = set()
+        for ref in sig.references:
+            match = _NCNAME_REF.fullmatch(ref.uri)
+            if match is None:
+                raise SignatureWrapping(f"reference {ref.uri!r} is not a same-document #id")
+            target_id = match.group(1)
+            if target_id in seen:
+                raise SignatureWrapping(f"element #{target_id} is referenced twice")
+            seen.add(target_id)
+            if target_id not in expected or ids.get(target_id) is not expected[target_id][1]:
+                raise SignatureWrapping(
+                    f"reference #{target_id} is not the Body, the Timestamp or a signed header"
+                )
+            ref.target = expected[target_id][1]
+        missing = sorted(role for eid, (role, _) in expected.items() if eid not in seen)
+        if missing:
+            raise SignatureWrapping(f"not covered by the signature: {', '.join(missing)}")
+        certificate, intermediates = _token_certificates(security, sig.key_info, ids)
+        created, expires = _read_timestamp(timestamp)
+
+        # 2. certificate path
+        now = self._now()
+        self._trust.validate(certificate, intermediates, at=now)
+        # 3. cryptography
+        _check_signature(sig, certificate, policy)
+        # 4. freshness
+        skew = policy.clock_skew
+        if created > now + skew:
+            raise TimestampInFuture(f"the timestamp was created in the future ({created})")
+        if expires < now - skew:
+            raise TimestampExpired(f"the timestamp expired at {expires}")
+        if expires - created > policy.max_timestamp_lifetime:
+            raise TimestampExpired(
+                f"timestamp lifetime {expires - created} exceeds {policy.max_timestamp_lifetime}"
+            )
+        # 5. replay
+        id_header = xroad.get("id")
+        message_id = _text_of(id_header).strip() if id_header is not None else None
+        if self._replay is not None and message_id:
+            if not self._replay.remember(message_id, expires + skew):
+                raise ReplayDetected(f"message id {message_id!r} was already received")
+        return VerifiedMessage(
+            envelope=envelope,
+            body=body,
+            signed_headers=MappingProxyType(dict(xroad)),
+            certificate=certificate,
+            intermediates=intermediates,
+            signed_at=created,
+            message_id=message_id,
+            expires_at=expires,
+            signature_method=sig.method,
+        )
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def verify_document(
+        self, element: etree._Element, *, at: datetime | None = None
+    ) -> VerifiedDocument:
+        """Verify an enveloped signature over the standalone document rooted at ``element``.
+
+        The one ``ds:Signature`` must be a direct child of ``element`` with one reference to the
+        whole document (``URI=""`` or ``#`` + the root's id), transforms enveloped-signature then
+        exclusive C14N, and the signer's certificate in ``KeyInfo/X509Data``. The certificate
+        is validated at ``at`` (default: now) — pass the time of receipt for a stored document.
+        """
+        policy = self._policy
+        signature_el = self._single_signature(element, parent=None)
+        ids = _all_id_index(element)
+        sig = _read_signature(signature_el, policy, document=True)
+        if signature_el.getparent() is not element:
+            raise SignatureWrapping("the signature is not a direct child of the signed document")
+        if len(sig.references) != 1:
+            raise SignatureWrapping("a document signature has exactly one reference")
+        ref = sig.references[0]
+        root_ids = {str(v) for k, v in element.attrib.items() if _is_id_attribute(str(k))}
+        if ref.uri != "":
+            match = _NCNAME_REF.fullmatch(ref.uri)
+            if match is None:
+                raise SignatureWrapping(f"reference {ref.uri!r} is not a same-document #id")
+            if match.group(1) not in root_ids or ids.get(match.group(1)) is not element:
+                raise SignatureWrapping(f"reference {ref.uri!r} is not the signed document")
+        if not ref.enveloped:
+            raise SignatureInvalid("an enveloped signature needs the enveloped-signature transform")
+        ref.target = element
+        certificate, intermediates = _x509_data_certificates(sig.key_info)
+
+        when = at if at is not None else self._now()
+        self._trust.validate(certificate, intermediates, at=when)
+        _check_signature(sig, certificate, policy, enveloped_in=element)
+        return VerifiedDocument(element, certificate, intermediates, sig.method, when)
+
+    # --- structural pieces -------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the verifier's clock must return timezone-aware datetimes")
+        return now
+
+    @staticmethod
+    def _envelope_parts(envelope: etree._Element) -> tuple[etree._Element, etree._Element]:
+        if envelope.tag != ns.SOAP_ENVELOPE:
+            raise SecurityHeaderMalformed("not a SOAP 1.1 Envelope")
+        children = [c for c in envelope if isinstance(c.tag, str)]
+        headers = [c for c in children if c.tag == ns.SOAP_HEADER]
+        bodies = [c for c in children if c.tag == ns.SOAP_BODY]
+        if not headers:
+            raise SignatureMissing("the envelope has no SOAP Header, so no WS-Security signature")
+        if (
+            len(headers) > 1
+            or len(bodies) != 1
+            or len(children) != 2
+            or children[0] is not headers[0]
+        ):
+            raise SignatureWrapping("the envelope must be exactly one Header followed by one Body")
+        if sum(1 for _ in envelope.iter(ns.SOAP_BODY)) != 1:
+            raise SignatureWrapping("a second soap:Body is nested in the envelope")
+        return headers[0], bodies[0]
+
+    @staticmethod
+    def _security_header(envelope: etree._Element, header: etree._Element) -> etree._Element:
+        found = [c for c in header if c.tag == ns.WSSE_SECURITY]
+        if not found:
+            raise SignatureMissing("no wsse:Security header")
+        if len(found) > 1 or sum(1 for _ in envelope.iter(ns.WSSE_SECURITY)) != 1:
+            raise SignatureWrapping("more than one wsse:Security element")
+        return found[0]
+
+    @staticmethod
+    def _single_signature(root: etree._Element, *, parent: etree._Element | None) -> etree._Element:
+        signatures = list(root.iter(ns.DS_SIGNATURE))
+        if not signatures:
+            raise SignatureMissing("no ds:Signature")
+        if len(signatures) > 1:
+            raise SignatureWrapping("more than one ds:Signature")
+        if parent is not None and signatures[0].getparent() is not parent:
+            raise SignatureWrapping("the ds:Signature is not a child of wsse:Security")
+        return signatures[0]
+
+
+def _xroad_headers(header: etree._Element, required: frozenset[str]) -> dict[str, etree._Element]:
+    """The X-Road headers (direct children of Header) that must be signed, by local name."""
+    found: dict[str, etree._Element] = {}
+    for child in header:
+        if not isinstance(child.tag, str) or not child.tag.startswith("{" + ns.XRD + "}"):
+            continue
+        local = child.tag[len(ns.XRD) + 2 :]
+        if local in found:
+            raise SignatureWrapping(f"X-Road header {local!r} appears twice")
+        found[local] = child
+    return {local: el for local, el in found.items() if local in required}
+
+
+# --- reading a ds:Signature (no cryptography yet) -------------------------------------------
+
+
+def _element_children(element: etree._Element) -> list[etree._Element]:
+    return [c for c in element if isinstance(c.tag, str)]
+
+
+def _single_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
+    found = [c for c in parent if c.tag == tag]
+    if not found:
+        raise SecurityHeaderMalformed(f"{what} is missing")
+    if len(found) > 1:
+        raise SignatureWrapping(f"more than one {what}")
+    return found[0]
+
+
+def _text_of(element: etree._Element) -> str:
+    return element.text or ""
+
+
+def _pure_text(element: etree._Element, what: str) -> str:
+    """The text of a value element that must hold nothing but text (no comments, no children).
+
+    A comment inside ``DigestValue`` is the CVE-2025-29774 trick: a reader taking the first
+    text node gets a different value than the canonical form the signer signed.
+    """
+    if len(element):
+        raise SecurityHeaderMalformed(f"{what} must contain only text (found a comment or element)")
+    return element.text or ""
+
+
+def _base64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SecurityHeaderMalformed(f"{what} is not valid base64") from exc
+
+
+def _algorithm(element: etree._Element, what: str) -> str:
+    algorithm = element.get("Algorithm")
+    if not algorithm:
+        raise SecurityHeaderMalformed(f"{what} has no Algorithm")
+    return algorithm
+
+
+def _inclusive_prefixes(element: etree._Element, what: str) -> tuple[str, ...]:
+    prefixes: tuple[str, ...] = ()
+    children = _element_children(element)
+    for child in children:
+        if child.tag != ns.EC_INCLUSIVE_NAMESPACES or len(children) > 1:
+            raise TransformNotAllowed(f"{what} has unexpected parameters ({child.tag})")
+        tokens = tuple((child.get("PrefixList") or "").split())
+        if "#default" in tokens:
+            raise TransformNotAllowed("InclusiveNamespaces '#default' is not supported")
+        if not all(_PREFIX_TOKEN.fullmatch(t) for t in tokens):
+            raise SecurityHeaderMalformed("InclusiveNamespaces PrefixList is not a prefix list")
+        prefixes = tokens
+    return prefixes
+
+
+def _read_signature(
+    signature: etree._Element, policy: SecurityPolicy, *, document: bool
+) -> _Signature:
+    children = _element_children(signature)
+    tags = [c.tag for c in children]
+    if ns.DS_OBJECT in tags:
+        raise TransformNotAllowed("ds:Object (enveloping content) is not accepted")
+    for tag in (ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO):
+        if tags.count(tag) > 1:
+            raise SignatureWrapping(f"more than one {etree.QName(tag).localname} in the Signature")
+    if ns.DS_SIGNED_INFO not in tags:
+        raise SecurityHeaderMalformed("the Signature has no SignedInfo")
+    if ns.DS_SIGNATURE_VALUE not in tags:
+        raise SecurityHeaderMalformed("the Signature has no SignatureValue")
+    if tags not in (
+        [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE],
+        [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO],
+    ):
+        raise SecurityHeaderMalformed("the Signature's children are not SignedInfo, Value, KeyInfo")
+    signed_info = children[0]
+    value = _base64(_pure_text(children[1], "SignatureValue"), "SignatureValue")
+    key_info = children[2] if len(children) == 3 else None
+
+    si_children = _element_children(signed_info)
+    if len(si_children) < 3:
+        raise SecurityHeaderMalformed(
+            "SignedInfo needs CanonicalizationMethod, SignatureMethod, Reference"
+        )
+    c14n_el, method_el, *reference_els = si_children
+    if c14n_el.tag != ns.DS_C14N_METHOD or method_el.tag != ns.DS_SIGNATURE_METHOD:
+        raise SecurityHeaderMalformed(
+            "SignedInfo must start with CanonicalizationMethod, SignatureMethod"
+        )
+    if len(reference_els) > policy.max_references:
+        raise SignatureWrapping(f"more than {policy.max_references} references")
+    if any(r.tag != ns.DS_REFERENCE for r in reference_els):
+        raise SecurityHeaderMalformed("SignedInfo holds something other than References")
+
+    method_uri = _algorithm(method_el, "SignatureMethod")
+    if method_uri not in policy.signature_methods or any(
+        m in method_uri.lower() for m in _HMAC_MARKERS
+    ):
+        raise AlgorithmNotAllowed(f"signature method {method_uri} is not allowed")
+    if _element_children(method_el):
+        raise AlgorithmNotAllowed("SignatureMethod parameters (HMACOutputLength, ...) are refused")
+    c14n_uri = _algorithm(c14n_el, "CanonicalizationMethod")
+    if c14n_uri not in policy.canonicalization_methods:
+        raise AlgorithmNotAllowed(
+            f"canonicalization {c14n_uri} is not allowed (exclusive C14N only)"
+        )
+    sig = _Signature(
+        element=signature,
+        signed_info=signed_info,
+        method=SignatureMethod(method_uri),
+        c14n_prefixes=_inclusive_prefixes(c14n_el, "CanonicalizationMethod"),
+        value=value,
+        key_info=key_info,
+    )
+    allowed = policy.document_transforms if document else policy.transforms
+    for reference in reference_els:
+        sig.references.append(_read_reference(reference, allowed, policy))
+    if key_info is not None and any(True for _ in key_info.iter(ns.DS_RETRIEVAL_METHOD)):
+        raise TransformNotAllowed("KeyInfo RetrievalMethod is not followed")
+    return sig
+
+
+def _read_reference(
+    reference: etree._Element, allowed: frozenset[str], policy: SecurityPolicy
+) -> _Reference:
+    if reference.get("Type") == ns.DS_MANIFEST_TYPE:
+        raise TransformNotAllowed("references to a ds:Manifest are not accepted")
+    uri = reference.get("URI")
+    if uri is None:
+        raise SignatureWrapping("a Reference without URI (the verifier would have to guess)")
+    if uri.startswith("#xpointer("):
+        raise TransformNotAllowed("XPointer references are not accepted")
+    children = _element_children(reference)
+    transforms_el = children[0] if children and children[0].tag == ns.DS_TRANSFORMS else None
+    rest = children[1:] if transforms_el is not None else children
+    if [c.tag for c in rest] != [ns.DS_DIGEST_METHOD, ns.DS_DIGEST_VALUE]:
+        raise SecurityHeaderMalformed("a Reference needs (Transforms?, DigestMethod, DigestValue)")
+
+    transforms: list[str] = []
+    prefixes: tuple[str, ...] = ()
+    if transforms_el is not None:
+        for transform in _element_children(transforms_el):
+            if transform.tag != ns.DS_TRANSFORM:
+                raise SecurityHeaderMalformed("Transforms holds something other than Transform")
+            algorithm = _algorithm(transform, "Transform")
+            if algorithm not in allowed:
+                raise TransformNotAllowed(f"transform {algorithm} is not allowed")
+            if algorithm == ns.EXC_C14N:
+                prefixes = _inclusive_prefixes(transform, "the exclusive C14N transform")
+            elif _element_children(transform):
+                raise TransformNotAllowed(f"transform {algorithm} takes no parameters")
+            transforms.append(algorithm)
+    enveloped = False
+    if transforms[:1] == [ns.ENVELOPED_SIGNATURE]:
+        enveloped = True
+        transforms = transforms[1:]
+    if transforms != [ns.EXC_C14N]:
+        if not transforms:
+            raise AlgorithmNotAllowed("a reference without exclusive C14N implies inclusive C14N")
+        raise TransformNotAllowed(
+            "transforms must be exactly [enveloped-signature,] exclusive C14N"
+        )
+
+    digest_uri = _algorithm(rest[0], "DigestMethod")
+    if digest_uri not in policy.digest_methods:
+        raise AlgorithmNotAllowed(f"digest method {digest_uri} is not allowed")
+    digest_method = DigestMethod(digest_uri)
+    digest_value = _base64(_pure_text(rest[1], "DigestValue"), "DigestValue")
+    if len(digest_value) != digest_method.digest_size:
+        raise SecurityHeaderMalformed("DigestValue has the wrong length for its DigestMethod")
+    return _Reference(uri, digest_method, digest_value, prefixes, enveloped)
+
+
+# --- ids, tokens, timestamps ------------------------------------------------------------------
+
+
+def _is_id_attribute(name: str) -> bool:
+    return name == ns.XML_ID or etree.QName(name).localname in ("Id", "ID")
+
+
+def _id_attributes(root: etree._Element) -> Iterator[tuple[str, etree._Element, str]]:
+    result = _ID_ATTRIBUTES(root)
+    assert isinstance(result, list)
+    for value in result:
+        parent = value.getparent()  # type: ignore[union-attr]
+        name = value.attrname  # type: ignore[union-attr]
+        if isinstance(parent, etree._Element) and isinstance(name, str):
+            yield str(value), parent, name
+
+
+def _unique_ids(root: etree._Element) -> dict[str, tuple[etree._Element, str]]:
+    index: dict[str, tuple[etree._Element, str]] = {}
+    for value, element, name in _id_attributes(root):
+        if value in index:
+            raise SignatureWrapping(f"the id {value!r} is used twice (signature wrapping)")
+        index[value] = (element, name)
+    return index
+
+
+def _wsu_id_index(root: etree._Element) -> dict[str, etree._Element]:
+    """Every id must be unique; only ``wsu:Id`` locates what an envelope reference names."""
+    return {v: el for v, (el, name) in _unique_ids(root).items() if name == ns.WSU_ID}
+
+
+def _all_id_index(root: etree._Element) -> dict[str, etree._Element]:
+    return {v: el for v, (el, _) in _unique_ids(root).items()}
+
+
+def _certificate_from(text: str, what: str) -> x509.Certificate:
+    der = _base64(text, what)
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise SecurityHeaderMalformed(f"{what} is not an X.509 certificate") from exc
+
+
+def _token_certificates(
+    security: etree._Element, key_info: etree._Element | None, ids: Mapping[str, etree._Element]
+) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+    if key_info is None:
+        raise SecurityHeaderMalformed("the Signature has no KeyInfo")
+    ki_children = _element_children(key_info)
+    if len(ki_children) != 1 or ki_children[0].tag != ns.WSSE_STR:
+        raise SecurityHeaderMalformed("KeyInfo must hold one wsse:SecurityTokenReference")
+    str_children = _element_children(ki_children[0])
+    if len(str_children) != 1 or str_children[0].tag != ns.WSSE_REFERENCE:
+        raise SecurityHeaderMalformed("the SecurityTokenReference must hold one wsse:Reference")
+    token_ref = str_children[0]
+    value_type = token_ref.get("ValueType")
+    if value_type not in (None, ns.X509V3):
+        raise SecurityHeaderMalformed(f"token reference ValueType {value_type} is not X509v3")
+    match = _NCNAME_REF.fullmatch(token_ref.get("URI") or "")
+    token = ids.get(match.group(1)) if match else None
+    if token is None or token.tag != ns.WSSE_BST or token.getparent() is not security:
+        raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")
+    tokens = [c for c in security if c.tag == ns.WSSE_BST]
+    certificates: list[x509.Certificate] = []
+    leaf: x509.Certificate | None = None
+    for bst in tokens:
+        if bst.get("ValueType") != ns.X509V3:
+            raise SecurityHeaderMalformed("only X509v3 BinarySecurityTokens are accepted")
+        if bst.get("EncodingType") not in (None, ns.BASE64_BINARY):
+            raise SecurityHeaderMalformed("BinarySecurityToken encoding is not Base64Binary")
+        cert = _certificate_from(_pure_text(bst, "BinarySecurityToken"), "BinarySecurityToken")
+        if bst is token:
+            leaf = cert
+        else:
+            certificates.append(cert)
+    assert leaf is not None
+    return leaf, tuple(certificates)
+
+
+def _x509_data_certificates(
+    key_info: etree._Element | None,
+) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+    if key_info is None:
+        raise SecurityHeaderMalformed("the Signature has no KeyInfo with an X.509 certificate")
+    certificates = [
+        _certificate_from(_pure_text(el, "X509Certificate"), "X509Certificate")
+        for data in key_info
+        if data.tag == ns.DS_X509_DATA
+        for el in data
+        if el.tag == ns.DS_X509_CERTIFICATE
+    ]
+    if not certificates:
+        raise SecurityHeaderMalformed("KeyInfo carries no X509Certificate (bare keys are refused)")
+    issuers = {c.issuer for c in certificates}
+    leaves = [c for c in certificates if c.subject not in issuers or c.subject == c.issuer]
+    leaves = [c for c in leaves if c.subject != c.issuer] or leaves
+    leaf = leaves[0] if len(leaves) == 1 else certificates[0]
+    return leaf, tuple(c for c in certificates if c is not leaf)
+
+
+def _parse_datetime(text: str, what: str) -> datetime:
+    match = _XS_DATETIME.fullmatch(text.strip())
+    if match is None:
+        raise SecurityHeaderMalformed(f"{what} is not an xs:dateTime with a time zone")
+    base, fraction, zone = match.groups()
+    micro = (fraction or "").ljust(6, "0")[:6]
+    try:
+        parsed = datetime.fromisoformat(f"{base}.{micro}{'+00:00' if zone == 'Z' else zone}")
+    except ValueError as exc:
+        raise SecurityHeaderMalformed(f"{what} is not a valid date and time") from exc
+    return parsed.astimezone(UTC)
+
+
+def _read_timestamp(timestamp: etree._Element) -> tuple[datetime, datetime]:
+    created_el = _single_child(timestamp, ns.WSU_CREATED, "wsu:Created")
+    expires_el = _single_child(timestamp, ns.WSU_EXPIRES, "wsu:Expires")
+    created = _parse_datetime(_pure_text(created_el, "wsu:Created"), "wsu:Created")
+    expires = _parse_datetime(_pure_text(expires_el, "wsu:Expires"), "wsu:Expires")
+    if expires <= created:
+        raise SecurityHeaderMalformed("wsu:Expires is not after wsu:Created")
+    return created, expires
+
+
+# --- cryptography -------------------------------------------------------------------------------
+
+
+def _check_signature(
+    sig: _Signature,
+    certificate: x509.Certificate,
+    policy: SecurityPolicy,
+    *,
+    enveloped_in: etree._Element | None = None,
+) -> None:
+    key = certificate.public_key()
+    method = sig.method
+    signed_info = canonicalize(sig.signed_info, sig.c14n_prefixes)
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < policy.min_rsa_bits:
+                raise WeakKey(f"RSA key of {key.key_size} bits (at least {policy.min_rsa_bits})")
+            if method.key_algorithm is not KeyAlgorithm.RSA:
+                raise SignatureInvalid(f"{method.name} does not match the certificate's RSA key")
+            key.verify(sig.value, signed_info, method.rsa_padding(), method.hash_algorithm())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if key.curve.name not in ALLOWED_CURVES:
+                raise AlgorithmNotAllowed(f"EC curve {key.curve.name} is not allowed")
+            if method.key_algorithm is not KeyAlgorithm.EC:
+                raise SignatureInvalid(f"{method.name} does not match the certificate's EC key")
+            size = (key.curve.key_size + 7) // 8
+            if len(sig.value) != 2 * size:
+                raise SignatureInvalid("the ECDSA signature value has the wrong length")
+            der = ecdsa_raw_to_der(sig.value)
+            key.verify(der, signed_info, ec.ECDSA(method.hash_algorithm()))
+        else:
+            raise AlgorithmNotAllowed(f"{type(key).__name__} keys are not accepted")
+    except InvalidSignature as exc:
+        raise SignatureInvalid("the signature value does not match SignedInfo") from exc
+    for ref in sig.references:
+        assert ref.target is not None
+        if ref.enveloped:
+            assert enveloped_in is not None
+            canonical = enveloped_canonical(ref.target, sig.element, ref.inclusive_prefixes)
+        else:
+            canonical = canonicalize(ref.target, ref.inclusive_prefixes)
+        h = hashes.Hash(ref.digest_method.hash_algorithm())
+        h.update(canonical)
+        if not hmac.compare_digest(h.finalize(), ref.digest_value):
+            raise SignatureInvalid(f"the digest of {ref.uri or 'the document'} does not match")
