@@ -23,6 +23,7 @@ Directory layout::
     ca/issuing-ca.pem, .key        trust anchor 2 (issues everything below)
     ca/foreign-root-ca.pem, .key   NOT a trust anchor (issues 'foreign')
     crl/issuing-ca.crl.pem         CRL of the issuing CA, listing 'revoked'
+    crl/root-ca.crl.pem            CRL of the root (empty)
     identities/<name>/key.pem, cert.pem, bundle.p12
 
 SoftHSM2: :func:`load_into_softhsm` puts an identity's key and certificate on a fresh token.
@@ -205,6 +206,9 @@ class TestPki:
     trust_anchor_paths: tuple[Path, ...]
     identities: Mapping[str, IssuedIdentity]
     foreign_root_path: Path = field(default=Path())
+    #: The root CA's CRL (an ARL, empty): needed when only the root is an anchor and the
+    #: issuing CA arrives in the message, so its revocation can be checked too.
+    root_crl_path: Path = field(default=Path())
     created: datetime = field(default=datetime.min.replace(tzinfo=UTC))
 
     def identity(self, name: str) -> IssuedIdentity:
@@ -226,7 +230,12 @@ class TestPki:
         """A :class:`~signing.trust.TrustStore` trusting root + issuing CA, with the CRL."""
         from signing.trust import TrustStore
 
-        return TrustStore.from_paths(self.trust_anchor_paths, [self.crl_path], **options)
+        return TrustStore.from_paths(self.trust_anchor_paths, self.crl_paths, **options)
+
+    @property
+    def crl_paths(self) -> tuple[Path, ...]:
+        """Every CRL of the PKI: the issuing CA's and the root's."""
+        return (self.crl_path, self.root_crl_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +319,7 @@ def build_test_pki(directory: Path, *, now: datetime | None = None) -> TestPki:
     assert revoked_serial is not None
     crl_path = directory / "crl" / "issuing-ca.crl.pem"
     _write_crl(crl_path, issuing, issuing_key, [revoked_serial], now, crl_number=1)
+    _write_crl(directory / "crl" / "root-ca.crl.pem", root, root_key, [], now, crl_number=1)
 
     manifest = {
         "format": _FORMAT,
@@ -362,6 +372,7 @@ def load_test_pki(directory: Path) -> TestPki:
         trust_anchor_paths=(ca_dir / "root-ca.pem", ca_dir / "issuing-ca.pem"),
         identities=MappingProxyType(identities),
         foreign_root_path=ca_dir / "foreign-root-ca.pem",
+        root_crl_path=directory / "crl" / "root-ca.crl.pem",
         created=datetime.fromisoformat(manifest["created"]),
     )
 
@@ -395,13 +406,15 @@ def init_demo_pki(directory: Path, *, now: datetime | None = None) -> TestPki:
 
 
 def refresh_crl(pki: TestPki, *, now: datetime | None = None) -> Path:
-    """Re-sign the issuing CA's CRL (same revoked serials, next CRL number, fresh dates)."""
+    """Re-sign the CAs' CRLs (same revoked serials, next CRL number, fresh dates)."""
     now = _utc(now or datetime.now(UTC)).replace(microsecond=0)
     manifest = _read_manifest(pki.directory)
     issuing_key = _load_ca_key(pki.directory / "ca" / "issuing-ca.key")
+    root_key = _load_ca_key(pki.directory / "ca" / "root-ca.key")
     number = int(manifest.get("crl_number", 1)) + 1
     serials = [int(s, 16) for s in manifest["revoked_serials"]]
     _write_crl(pki.crl_path, pki.issuing, issuing_key, serials, now, crl_number=number)
+    _write_crl(pki.root_crl_path, pki.root, root_key, [], now, crl_number=number)
     manifest["crl_number"] = number
     (pki.directory / MANIFEST_NAME).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8"
@@ -495,7 +508,7 @@ def _subject(spec: IdentitySpec) -> x509.Name:
 def _ee_cert(
     spec: IdentitySpec, key: EeKey, issuer: x509.Certificate, issuer_key: CaKey, now: datetime
 ) -> x509.Certificate:
-    not_before, not_after = now - timedelta(days=1), now + _GOOD_LIFETIME
+    not_before, not_after = now - timedelta(days=30), now + _GOOD_LIFETIME
     if spec.defect is Defect.EXPIRED:
         not_before, not_after = now - timedelta(days=400), now - timedelta(days=35)
     elif spec.defect is Defect.NOT_YET_VALID:

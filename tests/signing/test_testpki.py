@@ -124,6 +124,9 @@ def test_defects_are_what_they_claim(pki: TestPki) -> None:
     revoked = pki.identities["revoked"].certificate.serial_number
     assert crl.get_revoked_certificate_by_serial_number(revoked) is not None
     assert pki.identities["revoked"].defect is Defect.REVOKED
+    root_crl = x509.load_pem_x509_crl(pki.root_crl_path.read_bytes())
+    assert root_crl.is_signature_valid(pki.root.public_key())
+    assert len(root_crl) == 0
 
 
 def test_card_number_is_serial_hex(pki: TestPki) -> None:

@@ -1,0 +1,603 @@
+"""The trust list: which certificates may sign requests, checked against national CAs and CRLs.
+
+Trust comes only from a configured list of anchors -- the national root **and** issuing CAs --
+never from the system store or from certificates inside a message (those only help build a
+path). :meth:`TrustStore.validate` checks, in this order, each failure with its own error:
+
+1. a path from the certificate to an anchor, every signature verified
+   (:class:`~signing.errors.CertificateUntrusted`; also for self-signed or CA leaves);
+2. every certificate on the path valid at the given time
+   (:class:`~signing.errors.CertificateExpired`, :class:`~signing.errors.CertificateNotYetValid`);
+3. issuers are CAs (basicConstraints, keyCertSign, pathLenConstraint) (``CertificateUntrusted``);
+4. the end entity's key usage allows signing: nonRepudiation or digitalSignature
+   (:class:`~signing.errors.KeyUsageNotAllowed`);
+5. key strength: RSA ≥ 2048 bits, EC only on P-256/384/521 (:class:`~signing.errors.WeakKey`);
+6. revocation of every non-anchor certificate by the configured CRLs of its issuer, the CRL's
+   own signature verified (:class:`~signing.errors.CertificateRevoked`; no fresh CRL while
+   ``require_crl`` → :class:`~signing.errors.RevocationUnknown`). Further sources (OCSP) plug in
+   as :class:`RevocationChecker` objects, asked in order; the first definite answer wins.
+
+Why not ``cryptography.x509.verification`` (PolicyBuilder/Store)? It fits path building, but:
+its extension policies (needed to accept qualified certificates carrying only nonRepudiation
+and no clientAuth EKU) exist only from cryptography 45 while we support ≥ 42; it raises one
+opaque ``VerificationError`` whereas each refusal here must map to its own fault code (expired
+vs. untrusted vs. weak key); its Web-PKI profile hard-codes rules national CAs do not all follow;
+and it does no revocation checking. The explicit validation below is short, uses cryptography's
+``verify_directly_issued_by`` for every signature, and reports precisely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from signing.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
+    CertificateRevoked,
+    CertificateUntrusted,
+    ConfigurationError,
+    KeyUsageNotAllowed,
+    RevocationUnknown,
+    SigningError,
+    WeakKey,
+)
+
+log = logging.getLogger(__name__)
+
+#: Key-usage names accepted in configuration → attribute of ``x509.KeyUsage``.
+_KEY_USAGE_ATTRS = {
+    "non_repudiation": "content_commitment",
+    "content_commitment": "content_commitment",
+    "digital_signature": "digital_signature",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# configuration and results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustStoreConfig:
+    """What to trust and how strictly. Paths are files of PEM (one or more) or DER."""
+
+    anchor_paths: tuple[str, ...]
+    crl_paths: tuple[str, ...] = ()
+    require_crl: bool = True
+    min_rsa_bits: int = 2048
+    allowed_curves: tuple[str, ...] = ("secp256r1", "secp384r1", "secp521r1")
+    allowed_key_usages: tuple[str, ...] = ("non_repudiation", "digital_signature")
+    #: A CRL older than this (since thisUpdate) counts as stale even before its nextUpdate.
+    crl_max_age_seconds: int | None = None
+    max_path_length: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("anchor_paths", "crl_paths", "allowed_curves", "allowed_key_usages"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ConfigurationError(f"trust store {name} must be a list of strings")
+            object.__setattr__(self, name, tuple(value))
+        if not self.anchor_paths:
+            raise ConfigurationError("the trust store needs at least one anchor")
+        unknown = sorted(set(self.allowed_key_usages) - set(_KEY_USAGE_ATTRS))
+        if unknown or not self.allowed_key_usages:
+            raise ConfigurationError(
+                f"allowed_key_usages must be among {', '.join(_KEY_USAGE_ATTRS)}"
+            )
+        if self.min_rsa_bits < 1024 or self.max_path_length < 1:
+            raise ConfigurationError("min_rsa_bits ≥ 1024 and max_path_length ≥ 1, please")
+        if self.crl_max_age_seconds is not None and self.crl_max_age_seconds <= 0:
+            raise ConfigurationError("crl_max_age_seconds must be positive")
+
+    @classmethod
+    def from_config(
+        cls, mapping: Mapping[str, Any], *, base_dir: Path | None = None
+    ) -> TrustStoreConfig:
+        """From a configuration mapping; unknown keys are refused. Relative paths are resolved
+        against ``base_dir`` (e.g. the configuration file's directory)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown trust store keys: {', '.join(unknown)}")
+        values = dict(mapping)
+        for key in ("anchor_paths", "crl_paths"):
+            if key in values:
+                paths = values[key]
+                if isinstance(paths, str | Path):
+                    raise ConfigurationError(f"trust store {key} must be a list")
+                values[key] = tuple(
+                    str(base_dir / p) if base_dir is not None and not Path(p).is_absolute()
+                    else str(p)
+                    for p in paths
+                )
+        for key in ("require_crl",):
+            if key in values and not isinstance(values[key], bool):
+                raise ConfigurationError(f"trust store {key} must be true or false")
+        for key in ("min_rsa_bits", "max_path_length", "crl_max_age_seconds"):
+            if key in values and values[key] is not None and (
+                not isinstance(values[key], int) or isinstance(values[key], bool)
+            ):
+                raise ConfigurationError(f"trust store {key} must be an integer")
+        if "anchor_paths" not in values:
+            raise ConfigurationError("trust store anchor_paths is required")
+        return cls(**values)
+
+
+class RevocationStatus(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class RevocationResult:
+    """One checker's answer about one certificate."""
+
+    status: RevocationStatus
+    source: str
+    revoked_at: datetime | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+@runtime_checkable
+class RevocationChecker(Protocol):
+    """A revocation source (CRLs here; OCSP can be plugged in later). Must not raise for
+    "don't know": answer UNKNOWN and let the next checker or ``require_crl`` decide."""
+
+    def check(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
+    ) -> RevocationResult: ...
+
+
+@dataclass(frozen=True)
+class ValidatedPath:
+    """A successful validation: trust only what is in here."""
+
+    certificate: x509.Certificate
+    #: leaf first, ending with the trust anchor
+    path: tuple[x509.Certificate, ...]
+    anchor: x509.Certificate
+    validated_at: datetime
+    revocation: tuple[RevocationResult, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------------------------
+# CRLs
+# --------------------------------------------------------------------------------------------
+
+
+class CrlRevocationChecker:
+    """Revocation by CRL files, reloadable; each CRL's signature is checked against the issuer
+    found on the path (a CRL whose signature fails is ignored and logged)."""
+
+    def __init__(self, crl_paths: Sequence[str | Path], *, max_age: timedelta | None = None):
+        self._paths = tuple(Path(p) for p in crl_paths)
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._by_issuer: dict[x509.Name, tuple[x509.CertificateRevocationList, ...]] = {}
+        self._signature_ok: dict[tuple[bytes, bytes], bool] = {}
+        self.reload()
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return self._paths
+
+    def reload(self) -> None:
+        """Re-read every CRL file (atomically replaces the loaded set)."""
+        by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
+        for path in self._paths:
+            for crl in _load_crls(path):
+                by_issuer.setdefault(crl.issuer, []).append(crl)
+        frozen = {name: tuple(crls) for name, crls in by_issuer.items()}
+        with self._lock:
+            self._by_issuer = frozen
+            self._signature_ok = {}
+
+    def check(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
+    ) -> RevocationResult:
+        source = f"crl:{issuer.subject.rfc4514_string()}"
+        candidates = self._by_issuer.get(issuer.subject, ())
+        if not candidates:
+            return RevocationResult(RevocationStatus.UNKNOWN, source, detail="no CRL of the issuer")
+        if not _may_sign_crls(issuer):
+            return RevocationResult(
+                RevocationStatus.UNKNOWN, source, detail="the issuer may not sign CRLs"
+            )
+        valid = [c for c in candidates if self._signed_by(c, issuer)]
+        if not valid:
+            return RevocationResult(
+                RevocationStatus.UNKNOWN, source, detail="no CRL with a valid signature"
+            )
+        fresh = [c for c in valid if self._is_fresh(c, at)]
+        if not fresh:
+            return RevocationResult(RevocationStatus.UNKNOWN, source, detail="the CRL is stale")
+        crl = max(fresh, key=lambda c: c.last_update_utc)
+        entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+        if entry is None:
+            return RevocationResult(RevocationStatus.GOOD, source)
+        reason = _revocation_reason(entry)
+        revoked_at = entry.revocation_date_utc
+        # Revoked after the time asked about counts as good then -- except for a compromised
+        # key, where the revocation date cannot bound the damage.
+        compromised = reason in ("key_compromise", "ca_compromise")
+        if revoked_at > at and not compromised:
+            return RevocationResult(RevocationStatus.GOOD, source, revoked_at, reason,
+                                    detail="revoked after the validation time")
+        return RevocationResult(RevocationStatus.REVOKED, source, revoked_at, reason)
+
+    def _signed_by(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+        key = (hashlib.sha256(crl.tbs_certlist_bytes + crl.signature).digest(),
+               hashlib.sha256(issuer.tbs_certificate_bytes).digest())
+        known = self._signature_ok.get(key)
+        if known is None:
+            try:
+                known = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            except (TypeError, ValueError, UnsupportedAlgorithm):
+                known = False
+            if not known:
+                log.warning("CRL of %s has an invalid signature; ignored",
+                            crl.issuer.rfc4514_string())
+            self._signature_ok[key] = known
+        return known
+
+    def _is_fresh(self, crl: x509.CertificateRevocationList, at: datetime) -> bool:
+        if crl.next_update_utc is None or crl.next_update_utc < at:
+            return False
+        return self._max_age is None or at - crl.last_update_utc <= self._max_age
+
+
+def _load_crls(path: Path) -> list[x509.CertificateRevocationList]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read CRL {path}: {exc.strerror}") from exc
+    try:
+        if b"-----BEGIN" in data:
+            marker = b"-----BEGIN X509 CRL-----"
+            blocks = [marker + part for part in data.split(marker)[1:]]
+            if not blocks:
+                raise ValueError("no X509 CRL block")
+            return [x509.load_pem_x509_crl(block) for block in blocks]
+        return [x509.load_der_x509_crl(data)]
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not a readable CRL: {exc}") from exc
+
+
+def _revocation_reason(entry: x509.RevokedCertificate) -> str | None:
+    try:
+        return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _may_sign_crls(issuer: x509.Certificate) -> bool:
+    usage = _key_usage(issuer)
+    return usage is None or usage.crl_sign
+
+
+# --------------------------------------------------------------------------------------------
+# the trust store
+# --------------------------------------------------------------------------------------------
+
+
+class TrustStore:
+    """Validates signer certificates against a fixed list of anchors. Thread-safe."""
+
+    def __init__(
+        self,
+        anchors: Sequence[x509.Certificate],
+        config: TrustStoreConfig,
+        *,
+        revocation_checkers: Sequence[RevocationChecker] | None = None,
+    ) -> None:
+        if not anchors:
+            raise ConfigurationError("the trust store needs at least one anchor")
+        for anchor in anchors:
+            if not _is_ca(anchor):
+                raise ConfigurationError(
+                    f"trust anchor {anchor.subject.rfc4514_string()} is not a CA certificate"
+                )
+        self._anchors = tuple(anchors)
+        self._anchors_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for anchor in self._anchors:
+            self._anchors_by_subject.setdefault(anchor.subject, []).append(anchor)
+        self._config = config
+        self._crl_checker: CrlRevocationChecker | None = None
+        if revocation_checkers is None:
+            max_age = (timedelta(seconds=config.crl_max_age_seconds)
+                       if config.crl_max_age_seconds is not None else None)
+            self._crl_checker = CrlRevocationChecker(config.crl_paths, max_age=max_age)
+            revocation_checkers = (self._crl_checker,)
+        else:
+            self._crl_checker = next(
+                (c for c in revocation_checkers if isinstance(c, CrlRevocationChecker)), None
+            )
+        self._checkers = tuple(revocation_checkers)
+        self._usage_attrs = tuple(_KEY_USAGE_ATTRS[u] for u in config.allowed_key_usages)
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TrustStoreConfig,
+        *,
+        revocation_checkers: Sequence[RevocationChecker] | None = None,
+    ) -> TrustStore:
+        anchors = [c for p in config.anchor_paths for c in _load_certificates(Path(p))]
+        return cls(anchors, config, revocation_checkers=revocation_checkers)
+
+    @classmethod
+    def from_paths(
+        cls,
+        anchors: Sequence[str | Path],
+        crls: Sequence[str | Path] = (),
+        *,
+        revocation_checkers: Sequence[RevocationChecker] | None = None,
+        **options: Any,
+    ) -> TrustStore:
+        """Anchors (root and issuing CAs) and CRLs from files; ``options`` are further
+        :class:`TrustStoreConfig` fields (``require_crl=False``, ``min_rsa_bits=3072``, ...)."""
+        config = TrustStoreConfig(
+            anchor_paths=tuple(str(p) for p in anchors),
+            crl_paths=tuple(str(p) for p in crls),
+            **options,
+        )
+        return cls.from_config(config, revocation_checkers=revocation_checkers)
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        return self._anchors
+
+    @property
+    def config(self) -> TrustStoreConfig:
+        return self._config
+
+    def reload_crls(self) -> None:
+        """Re-read the configured CRL files (e.g. after a cron job fetched fresh ones)."""
+        if self._crl_checker is not None:
+            self._crl_checker.reload()
+
+    # --- validation -----------------------------------------------------------------------------
+
+    def validate(
+        self,
+        cert: x509.Certificate,
+        intermediates: Sequence[x509.Certificate] = (),
+        at: datetime | None = None,
+    ) -> ValidatedPath:
+        """Validate ``cert`` at ``at`` (aware datetime; default now) or raise a CertificateError.
+
+        ``intermediates`` (e.g. from the message) only help to find a path; they are never
+        trusted by themselves.
+        """
+        if at is None:
+            at = datetime.now(UTC)
+        elif at.tzinfo is None:
+            raise ConfigurationError("validate() needs an aware datetime")
+        at = at.astimezone(UTC)
+
+        try:
+            path = self._build_path(cert, intermediates)
+            for position, member in enumerate(path):
+                self._check_validity(member, at, is_leaf=position == 0)
+            self._check_ca_constraints(path)
+            self._check_end_entity_usage(cert)
+            for member in path:
+                self._check_key_strength(member, is_leaf=member is cert)
+            revocation = self._check_revocation(path, at)
+        except SigningError:
+            raise
+        except ValueError as exc:
+            # cryptography refuses malformed or duplicate extensions only when they are read.
+            raise CertificateUntrusted(f"malformed certificate on the path: {exc}") from exc
+        return ValidatedPath(
+            certificate=cert, path=tuple(path), anchor=path[-1], validated_at=at,
+            revocation=tuple(revocation),
+        )
+
+    def _build_path(
+        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
+    ) -> list[x509.Certificate]:
+        subject = leaf.subject.rfc4514_string()
+        if _is_ca(leaf):
+            raise CertificateUntrusted(f"{subject} is a CA certificate; CAs do not sign messages")
+        if leaf.issuer == leaf.subject and _signed_by(leaf, leaf):
+            raise CertificateUntrusted(f"{subject} is self-signed")
+        pool: dict[x509.Name, list[x509.Certificate]] = {}
+        for candidate in intermediates:
+            if candidate != leaf and candidate not in self._anchors:
+                pool.setdefault(candidate.subject, []).append(candidate)
+
+        def extend(chain: list[x509.Certificate]) -> list[x509.Certificate] | None:
+            child = chain[-1]
+            for issuer, is_anchor in self._issuer_candidates(child, pool):
+                if issuer in chain or not _signed_by(child, issuer):
+                    continue
+                if is_anchor:
+                    return [*chain, issuer]
+                if len(chain) < self._config.max_path_length:
+                    found = extend([*chain, issuer])
+                    if found is not None:
+                        return found
+            return None
+
+        path = extend([leaf])
+        if path is None:
+            raise CertificateUntrusted(
+                f"no path from {subject} (issuer {leaf.issuer.rfc4514_string()}) "
+                "to a trusted CA"
+            )
+        return path
+
+    def _issuer_candidates(
+        self, child: x509.Certificate, pool: Mapping[x509.Name, list[x509.Certificate]]
+    ) -> Iterable[tuple[x509.Certificate, bool]]:
+        wanted_key_id = _authority_key_id(child)
+        for candidates, is_anchor in (
+            (self._anchors_by_subject.get(child.issuer, []), True),
+            (pool.get(child.issuer, []), False),
+        ):
+            for candidate in candidates:
+                key_id = _subject_key_id(candidate)
+                if wanted_key_id is not None and key_id is not None and key_id != wanted_key_id:
+                    continue
+                yield candidate, is_anchor
+
+    @staticmethod
+    def _check_validity(cert: x509.Certificate, at: datetime, *, is_leaf: bool) -> None:
+        who = "certificate" if is_leaf else "issuing CA certificate"
+        subject = cert.subject.rfc4514_string()
+        if at < cert.not_valid_before_utc:
+            raise CertificateNotYetValid(
+                f"{who} {subject} is valid only from {cert.not_valid_before_utc.isoformat()}"
+            )
+        if at > cert.not_valid_after_utc:
+            raise CertificateExpired(
+                f"{who} {subject} expired on {cert.not_valid_after_utc.isoformat()}"
+            )
+
+    @staticmethod
+    def _check_ca_constraints(path: Sequence[x509.Certificate]) -> None:
+        for depth, ca in enumerate(path[1:]):  # depth = CAs between this one and the leaf
+            subject = ca.subject.rfc4514_string()
+            constraints = _basic_constraints(ca)
+            if constraints is None or not constraints.ca:
+                raise CertificateUntrusted(f"{subject} issued a certificate but is not a CA")
+            if constraints.path_length is not None and depth > constraints.path_length:
+                raise CertificateUntrusted(f"path too long for {subject}'s pathLenConstraint")
+            usage = _key_usage(ca)
+            if usage is not None and not usage.key_cert_sign:
+                raise CertificateUntrusted(f"{subject} may not sign certificates")
+
+    def _check_end_entity_usage(self, cert: x509.Certificate) -> None:
+        usage = _key_usage(cert)
+        allowed = " or ".join(self._config.allowed_key_usages)
+        if usage is None:
+            raise KeyUsageNotAllowed(f"the certificate has no keyUsage (need {allowed})")
+        if not any(getattr(usage, attr) for attr in self._usage_attrs):
+            raise KeyUsageNotAllowed(f"the certificate's keyUsage does not include {allowed}")
+
+    def _check_key_strength(self, cert: x509.Certificate, *, is_leaf: bool) -> None:
+        who = "the certificate" if is_leaf else f"CA {cert.subject.rfc4514_string()}"
+        try:
+            key = cert.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise WeakKey(f"{who} has an unsupported public key") from exc
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < self._config.min_rsa_bits:
+                raise WeakKey(f"{who} has an RSA-{key.key_size} key "
+                              f"(at least {self._config.min_rsa_bits} bits required)")
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if key.curve.name not in self._config.allowed_curves:
+                raise WeakKey(f"{who} uses EC curve {key.curve.name}, which is not allowed")
+        else:
+            raise WeakKey(f"{who} has a {type(key).__name__}; only RSA and EC are allowed")
+
+    def _check_revocation(
+        self, path: Sequence[x509.Certificate], at: datetime
+    ) -> list[RevocationResult]:
+        results: list[RevocationResult] = []
+        for cert, issuer in itertools.pairwise(path):
+            if cert in self._anchors:
+                break  # trusted by configuration from here up
+            answers = []
+            for checker in self._checkers:
+                answer = checker.check(cert, issuer, at)
+                answers.append(answer)
+                if answer.status is not RevocationStatus.UNKNOWN:
+                    break
+            final = answers[-1] if answers else RevocationResult(
+                RevocationStatus.UNKNOWN, "none", detail="no revocation checker configured"
+            )
+            subject = cert.subject.rfc4514_string()
+            if final.status is RevocationStatus.REVOKED:
+                when = final.revoked_at.isoformat() if final.revoked_at else "unknown time"
+                raise CertificateRevoked(
+                    f"{subject} was revoked at {when}"
+                    + (f" ({final.reason})" if final.reason else "")
+                )
+            if final.status is RevocationStatus.UNKNOWN and self._config.require_crl:
+                details = "; ".join(f"{a.source}: {a.detail}" for a in answers) or final.detail
+                raise RevocationUnknown(f"revocation status of {subject} unknown: {details}")
+            results.append(final)
+        return results
+
+    def __repr__(self) -> str:
+        names = ", ".join(a.subject.rfc4514_string() for a in self._anchors)
+        return f"TrustStore(anchors=[{names}], require_crl={self._config.require_crl})"
+
+
+# --------------------------------------------------------------------------------------------
+# certificate helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _load_certificates(path: Path) -> list[x509.Certificate]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read trust anchor {path}: {exc.strerror}") from exc
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} holds no readable certificate: {exc}") from exc
+
+
+def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    constraints = _basic_constraints(cert)
+    return constraints is not None and constraints.ca
+
+
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _authority_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return aki.key_identifier
+
+
+def _subject_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
