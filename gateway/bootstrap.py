@@ -28,7 +28,7 @@ from gateway.soap.service import build_application
 from gateway.soap.xroad import XRoadHeaders
 from gateway.upstream.population import ZeepPopulationRegistry
 from persistence.db import Database
-from persistence.guard import SqlMessageGuard
+from persistence.guard import SqlMessageGuard, ping
 from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
 from signing.identity import IdentityMapping
@@ -79,7 +79,7 @@ class Gateway:
                     n = self.services.registration.finish_submitted()
                     if n:
                         log.info("finished %d submitted application(s)", n)
-                except Exception:  # noqa: BLE001 - keep the worker alive; the next round retries
+                except Exception:
                     log.exception("finishing submitted applications failed")
 
         self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
@@ -186,7 +186,7 @@ def build_gateway(
         idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         public_url=settings.public_url,
         health_checks=(
-            HealthCheck("database", database.ping),
+            HealthCheck("database", lambda: ping(database)),
             HealthCheck("population-registry", registry.ping),
         ),
         clock=clock,

@@ -24,8 +24,6 @@ from typing import Any, Protocol
 
 from lxml import etree
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from signing.verifier import EnvelopeVerifier, VerifiedMessage
-from signing.wsse import sign_envelope
 
 from gateway.domain.errors import GatewayError, ValidationFailed
 from gateway.domain.model import Actor
@@ -36,6 +34,8 @@ from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, request_ha
 from signing.errors import SignatureMissing, SigningError, XmlMalformed, XmlTooLarge
 from signing.parser import ParserLimits, parse_xml, serialize
 from signing.signer import Signer
+from signing.verifier import EnvelopeVerifier, VerifiedMessage
+from signing.wsse import sign_envelope
 
 log = logging.getLogger("gateway.soap")
 
@@ -50,7 +50,7 @@ class MessageGuard(Protocol):
         Raises ReplayDetected for a reused id with other content, or one still in progress."""
         ...
 
-    def complete(self, message_id: str, response: bytes) -> None: ...
+    def complete(self, message_id: str, request_digest: str, response: bytes) -> None: ...
 
 
 class Journal(Protocol):
@@ -229,7 +229,7 @@ class SoapEndpoint:
         headers = XRoadHeaders({})
         operation: str | None = None
         actor: Actor | None = None
-        claimed: str | None = None
+        claimed: tuple[str, str] | None = None
         response: bytes
         try:
             if request is None:
@@ -258,14 +258,15 @@ class SoapEndpoint:
                 actor = self.resolve_actor(verified, headers, operation)
                 message_id = headers.message_id
                 if message_id:
+                    digest = request_hash(request)
                     stored = self.guard.claim(
-                        message_id, request_hash(request), self.clock() + self.idempotency_ttl
+                        message_id, digest, self.clock() + self.idempotency_ttl
                     )
                     if stored is not None:
                         self._log(request, stored, headers, correlation_id, actor, operation)
                         self._observe(operation, "replayed", started)
                         return Outcome("200 OK", stored, operation)
-                    claimed = message_id
+                    claimed = (message_id, digest)
             self.contract.validate(payload)
             scope = RequestScope(
                 operation=operation,
@@ -289,7 +290,10 @@ class SoapEndpoint:
             response = self._fault(info, correlation_id, headers, request)
             status, outcome = "500 Internal Server Error", info.code
         if claimed is not None:
-            self.guard.complete(claimed, response)
+            try:
+                self.guard.complete(*claimed, response)
+            except Exception:
+                log.exception("storing the response for idempotency failed (%s)", correlation_id)
         self._log(request, response, headers, correlation_id, actor, operation)
         self._observe(operation, outcome, started)
         return Outcome(status, response, operation)
