@@ -166,3 +166,53 @@ class UnitOfWorkFactory(Protocol):
 
 class Clock(Protocol):
     def __call__(self) -> datetime: ...
+
+
+# --- Mobile signature (Asan İmza), upstream over ETSI TS 102 204 ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MobileOutstanding:
+    """The holder has not answered on the phone yet: ask again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class MobileSigned:
+    """The phone signed. ``signature`` is the raw RSA PKCS#1 v1.5 value over the DigestInfo of
+    the SHA-256 hash that was sent (an XML-DSig rsa-sha256 SignatureValue when that hash is a
+    SignedInfo's); ``certificate_der`` is the signer's certificate as the service returned it.
+    Neither is checked yet: verify the signature and the certificate before trusting them."""
+
+    signature: bytes
+    certificate_der: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MobileRefused:
+    """The transaction ended without a signature. ``reason`` is the ETSI TS 102 204 status name
+    (USER_CANCEL, EXPIRED_TRANSACTION, PIN_BLOCKED, NO_CERT_FOUND, ...), ``etsi_code`` its
+    number (401, 208, 402, 422, ...)."""
+
+    reason: str
+    etsi_code: int
+
+
+MobileStatus = MobileOutstanding | MobileSigned | MobileRefused
+
+
+class MobileSignatureService(Protocol):
+    """The mobile-signature service (Asan İmza; upstream, SOAP, asynchronous client-server)."""
+
+    def start(self, phone: str, user_id: str, digest: bytes, display_text: str) -> str:
+        """Asks the holder of ``phone`` (E.164) / ``user_id`` to sign the 32-byte SHA-256
+        ``digest``, showing ``display_text``; returns the service's transaction id.
+
+        Raises MobileSignatureRefused (an UpstreamError with code ``Client.Mobile.<Reason>``,
+        e.g. unknown user, no certificate) or UpstreamUnavailable/Timeout/Fault.
+        """
+        ...
+
+    def status(self, transaction_id: str) -> MobileStatus:
+        """Where the transaction is now; refusals are results, not errors. Raises an
+        UpstreamError only when the service cannot tell."""
+        ...
