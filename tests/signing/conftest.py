@@ -4,6 +4,7 @@
 ``softhsm_tokens`` -- SoftHSM2 tokens holding test-PKI keys, by name: 'director' (RSA-2048),
                       'gateway' (ECDSA P-256) and 'pin_test' (a throw-away token for wrong PINs)
 ``softhsm_token``  -- (Pkcs11Config, PIN) of the token holding 'director'
+``xmlsec1``        -- path of the xmlsec1 tool
 
 SoftHSM2's module: ``DSMF_SOFTHSM2_MODULE`` or /usr/lib/softhsm/libsofthsm2.so. Without it the
 tests that need it are skipped -- or fail when ``DSMF_TEST_REQUIRE_ALL=1`` (CI).
@@ -88,6 +89,15 @@ def softhsm_tokens(
             os.environ.pop("SOFTHSM2_CONF", None)
         else:
             os.environ["SOFTHSM2_CONF"] = previous
+
+
+@pytest.fixture(scope="session")
+def xmlsec1() -> str:
+    """Path of the xmlsec1 command-line tool (Debian package xmlsec1)."""
+    path = shutil.which("xmlsec1")
+    if path is None:
+        _missing("xmlsec1 not found (Debian package xmlsec1)")
+    return path
 
 
 @pytest.fixture(scope="session")
