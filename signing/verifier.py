@@ -462,24 +462,12 @@ def _read_signature(
 ) -> _Signature:
     children = _element_children(signature)
     tags = [c.tag for c in children]
-    if ns.DS_OBJECT in tags:
-        raise TransformNotAllowed("ds:Object (enveloping content) is not accepted")
     for tag in (ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO):
         if tags.count(tag) > 1:
             raise SignatureWrapping(f"more than one {etree.QName(tag).localname} in the Signature")
-    if ns.DS_SIGNED_INFO not in tags:
-        raise SecurityHeaderMalformed("the Signature has no SignedInfo")
-    if ns.DS_SIGNATURE_VALUE not in tags:
-        raise SecurityHeaderMalformed("the Signature has no SignatureValue")
-    if tags not in (
-        [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE],
-        [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO],
-    ):
-        raise SecurityHeaderMalformed("the Signature's children are not SignedInfo, Value, KeyInfo")
+    if not tags or tags[0] != ns.DS_SIGNED_INFO:
+        raise SecurityHeaderMalformed("the Signature does not start with SignedInfo")
     signed_info = children[0]
-    value = _base64(_pure_text(children[1], "SignatureValue"), "SignatureValue")
-    key_info = children[2] if len(children) == 3 else None
-
     si_children = _element_children(signed_info)
     if len(si_children) < 3:
         raise SecurityHeaderMalformed(
@@ -495,6 +483,7 @@ def _read_signature(
     if any(r.tag != ns.DS_REFERENCE for r in reference_els):
         raise SecurityHeaderMalformed("SignedInfo holds something other than References")
 
+    # Algorithms first: the most useful reason to give a peer that signs outside the profile.
     method_uri = _algorithm(method_el, "SignatureMethod")
     if method_uri not in policy.signature_methods or any(
         m in method_uri.lower() for m in _HMAC_MARKERS
@@ -507,6 +496,25 @@ def _read_signature(
         raise AlgorithmNotAllowed(
             f"canonicalization {c14n_uri} is not allowed (exclusive C14N only)"
         )
+    for reference in reference_els:
+        digest_method = reference.find(ns.DS_DIGEST_METHOD)
+        if (
+            digest_method is not None
+            and digest_method.get("Algorithm") not in policy.digest_methods
+        ):
+            raise AlgorithmNotAllowed(
+                f"digest method {digest_method.get('Algorithm')} is not allowed"
+            )
+
+    if ns.DS_OBJECT in tags:
+        raise TransformNotAllowed("ds:Object (enveloping content) is not accepted")
+    if tags not in (
+        [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE],
+        [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO],
+    ):
+        raise SecurityHeaderMalformed("the Signature's children are not SignedInfo, Value, KeyInfo")
+    value = _base64(_pure_text(children[1], "SignatureValue"), "SignatureValue")
+    key_info = children[2] if len(children) == 3 else None
     sig = _Signature(
         element=signature,
         signed_info=signed_info,
@@ -719,7 +727,7 @@ def _check_signature(
             key.verify(sig.value, signed_info, method.rsa_padding(), method.hash_algorithm())
         elif isinstance(key, ec.EllipticCurvePublicKey):
             if key.curve.name not in ALLOWED_CURVES:
-                raise AlgorithmNotAllowed(f"EC curve {key.curve.name} is not allowed")
+                raise WeakKey(f"EC curve {key.curve.name} is not allowed")
             if method.key_algorithm is not KeyAlgorithm.EC:
                 raise SignatureInvalid(f"{method.name} does not match the certificate's EC key")
             size = (key.curve.key_size + 7) // 8
@@ -728,7 +736,7 @@ def _check_signature(
             der = ecdsa_raw_to_der(sig.value)
             key.verify(der, signed_info, ec.ECDSA(method.hash_algorithm()))
         else:
-            raise AlgorithmNotAllowed(f"{type(key).__name__} keys are not accepted")
+            raise WeakKey(f"{type(key).__name__} keys are not accepted (RSA or EC only)")
     except InvalidSignature as exc:
         raise SignatureInvalid("the signature value does not match SignedInfo") from exc
     for ref in sig.references:
