@@ -1,0 +1,172 @@
+"""Engines and the ``Database`` handle: the only place that knows connection details.
+
+Nothing here connects at import time; ``create_engine_for`` builds a lazy engine and the first
+unit of work opens the first connection.
+
+SQLite (the embedded default) is tuned on every new connection: WAL journal, foreign keys on,
+a busy timeout, ``synchronous=NORMAL``. SQLAlchemy, not the ``sqlite3`` module, emits ``BEGIN``:
+the module's legacy mode starts transactions only before DML, which breaks SAVEPOINTs,
+transactional DDL and repeatable reads. We emit ``BEGIN IMMEDIATE`` so that a transaction takes
+the write lock up front: a read-then-write transaction in WAL mode that upgrades late fails at
+once with SQLITE_BUSY (the busy timeout does not apply), whereas an immediate one waits its turn.
+
+PostgreSQL (production) goes through psycopg 3 with ``pool_pre_ping`` so a restarted server or
+a load balancer that dropped idle connections costs a reconnect, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from gateway.domain.ssn import SsnFormat
+from persistence.errors import StorageError, translated
+
+if TYPE_CHECKING:
+    from persistence.unit_of_work import SqlUnitOfWork
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+# Azerbaijan has kept UTC+4 without daylight saving time since 2016.
+BAKU = timezone(timedelta(hours=4), "AZT")
+
+
+def create_engine_for(
+    url: str,
+    *,
+    echo: bool = False,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout_seconds: float = 10.0,
+    connect_timeout_seconds: int = 10,
+) -> Engine:
+    """A lazily connecting engine for a ``sqlite:///file`` or ``postgresql[+psycopg]://`` URL.
+
+    Raises ``StorageError`` for an unsupported or malformed URL.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StorageError(f"bad database URL: {error}") from error
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, echo=echo, busy_timeout_ms=busy_timeout_ms)
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        with translated():
+            return create_engine(
+                parsed,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout_seconds,
+                connect_args={"connect_timeout": connect_timeout_seconds},
+            )
+    raise StorageError(f"unsupported database backend {backend!r} (sqlite or postgresql)")
+
+
+def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
+    parsed = make_url(url)
+    in_memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"echo": echo}
+    if in_memory:
+        # One shared connection, or every checkout would see a new empty database.
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    with translated():
+        engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _tune(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (see the module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class StorageOptions:
+    """How the repositories interpret data; passed to every unit of work."""
+
+    ssn_format: SsnFormat = field(default_factory=SsnFormat)
+    # Registry search by "application date" means the date on the insurer's calendar.
+    business_tz: tzinfo = BAKU
+
+
+class Database:
+    """An engine, its session factory and the storage options: the composition root holds one.
+
+    ``database.unit_of_work`` is a ``gateway.services.ports.UnitOfWorkFactory``.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        options: StorageOptions | None = None,
+        echo: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+        else:
+            self.engine = create_engine_for(
+                url_or_engine, echo=echo, busy_timeout_ms=busy_timeout_ms
+            )
+        self.options = options or StorageOptions()
+        self.sessions: sessionmaker[Session] = sessionmaker(
+            bind=self.engine, expire_on_commit=False, autoflush=False
+        )
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        from persistence.unit_of_work import SqlUnitOfWork
+
+        return SqlUnitOfWork(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with translated():
+            with self.sessions() as session, session.begin():
+                yield session
+
+    def ping(self) -> None:
+        """Raises ``StorageUnavailable`` (or another ``StorageError``) when the database cannot
+        answer a trivial query (for health checks)."""
+        with self.transaction() as session:
+            session.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close pooled connections (call after fork, and at shutdown)."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,1 @@
+"""Alembic migrations (script location of ``persistence.migrate``); no alembic.ini needed."""

@@ -1,0 +1,980 @@
+"""Repositories: rows ⇄ the frozen domain dataclasses, one class per port of
+``gateway.services.ports``.
+
+Each repository works inside the session (one transaction) of its ``SqlUnitOfWork``; none commits.
+Reads go through the typed declarative classes; writes are Core statements on their tables.
+Every public method translates SQLAlchemy errors (``persistence.errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    Select,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.orm import Session
+
+from gateway.domain.errors import Conflict, NotFound, ValidationFailed
+from gateway.domain.model import (
+    Application,
+    ApplicationStatus,
+    ApplicationType,
+    Authority,
+    AuthorityType,
+    CertificateStatus,
+    EService,
+    InsuredPerson,
+    Insurer,
+    InsurerType,
+    LocalOffice,
+    Signatory,
+    StatusChange,
+)
+from gateway.domain.text import fold
+from gateway.domain.values import Address, Contacts, DocumentType
+from gateway.services.ports import ApplicationQuery, Page, SortField
+from persistence import codec
+from persistence.db import StorageOptions
+from persistence.errors import (
+    SSN_EXISTS,
+    ConcurrentUpdate,
+    HistoryRewritten,
+    translates,
+)
+from persistence.tables import (
+    ApplicationRow,
+    AuthorityAuditRow,
+    AuthorityEvent,
+    AuthorityRow,
+    EServiceRow,
+    IdempotencyRow,
+    InsuredPersonRow,
+    InsurerRow,
+    LocalOfficeRow,
+    SsnCounterRow,
+    StatusHistoryRow,
+    ssn_sequence,
+)
+
+MAX_PAGE_SIZE = 200
+OPEN_STATUSES = (ApplicationStatus.DRAFT.value, ApplicationStatus.SUBMITTED.value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _table(row_class: type[Any]) -> Table:
+    table = row_class.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def dialect_insert(session: Session, table: Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_dialect.insert(table)
+    return sqlite_dialect.insert(table)
+
+
+def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
+    """Insert, or update the non-key columns of the existing row (idempotent)."""
+    stmt = dialect_insert(session, table).values(values)
+    changes = {k: stmt.excluded[k] for k in values if k not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes))
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an INSERT / UPDATE / DELETE."""
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def _escape_like(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --------------------------------------------------------------------------------------------
+# Insurers, offices, e-services
+# --------------------------------------------------------------------------------------------
+
+
+class SqlInsurerRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @translates
+    def get(self, voen: str) -> Insurer | None:
+        found = self._session.execute(
+            select(InsurerRow, LocalOfficeRow)
+            .join(LocalOfficeRow, LocalOfficeRow.code == InsurerRow.local_office_code)
+            .where(InsurerRow.voen == voen)
+        ).one_or_none()
+        if found is None:
+            return None
+        insurer, office = found
+        return Insurer(
+            voen=insurer.voen,
+            full_name=insurer.full_name,
+            insurer_type=InsurerType(insurer.insurer_type),
+            registration_number=insurer.registration_number,
+            responsible_person=insurer.responsible_person,
+            local_office=LocalOffice(code=office.code, name=office.name),
+        )
+
+    @translates
+    def upsert(self, insurer: Insurer) -> None:
+        """Stores the insurer and (upserts) its local office."""
+        self.upsert_office(insurer.local_office)
+        upsert(
+            self._session,
+            _table(InsurerRow),
+            {
+                "voen": insurer.voen,
+                "full_name": insurer.full_name,
+                "insurer_type": insurer.insurer_type.value,
+                "registration_number": insurer.registration_number,
+                "responsible_person": insurer.responsible_person,
+                "local_office_code": insurer.local_office.code,
+            },
+            ["voen"],
+        )
+
+    @translates
+    def upsert_office(self, office: LocalOffice) -> None:
+        upsert(
+            self._session,
+            _table(LocalOfficeRow),
+            {"code": office.code, "name": office.name},
+            ["code"],
+        )
+
+    @translates
+    def get_office(self, code: str) -> LocalOffice | None:
+        row = self._session.get(LocalOfficeRow, code)
+        return LocalOffice(code=row.code, name=row.name) if row is not None else None
+
+    @translates
+    def list_offices(self) -> Sequence[LocalOffice]:
+        rows = self._session.scalars(select(LocalOfficeRow).order_by(LocalOfficeRow.code))
+        return [LocalOffice(code=r.code, name=r.name) for r in rows]
+
+
+class SqlEServiceRepository:
+    """The e-service catalogue, in catalogue order (``position``; new codes go last)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @translates
+    def list(self) -> Sequence[EService]:
+        rows = self._session.scalars(
+            select(EServiceRow).order_by(EServiceRow.position, EServiceRow.code)
+        )
+        return [EService(code=r.code, name=r.name) for r in rows]
+
+    @translates
+    def get(self, code: str) -> EService | None:
+        row = self._session.get(EServiceRow, code)
+        return EService(code=row.code, name=row.name) if row is not None else None
+
+    @translates
+    def upsert(self, eservice: EService) -> None:
+        table = _table(EServiceRow)
+        changed = self._session.execute(
+            update(table).where(table.c.code == eservice.code).values(name=eservice.name)
+        )
+        if rowcount(changed) == 0:
+            position = self._session.scalar(select(func.coalesce(func.max(table.c.position), 0)))
+            self._session.execute(
+                insert(table).values(
+                    code=eservice.code, name=eservice.name, position=int(position or 0) + 1
+                )
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Authorities
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityAuditEntry:
+    """One grant / revoke / change event on an authority."""
+
+    entry_id: int
+    authority_id: str
+    insurer_voen: str
+    event: AuthorityEvent
+    at: datetime
+    actor_fin: str | None
+    detail: dict[str, Any] | None
+
+
+def _authority_values(a: Authority) -> dict[str, Any]:
+    return {
+        "authority_id": a.authority_id,
+        "insurer_voen": a.insurer_voen,
+        "eservice_code": a.eservice_code,
+        "authority_type": a.authority_type.value,
+        "fin": a.fin,
+        "surname": a.surname,
+        "name": a.name,
+        "patronymic": a.patronymic,
+        "card_number": a.card_number,
+        "asan_phone": a.asan_phone,
+        "asan_user_id": a.asan_user_id,
+        "valid_from": a.valid_from,
+        "valid_to": a.valid_to,
+        "granted_at": a.granted_at,
+        "granted_by_fin": a.granted_by_fin,
+        "revoked_at": a.revoked_at,
+        "revoked_by_fin": a.revoked_by_fin,
+        "revoke_reason": a.revoke_reason,
+    }
+
+
+def _authority(row: AuthorityRow) -> Authority:
+    return Authority(
+        authority_id=row.authority_id,
+        insurer_voen=row.insurer_voen,
+        eservice_code=row.eservice_code,
+        authority_type=AuthorityType(row.authority_type),
+        fin=row.fin,
+        surname=row.surname,
+        name=row.name,
+        patronymic=row.patronymic,
+        granted_at=row.granted_at,
+        granted_by_fin=row.granted_by_fin,
+        card_number=row.card_number,
+        asan_phone=row.asan_phone,
+        asan_user_id=row.asan_user_id,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        revoked_at=row.revoked_at,
+        revoked_by_fin=row.revoked_by_fin,
+        revoke_reason=row.revoke_reason,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+class SqlAuthorityRepository:
+    """Authorities plus their append-only audit trail (``authority_audit``)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @translates
+    def add(self, authority: Authority) -> None:
+        values = _authority_values(authority)
+        self._session.execute(insert(_table(AuthorityRow)).values(values))
+        detail = {
+            k: _jsonable(values[k])
+            for k in (
+                "eservice_code", "authority_type", "fin", "card_number", "asan_phone",
+                "valid_from", "valid_to",
+            )
+        }
+        self._audit(authority, AuthorityEvent.GRANT, authority.granted_at,
+                    authority.granted_by_fin, detail)
+        if authority.revoked_at is not None:
+            self._audit(authority, AuthorityEvent.REVOKE, authority.revoked_at,
+                        authority.revoked_by_fin, {"reason": authority.revoke_reason})
+
+    @translates
+    def get(self, authority_id: str) -> Authority | None:
+        row = self._session.scalar(
+            select(AuthorityRow)
+            .where(AuthorityRow.authority_id == authority_id)
+            .execution_options(populate_existing=True)
+        )
+        return _authority(row) if row is not None else None
+
+    @translates
+    def update(self, authority: Authority) -> None:
+        """Stores the new state; a newly set ``revoked_at`` is audited as REVOKE, any other
+        difference as CHANGE (with old and new values)."""
+        before = self.get(authority.authority_id)
+        if before is None:
+            raise NotFound(
+                f"no authority {authority.authority_id}", code="Client.NotFound.Authority"
+            )
+        old, new = _authority_values(before), _authority_values(authority)
+        if old == new:
+            return
+        table = _table(AuthorityRow)
+        self._session.execute(
+            update(table).where(table.c.authority_id == authority.authority_id).values(new)
+        )
+        if before.revoked_at is None and authority.revoked_at is not None:
+            self._audit(authority, AuthorityEvent.REVOKE, authority.revoked_at,
+                        authority.revoked_by_fin, {"reason": authority.revoke_reason})
+        others = {
+            k: {"old": _jsonable(old[k]), "new": _jsonable(new[k])}
+            for k in new
+            if old[k] != new[k] and k not in ("revoked_at", "revoked_by_fin", "revoke_reason")
+        }
+        if others:
+            self._audit(authority, AuthorityEvent.CHANGE, _now(), None, others)
+
+    @translates
+    def list_for_insurer(self, voen: str) -> Sequence[Authority]:
+        rows = self._session.scalars(
+            select(AuthorityRow)
+            .where(AuthorityRow.insurer_voen == voen)
+            .order_by(AuthorityRow.granted_at, AuthorityRow.authority_id)
+            .execution_options(populate_existing=True)
+        )
+        return [_authority(r) for r in rows]
+
+    @translates
+    def list_for_person(self, voen: str, fin: str) -> Sequence[Authority]:
+        rows = self._session.scalars(
+            select(AuthorityRow)
+            .where(AuthorityRow.insurer_voen == voen, AuthorityRow.fin == fin)
+            .order_by(AuthorityRow.granted_at, AuthorityRow.authority_id)
+            .execution_options(populate_existing=True)
+        )
+        return [_authority(r) for r in rows]
+
+    @translates
+    def audit_trail(self, authority_id: str) -> Sequence[AuthorityAuditEntry]:
+        rows = self._session.scalars(
+            select(AuthorityAuditRow)
+            .where(AuthorityAuditRow.authority_id == authority_id)
+            .order_by(AuthorityAuditRow.id)
+        )
+        return [
+            AuthorityAuditEntry(
+                entry_id=r.id,
+                authority_id=r.authority_id,
+                insurer_voen=r.insurer_voen,
+                event=AuthorityEvent(r.event),
+                at=r.at,
+                actor_fin=r.actor_fin,
+                detail=r.detail,
+            )
+            for r in rows
+        ]
+
+    def _audit(
+        self,
+        authority: Authority,
+        event: AuthorityEvent,
+        at: datetime,
+        actor_fin: str | None,
+        detail: dict[str, Any] | None,
+    ) -> None:
+        self._session.execute(
+            insert(_table(AuthorityAuditRow)).values(
+                authority_id=authority.authority_id,
+                insurer_voen=authority.insurer_voen,
+                event=event.value,
+                at=at,
+                actor_fin=actor_fin,
+                detail=detail,
+            )
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Applications
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionBaseline:
+    """What a registered CORRECTION replaced: the person's previous actual address and contacts
+    (``None`` where the person had none on record)."""
+
+    actual_address: Address | None
+    contacts: Contacts | None
+
+
+def _effective_actual_address(app: Application) -> Address | None:
+    if app.actual_address_differs and app.actual_address is not None:
+        return app.actual_address
+    return app.actual_address or app.registration_address
+
+
+def _contacts_columns(contacts: Contacts | None) -> dict[str, Any]:
+    return {
+        "mobile_phone": contacts.mobile_phone if contacts else None,
+        "landline_phone": contacts.landline_phone if contacts else None,
+        "email": contacts.email if contacts else None,
+    }
+
+
+def _state_values(app: Application) -> dict[str, Any]:
+    """The columns an update may change (everything but the key, owner and creation time)."""
+    signed = app.signed_by
+    return {
+        "application_type": app.application_type.value,
+        "status": app.status.value,
+        "document_type": app.document_type.value,
+        "fin": app.fin,
+        "person": codec.person_to_json(app.person),
+        "registration_address": codec.address_to_json(app.registration_address),
+        "actual_address_differs": app.actual_address_differs,
+        "actual_address": codec.address_to_json(app.actual_address),
+        **_contacts_columns(app.contacts),
+        "ssn": app.ssn,
+        "ssn_date": app.ssn_date,
+        "certificate_status": app.certificate_status.value,
+        "draft_reason": app.draft_reason,
+        "signed_by_fin": signed.fin if signed else None,
+        "signed_by_name": signed.name if signed else None,
+        "signed_by_credential": signed.credential if signed else None,
+    }
+
+
+def _history_values(application_id: str, seq: int, change: StatusChange) -> dict[str, Any]:
+    return {
+        "application_id": application_id,
+        "seq": seq,
+        "status": change.status.value,
+        "at": change.at,
+        "actor_fin": change.actor_fin,
+        "note": change.note,
+    }
+
+
+def _to_application(row: ApplicationRow, history: Sequence[StatusHistoryRow]) -> Application:
+    contacts = None
+    if row.mobile_phone or row.landline_phone or row.email:
+        contacts = Contacts(
+            mobile_phone=row.mobile_phone, landline_phone=row.landline_phone, email=row.email
+        )
+    signed_by = None
+    if row.signed_by_name is not None:
+        signed_by = Signatory(
+            fin=row.signed_by_fin,
+            name=row.signed_by_name,
+            credential=row.signed_by_credential or "",
+        )
+    return Application(
+        application_id=row.application_id,
+        insurer_voen=row.insurer_voen,
+        application_type=ApplicationType(row.application_type),
+        status=ApplicationStatus(row.status),
+        document_type=DocumentType(row.document_type),
+        fin=row.fin,
+        created_at=row.created_at,
+        person=codec.person_from_json(row.person),
+        registration_address=codec.address_from_json(row.registration_address),
+        actual_address_differs=row.actual_address_differs,
+        actual_address=codec.address_from_json(row.actual_address),
+        contacts=contacts,
+        ssn=row.ssn,
+        ssn_date=row.ssn_date,
+        certificate_status=CertificateStatus(row.certificate_status),
+        draft_reason=row.draft_reason,
+        signed_by=signed_by,
+        history=tuple(
+            StatusChange(
+                status=ApplicationStatus(h.status), at=h.at, actor_fin=h.actor_fin, note=h.note
+            )
+            for h in history
+        ),
+    )
+
+
+class SqlApplicationRepository:
+    """Applications with their append-only status history.
+
+    Optimistic locking: ``get``/``search``/``list_*`` remember the ``version`` they read;
+    ``update`` writes only if the row still has that version (else ``ConcurrentUpdate``), so two
+    workers finishing the same application cannot both win. ``update`` of an application not
+    read in this unit of work locks nothing and uses the current version.
+
+    Names: taken from ``application.person``; when an application has no person snapshot (a
+    correction may carry only the new data), from the insured person with that FIN.
+    """
+
+    def __init__(self, session: Session, options: StorageOptions) -> None:
+        self._session = session
+        self._options = options
+        self._versions: dict[str, int] = {}
+
+    # ----------------------------------------------------------------------------- writes
+
+    @translates
+    def add(self, application: Application) -> None:
+        """Stores the application with its whole history."""
+        now = _now()
+        values = {
+            "application_id": application.application_id,
+            "insurer_voen": application.insurer_voen,
+            "created_at": application.created_at,
+            "updated_at": now,
+            "version": 1,
+            "previous_values": None,
+            **_state_values(application),
+            **self._names(application, required=True),
+        }
+        if application.status is ApplicationStatus.REGISTERED:
+            values["previous_values"] = self._on_registered(application)
+        self._session.execute(insert(_table(ApplicationRow)).values(values))
+        self._append_history(application, 0)
+        self._versions[application.application_id] = 1
+
+    @translates
+    def update(self, application: Application) -> None:
+        """Stores the new state; history entries not yet stored are appended."""
+        app_id = application.application_id
+        table = _table(ApplicationRow)
+        current = self._session.execute(
+            select(table.c.version, table.c.status, table.c.insurer_voen).where(
+                table.c.application_id == app_id
+            )
+        ).one_or_none()
+        if current is None:
+            raise NotFound(f"no application {app_id}", code="Client.NotFound.Application")
+        if current.insurer_voen != application.insurer_voen:
+            raise ConcurrentUpdate(f"application {app_id} belongs to another insurer")
+        expected = self._versions.get(app_id, current.version)
+        stored = self._history_length(app_id)
+        if len(application.history) < stored:
+            raise HistoryRewritten(
+                f"application {app_id}: {stored} history entries stored, "
+                f"{len(application.history)} given; history is append-only"
+            )
+        values: dict[str, Any] = {
+            **_state_values(application),
+            **self._names(application, required=False),
+            "updated_at": _now(),
+            "version": expected + 1,
+        }
+        if (
+            application.status is ApplicationStatus.REGISTERED
+            and current.status != ApplicationStatus.REGISTERED.value
+        ):
+            values["previous_values"] = self._on_registered(application)
+        result = self._session.execute(
+            update(table)
+            .where(table.c.application_id == app_id, table.c.version == expected)
+            .values(values)
+        )
+        if rowcount(result) != 1:
+            raise ConcurrentUpdate(
+                f"application {app_id} was changed by another transaction; reload and retry"
+            )
+        self._append_history(application, stored)
+        self._versions[app_id] = expected + 1
+
+    @translates
+    def delete(self, application_id: str) -> None:
+        """Deletes the application and its history (drafts only, by the service's rule)."""
+        table = _table(ApplicationRow)
+        result = self._session.execute(
+            delete(table).where(table.c.application_id == application_id)
+        )
+        if rowcount(result) == 0:
+            raise NotFound(f"no application {application_id}", code="Client.NotFound.Application")
+        self._versions.pop(application_id, None)
+
+    # ----------------------------------------------------------------------------- reads
+
+    @translates
+    def get(self, application_id: str) -> Application | None:
+        found = self._load(
+            select(ApplicationRow).where(ApplicationRow.application_id == application_id)
+        )
+        return found[0] if found else None
+
+    @translates
+    def previous_values(self, application_id: str) -> CorrectionBaseline | None:
+        """For a registered CORRECTION: the values it replaced; otherwise ``None``."""
+        data = self._session.scalar(
+            select(ApplicationRow.previous_values).where(
+                ApplicationRow.application_id == application_id
+            )
+        )
+        if data is None:
+            return None
+        return CorrectionBaseline(
+            actual_address=codec.address_from_json(data.get("actual_address")),
+            contacts=codec.contacts_from_json(data.get("contacts")),
+        )
+
+    @translates
+    def list_by_status(self, status: ApplicationStatus, limit: int) -> Sequence[Application]:
+        """Oldest first. On PostgreSQL the rows are locked (``FOR UPDATE SKIP LOCKED``) until
+        the unit of work ends, so several workers share the queue without taking the same row;
+        SQLite serialises writers anyway."""
+        stmt = (
+            select(ApplicationRow)
+            .where(ApplicationRow.status == status.value)
+            .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
+            .limit(max(0, limit))
+        )
+        if self._session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        return self._load(stmt)
+
+    @translates
+    def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]:
+        """DRAFT and SUBMITTED applications of this insurer for this FIN, oldest first."""
+        return self._load(
+            select(ApplicationRow)
+            .where(
+                ApplicationRow.insurer_voen == voen,
+                ApplicationRow.fin == fin,
+                ApplicationRow.status.in_(OPEN_STATUSES),
+            )
+            .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
+        )
+
+    @translates
+    def search(self, query: ApplicationQuery) -> Page:
+        """The registry search (§3.3). Semantics:
+
+        * always restricted to ``query.insurer_voen``: an insurer sees only its own applications;
+        * FIN: exact (case-insensitive input); SSN: exact;
+        * surname / name / patronymic: **prefix** match on the folded name
+          (``gateway.domain.text.fold``: Azerbaijani-aware case folding), so "İSM" finds
+          "İsmayılov" and "ismayılov", and "ƏLİYEV" finds "Əliyev";
+        * date ranges inclusive at both ends; the application date is the creation time's date
+          on the business calendar (``StorageOptions.business_tz``, Baku time by default);
+        * type, certificate status and status: exact;
+        * paging: ``page`` ≥ 1, 1 ≤ ``page_size`` ≤ 200; ``total`` counts all matches;
+        * sorting by ``sort_field`` (NULLs last in either direction) then application id, so the
+          order is total and pages never overlap.
+        """
+        if query.page < 1:
+            raise ValidationFailed("page must be ≥ 1", code="Client.Validation.Paging",
+                                   field="page")
+        if not 1 <= query.page_size <= MAX_PAGE_SIZE:
+            raise ValidationFailed(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE}",
+                code="Client.Validation.Paging",
+                field="page_size",
+            )
+        conditions = self._conditions(query)
+        total = self._session.scalar(
+            select(func.count()).select_from(ApplicationRow).where(*conditions)
+        )
+        stmt = (
+            select(ApplicationRow)
+            .where(*conditions)
+            .order_by(*self._ordering(query.sort_field, query.descending))
+            .limit(query.page_size)
+            .offset((query.page - 1) * query.page_size)
+        )
+        return Page(total=int(total or 0), items=tuple(self._load(stmt)))
+
+    # ----------------------------------------------------------------------------- helpers
+
+    def _conditions(self, q: ApplicationQuery) -> list[ColumnElement[bool]]:
+        a = ApplicationRow
+        conditions: list[ColumnElement[bool]] = [a.insurer_voen == q.insurer_voen]
+        if q.application_type is not None:
+            conditions.append(a.application_type == q.application_type.value)
+        if q.fin:
+            conditions.append(a.fin == q.fin.strip().upper())
+        for column, raw in (
+            (a.surname_folded, q.surname),
+            (a.name_folded, q.name),
+            (a.patronymic_folded, q.patronymic),
+        ):
+            if raw is not None and fold(raw):
+                conditions.append(column.like(_escape_like(fold(raw)) + "%", escape="\\"))
+        if q.ssn:
+            conditions.append(a.ssn == q.ssn.strip())
+        if q.ssn_date_from is not None:
+            conditions.append(a.ssn_date >= q.ssn_date_from)
+        if q.ssn_date_to is not None:
+            conditions.append(a.ssn_date <= q.ssn_date_to)
+        if q.application_date_from is not None:
+            conditions.append(a.created_at >= self._start_of(q.application_date_from))
+        if q.application_date_to is not None:
+            conditions.append(
+                a.created_at < self._start_of(q.application_date_to + timedelta(days=1))
+            )
+        if q.certificate_status is not None:
+            conditions.append(a.certificate_status == q.certificate_status.value)
+        if q.status is not None:
+            conditions.append(a.status == q.status.value)
+        return conditions
+
+    def _start_of(self, day: date) -> datetime:
+        return datetime.combine(day, time.min, tzinfo=self._options.business_tz).astimezone(UTC)
+
+    @staticmethod
+    def _ordering(sort: SortField, descending: bool) -> list[Any]:
+        a = ApplicationRow
+        by_field: dict[SortField, list[Any]] = {
+            SortField.APPLICATION_DATE: [a.created_at],
+            SortField.SSN_DATE: [a.ssn_date],
+            SortField.SURNAME: [a.surname_folded, a.name_folded, a.patronymic_folded],
+            SortField.FIN: [a.fin],
+            SortField.STATUS: [a.status],
+        }
+        columns = [*by_field[sort], a.application_id]
+        if descending:
+            return [c.desc().nulls_last() for c in columns]
+        return [c.asc().nulls_last() for c in columns]
+
+    def _load(self, stmt: Select[Any]) -> list[Application]:
+        rows: list[ApplicationRow] = list(
+            self._session.scalars(stmt.execution_options(populate_existing=True))
+        )
+        if not rows:
+            return []
+        ids = [r.application_id for r in rows]
+        history: dict[str, list[StatusHistoryRow]] = {i: [] for i in ids}
+        for h in self._session.scalars(
+            select(StatusHistoryRow)
+            .where(StatusHistoryRow.application_id.in_(ids))
+            .order_by(StatusHistoryRow.application_id, StatusHistoryRow.seq)
+            .execution_options(populate_existing=True)
+        ):
+            history[h.application_id].append(h)
+        for r in rows:
+            self._versions[r.application_id] = r.version
+        return [_to_application(r, history[r.application_id]) for r in rows]
+
+    def _history_length(self, application_id: str) -> int:
+        count = self._session.scalar(
+            select(func.count())
+            .select_from(StatusHistoryRow)
+            .where(StatusHistoryRow.application_id == application_id)
+        )
+        return int(count or 0)
+
+    def _append_history(self, application: Application, already_stored: int) -> None:
+        new = application.history[already_stored:]
+        if new:
+            self._session.execute(
+                insert(_table(StatusHistoryRow)),
+                [
+                    _history_values(application.application_id, already_stored + i, change)
+                    for i, change in enumerate(new)
+                ],
+            )
+
+    def _names(self, app: Application, *, required: bool) -> dict[str, Any]:
+        surname: str | None
+        name: str | None
+        patronymic: str | None
+        if app.person is not None:
+            surname, name, patronymic = app.person.surname, app.person.name, app.person.patronymic
+        else:
+            insured = self._session.get(InsuredPersonRow, app.fin)
+            if insured is None:
+                if not required:
+                    return {}
+                surname = name = patronymic = None
+            else:
+                surname, name, patronymic = insured.surname, insured.name, insured.patronymic
+        return {
+            "surname": surname,
+            "name": name,
+            "patronymic": patronymic,
+            "surname_folded": fold(surname) if surname is not None else None,
+            "name_folded": fold(name) if name is not None else None,
+            "patronymic_folded": fold(patronymic) if patronymic is not None else None,
+        }
+
+    def _on_registered(self, app: Application) -> dict[str, Any] | None:
+        """Keeps the insured person's current actual address and contacts up to date and, for a
+        CORRECTION, returns what it replaced (stored in ``previous_values``)."""
+        table = _table(InsuredPersonRow)
+        current = self._session.execute(
+            select(table.c.actual_address, table.c.contacts).where(table.c.fin == app.fin)
+        ).one_or_none()
+        if current is None:
+            return None
+        address = codec.address_to_json(_effective_actual_address(app))
+        contacts = codec.contacts_to_json(app.contacts)
+        changes: dict[str, Any] = {}
+        if address is not None:
+            changes["actual_address"] = address
+        if contacts is not None:
+            changes["contacts"] = contacts
+        if changes:
+            self._session.execute(
+                update(table).where(table.c.fin == app.fin).values(updated_at=_now(), **changes)
+            )
+        if app.application_type is ApplicationType.CORRECTION:
+            return {"actual_address": current.actual_address, "contacts": current.contacts}
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Insured persons and SSN issuance
+# --------------------------------------------------------------------------------------------
+
+
+def _insured(row: InsuredPersonRow) -> InsuredPerson:
+    return InsuredPerson(
+        fin=row.fin,
+        ssn=row.ssn,
+        ssn_date=row.ssn_date,
+        surname=row.surname,
+        name=row.name,
+        patronymic=row.patronymic,
+        registered_by_voen=row.registered_by_voen,
+    )
+
+
+class SqlInsuredPersonRepository:
+    """Insured persons (one per FIN, ever) and the SSN allocator.
+
+    Serials come from the ``ssn_serial_seq`` sequence on PostgreSQL (never blocks; a rolled-back
+    issue leaves a gap, which an opaque number can afford) and from the single-row
+    ``ssn_counter`` on SQLite (inside the transaction, which holds SQLite's write lock: no gaps).
+    Exactly-once per FIN is the database's job: ``fin`` is the primary key and the insert is
+    ``ON CONFLICT (fin) DO NOTHING``; a concurrent issuer on PostgreSQL waits for the first one's
+    commit and then sees the conflict.
+    """
+
+    def __init__(self, session: Session, options: StorageOptions) -> None:
+        self._session = session
+        self._format = options.ssn_format
+
+    @translates
+    def get(self, fin: str) -> InsuredPerson | None:
+        row = self._session.scalar(
+            select(InsuredPersonRow)
+            .where(InsuredPersonRow.fin == fin)
+            .execution_options(populate_existing=True)
+        )
+        return _insured(row) if row is not None else None
+
+    @translates
+    def get_by_ssn(self, ssn: str) -> InsuredPerson | None:
+        row = self._session.scalar(select(InsuredPersonRow).where(InsuredPersonRow.ssn == ssn))
+        return _insured(row) if row is not None else None
+
+    @translates
+    def current_contact_data(self, fin: str) -> CorrectionBaseline | None:
+        """The person's current actual address and contacts (after the latest registration or
+        correction), or ``None`` for an unknown FIN."""
+        row = self._session.get(InsuredPersonRow, fin)
+        if row is None:
+            return None
+        return CorrectionBaseline(
+            actual_address=codec.address_from_json(row.actual_address),
+            contacts=codec.contacts_from_json(row.contacts),
+        )
+
+    @translates
+    def issue(
+        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date
+    ) -> InsuredPerson:
+        if self._session.get(InsuredPersonRow, fin) is not None:
+            raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
+        ssn = self._format.format(self._next_serial())
+        now = _now()
+        stmt = (
+            dialect_insert(self._session, _table(InsuredPersonRow))
+            .values(
+                fin=fin,
+                ssn=ssn,
+                ssn_date=on,
+                surname=surname,
+                name=name,
+                patronymic=patronymic,
+                surname_folded=fold(surname),
+                name_folded=fold(name),
+                patronymic_folded=fold(patronymic) if patronymic is not None else None,
+                registered_by_voen=voen,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["fin"])
+        )
+        if rowcount(self._session.execute(stmt)) != 1:
+            raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
+        return InsuredPerson(
+            fin=fin,
+            ssn=ssn,
+            ssn_date=on,
+            surname=surname,
+            name=name,
+            patronymic=patronymic,
+            registered_by_voen=voen,
+        )
+
+    def _next_serial(self) -> int:
+        if self._session.get_bind().dialect.name == "postgresql":
+            return int(self._session.execute(select(ssn_sequence.next_value())).scalar_one())
+        table = _table(SsnCounterRow)
+        first = sqlite_dialect.insert(table).values(id=1, last_serial=1)
+        bump = first.on_conflict_do_update(
+            index_elements=["id"], set_={"last_serial": table.c.last_serial + 1}
+        ).returning(table.c.last_serial)
+        return int(self._session.execute(bump).scalar_one())
+
+
+# --------------------------------------------------------------------------------------------
+# Idempotency
+# --------------------------------------------------------------------------------------------
+
+
+class SqlIdempotencyStore:
+    """Responses by request message id, so a retried request gets the original response."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @translates
+    def get_response(self, message_id: str) -> bytes | None:
+        return self._session.scalar(
+            select(IdempotencyRow.response).where(IdempotencyRow.message_id == message_id)
+        )
+
+    @translates
+    def get_request_hash(self, message_id: str) -> str | None:
+        return self._session.scalar(
+            select(IdempotencyRow.request_hash).where(IdempotencyRow.message_id == message_id)
+        )
+
+    @translates
+    def put_response(self, message_id: str, request_hash: str, response: bytes) -> None:
+        """First writer wins. Storing again for the same request is a no-op; the same message id
+        with a different request is a ``Conflict`` (``Client.Conflict.MessageIdReused``)."""
+        stmt = (
+            dialect_insert(self._session, _table(IdempotencyRow))
+            .values(
+                message_id=message_id,
+                request_hash=request_hash,
+                response=response,
+                created_at=_now(),
+            )
+            .on_conflict_do_nothing(index_elements=["message_id"])
+        )
+        if rowcount(self._session.execute(stmt)) == 1:
+            return
+        stored = self.get_request_hash(message_id)
+        if stored != request_hash:
+            raise Conflict(
+                f"message id {message_id} was already used for a different request",
+                code="Client.Conflict.MessageIdReused",
+                field="id",
+            )
+
+    @translates
+    def purge(self, before: datetime) -> int:
+        """Forget responses stored before ``before``; returns how many."""
+        table = _table(IdempotencyRow)
+        result = self._session.execute(delete(table).where(table.c.created_at < before))
+        return int(rowcount(result))
