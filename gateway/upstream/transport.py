@@ -94,6 +94,7 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
             headers=headers,
             timeout=(self.connect_timeout, self.read_timeout),
             stream=True,
+            allow_redirects=False,  # a SOAP peer answers where it was asked
         )
         try:
             body = self._read_body(response, deadline)
@@ -101,6 +102,12 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
             response.close()
             raise
         response.raw.release_conn()
+        if response.status_code >= 300 and not _is_soap_envelope(body):
+            # A proxy's error page, not the peer's SOAP answer; zeep would call it a "Fault".
+            raise zeep.exceptions.TransportError(
+                f"HTTP {response.status_code} without a SOAP envelope",
+                status_code=response.status_code,
+            )
         # requests keeps a consumed body in _content; zeep reads it through .content.
         response._content = body
         return response
@@ -131,6 +138,24 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         if parsed.scheme not in ("", "file"):
             raise UpstreamConfigurationError(f"refusing to fetch {url}: contracts are local")
         return Path(parsed.path if parsed.scheme == "file" else url).read_bytes()
+
+
+_SOAP_ENVELOPES = frozenset(
+    {
+        "{http://schemas.xmlsoap.org/soap/envelope/}Envelope",
+        "{http://www.w3.org/2003/05/soap-envelope}Envelope",
+    }
+)
+
+
+def _is_soap_envelope(body: bytes) -> bool:
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        return etree.fromstring(body, parser).tag in _SOAP_ENVELOPES
+    except etree.LxmlError:
+        return False
 
 
 def check_endpoint(endpoint: str) -> str:
