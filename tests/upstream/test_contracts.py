@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,12 +16,15 @@ import zeep
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 
+from gateway.soap.simulators.mobile import MobileSignatureSimulator, create_mobile_app
 from gateway.soap.simulators.runner import Simulators
 from gateway.upstream.mobile import BINDING as MOBILE_BINDING
 from gateway.upstream.population import BINDING as POPULATION_BINDING
 from gateway.upstream.transport import zeep_settings
+from gateway.wsgi_server import RunningServer, WsgiApp
+from signing.testpki import TestPki
 
-from .conftest import AP_ID, MOBILE_WSDL, POPULATION_WSDL
+from .conftest import AP_ID, MOBILE_WSDL, POPULATION_WSDL, WSDL_DIR
 
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
 SOAP_BINDING = "http://schemas.xmlsoap.org/wsdl/soap/"
@@ -135,10 +139,18 @@ def test_population_answers_are_valid_against_the_authored_schema(
         assert registry_fault.findtext(f"{{{POP}}}code") == code
 
 
-def test_mobile_answers_are_valid_against_the_authored_schema(simulators: Simulators) -> None:
+def test_mobile_answers_are_valid_against_the_authored_schema(
+    serve: Callable[[WsgiApp], RunningServer], pki: TestPki
+) -> None:
+    # A private simulator on a clock the test moves: outstanding, then signed, no waiting.
+    now = [0.0]
+    mssp = MobileSignatureSimulator.from_test_pki(
+        pki.directory, approve_delay=5.0, clock=lambda: now[0]
+    )
+    server = serve(create_mobile_app(WSDL_DIR, mssp))
     schema = _schema(MOBILE_WSDL)
     client, history = _client(MOBILE_WSDL)
-    service = client.create_service(MOBILE_BINDING, simulators.mobile_url)
+    service = client.create_service(MOBILE_BINDING, server.url.rstrip("/") + "/mobile-signature")
     ap_info = {"AP_ID": AP_ID, "AP_TransID": "T1", "Instant": datetime.now(UTC)}
     digest = hashlib.sha256(b"contract").digest()
     answer = service.MSS_Signature(
@@ -165,11 +177,8 @@ def test_mobile_answers_are_valid_against_the_authored_schema(simulators: Simula
     assert outstanding.Status.StatusCode.Value == 504
     schema.assertValid(_received(history))
 
-    simulators.mssp.approve_delay, saved = 0.0, simulators.mssp.approve_delay
-    try:
-        signed = service.MSS_StatusQuery(**status_request)
-    finally:
-        simulators.mssp.approve_delay = saved
+    now[0] += 5.0
+    signed = service.MSS_StatusQuery(**status_request)
     assert signed.Status.StatusCode.Value == 502
     schema.assertValid(_received(history))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,12 +86,10 @@ def test_holder_approves_after_the_delay_and_the_signature_verifies(
 ) -> None:
     started = time.monotonic()
     transaction_id = mobile.start(phone, user_id, DIGEST, "DSMF: sığortaolunanın uçotu")
-    assert isinstance(mobile.status(transaction_id), MobileOutstanding)
-
-    status, polls = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 2.0)
+    # (That it is outstanding before the delay is checked on a fake clock below.)
+    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 5.0)
     assert isinstance(status, MobileSigned)
     assert time.monotonic() - started >= APPROVE_DELAY
-    assert polls >= 1
 
     certificate = x509.load_der_x509_certificate(status.certificate_der)
     assert certificate == pki.identities[identity].certificate
@@ -108,9 +107,10 @@ def test_holder_approves_after_the_delay_and_the_signature_verifies(
 
 
 def test_user_cancel_after_the_delay(mobile: ZeepMobileSignatureService) -> None:
+    started = time.monotonic()
     transaction_id = mobile.start("+994701111111", "100003", DIGEST, "x")
-    assert isinstance(mobile.status(transaction_id), MobileOutstanding)
-    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 2.0)
+    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 5.0)
+    assert time.monotonic() - started >= APPROVE_DELAY
     assert status == MobileRefused(reason="USER_CANCEL", etsi_code=401)
 
 
@@ -119,15 +119,14 @@ def test_unanswered_transaction_expires_after_the_timeout(
 ) -> None:
     started = time.monotonic()
     transaction_id = mobile.start("+994702222222", "100004", DIGEST, "x")
-    status, polls = poll(mobile, transaction_id, max_seconds=TRANSACTION_TIMEOUT + 2.0)
+    status, _ = poll(mobile, transaction_id, max_seconds=TRANSACTION_TIMEOUT + 5.0)
     assert status == MobileRefused(reason="EXPIRED_TRANSACTION", etsi_code=208)
     assert time.monotonic() - started >= TRANSACTION_TIMEOUT
-    assert polls > 1
 
 
 def test_pin_blocked(mobile: ZeepMobileSignatureService) -> None:
     transaction_id = mobile.start("+994704444444", "100006", DIGEST, "x")
-    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 2.0)
+    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 5.0)
     assert status == MobileRefused(reason="PIN_BLOCKED", etsi_code=402)
 
 
@@ -142,7 +141,7 @@ def test_signature_over_different_data_does_not_verify(
     mobile: ZeepMobileSignatureService,
 ) -> None:
     transaction_id = mobile.start("+994705555555", "100007", DIGEST, "x")
-    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 2.0)
+    status, _ = poll(mobile, transaction_id, max_seconds=APPROVE_DELAY + 5.0)
     assert isinstance(status, MobileSigned)
     public_key = x509.load_der_x509_certificate(status.certificate_der).public_key()
     assert isinstance(public_key, rsa.RSAPublicKey)
@@ -187,8 +186,8 @@ def test_the_simulator_signs_only_what_it_was_sent(
     other = hashlib.sha256(b"another document").digest()
     first = mobile.start("+994501234567", "100001", DIGEST, "x")
     second = mobile.start("+994501234567", "100001", other, "x")
-    one, _ = poll(mobile, first, max_seconds=APPROVE_DELAY + 2.0)
-    two, _ = poll(mobile, second, max_seconds=APPROVE_DELAY + 2.0)
+    one, _ = poll(mobile, first, max_seconds=APPROVE_DELAY + 5.0)
+    two, _ = poll(mobile, second, max_seconds=APPROVE_DELAY + 5.0)
     assert isinstance(one, MobileSigned) and isinstance(two, MobileSigned)
     key = x509.load_der_x509_certificate(two.certificate_der).public_key()
     assert isinstance(key, rsa.RSAPublicKey)
@@ -238,10 +237,13 @@ def test_expiry_and_approval_follow_the_simulator_clock(serve: Serve, pki: TestP
     service, clock = _private(serve, pki, approve_delay=5.0, transaction_timeout=60.0)
     approving = service.start("+994501234567", "100001", DIGEST, "x")
     silent = service.start("+994702222222", "100004", DIGEST, "x")
+    cancelling = service.start("+994701111111", "100003", DIGEST, "x")
     clock.now += 4.9
     assert isinstance(service.status(approving), MobileOutstanding)
+    assert isinstance(service.status(cancelling), MobileOutstanding)
     clock.now += 0.2
     assert isinstance(service.status(approving), MobileSigned)
+    assert service.status(cancelling) == MobileRefused("USER_CANCEL", 401)
     assert isinstance(service.status(silent), MobileOutstanding)
     clock.now += 60.0
     assert service.status(silent) == MobileRefused("EXPIRED_TRANSACTION", 208)
@@ -270,3 +272,25 @@ def test_old_transactions_are_evicted(serve: Serve, pki: TestPki) -> None:
 def test_simulator_refuses_a_script_without_its_key() -> None:
     with pytest.raises(ValueError, match="asan"):
         MobileSignatureSimulator({}, scripts=SCRIPTS[:1])
+
+
+def test_simulator_state_is_thread_safe_and_bounded(pki: TestPki) -> None:
+    mssp = MobileSignatureSimulator.from_test_pki(pki.directory, max_transactions=150)
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def open_many() -> None:
+        for _ in range(50):
+            transaction = mssp.start(
+                ap_id=AP_ID, msisdn="+994501234567", user_id="100001", digest=DIGEST
+            )
+            with lock:
+                ids.append(transaction.mssp_trans_id)
+
+    threads = [threading.Thread(target=open_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(ids) == len(set(ids)) == 400
+    assert len(mssp) == 150
