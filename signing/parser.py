@@ -131,7 +131,7 @@ def parse_xml(data: bytes, limits: ParserLimits = ParserLimits()) -> etree._Elem
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
         raise XmlForbidden("document type declarations (DTDs, entities) are not accepted")
-    _check_tree(root, limits)
+    _check_tree(root, limits, len(data))
     return root
 
 
@@ -146,17 +146,19 @@ def _tree_checks(limits: ParserLimits) -> tuple[etree.XPath, etree.XPath, etree.
     return too_deep, count, long_attribute, forbidden_node
 
 
-def _check_tree(root: etree._Element, limits: ParserLimits) -> None:
+def _check_tree(root: etree._Element, limits: ParserLimits, size: int) -> None:
     too_deep, count, long_attribute, has_pi = _tree_checks(limits)
     tree = root.getroottree()
     if has_pi(tree):
         raise XmlForbidden("processing instructions are not accepted")
     if too_deep(tree):
         raise XmlTooDeep(f"nesting deeper than {limits.max_depth} elements")
-    elements = count(tree)
+    # Each element takes at least 4 bytes ("<a/>"), each attribute value at most ``size``:
+    # below those sizes the limits cannot be exceeded and the walks are skipped.
+    elements = count(tree) if size >= 4 * limits.max_elements else 0
     if isinstance(elements, float) and elements > limits.max_elements:
         raise XmlTooLarge(f"{int(elements)} elements exceed the limit of {limits.max_elements}")
-    if long_attribute(tree):
+    if size > limits.max_attribute_bytes and long_attribute(tree):
         raise XmlTooLarge(f"attribute value longer than {limits.max_attribute_bytes} characters")
 
 

@@ -30,18 +30,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
@@ -191,11 +192,16 @@ _NCNAME_REF = re.compile(r"#([A-Za-z_][A-Za-z0-9_.\-]*)")
 _XS_DATETIME = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})"
 )
-_ID_ATTRIBUTES = etree.XPath("//@*[local-name()='Id' or local-name()='ID'] | //@xml:id")
+_ID_VALUES = etree.XPath(
+    "//@*[local-name()='Id' or local-name()='ID'] | //@xml:id", smart_strings=False
+)
 _PREFIX_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
-_XSLT = "http://www.w3.org/TR/1999/REC-xslt-19991116"
-_XPATH = "http://www.w3.org/TR/1999/REC-xpath-19991116"
+_HASHLIB_NAMES = {
+    DigestMethod.SHA256: "sha256",
+    DigestMethod.SHA384: "sha384",
+    DigestMethod.SHA512: "sha512",
+}
 _HMAC_MARKERS = ("hmac",)
 
 
@@ -231,10 +237,8 @@ class EnvelopeVerifier:
         """Verify a signed SOAP 1.1 envelope; refuse it with a specific error otherwise."""
         policy = self._policy
         # 1. structure
-        header, body = self._envelope_parts(envelope)
-        security = self._security_header(envelope, header)
-        signature_el = self._single_signature(envelope, parent=security)
-        ids = _wsu_id_index(envelope)
+        header, body, security, signature_el = _envelope_parts(envelope)
+        _check_unique_ids(envelope)
         sig = _read_signature(signature_el, policy, document=False)
         timestamp = _single_child(security, ns.WSU_TIMESTAMP, "wsu:Timestamp")
         xroad = _xroad_headers(header, policy.required_header_refs)
@@ -253,15 +257,17 @@ class EnvelopeVerifier:
             if target_id in seen:
                 raise SignatureWrapping(f"element #{target_id} is referenced twice")
             seen.add(target_id)
-            if target_id not in expected or ids.get(target_id) is not expected[target_id][1]:
+            # Ids are unique in the whole document, so the id names this very element.
+            target = expected.get(target_id)
+            if target is None:
                 raise SignatureWrapping(
                     f"reference #{target_id} is not the Body, the Timestamp or a signed header"
                 )
-            ref.target = expected[target_id][1]
-        missing = sorted(role for eid, (role, _) in expected.items() if eid not in seen)
-        if missing:
+            ref.target = target[1]
+        if len(seen) != len(expected):
+            missing = sorted(role for eid, (role, _) in expected.items() if eid not in seen)
             raise SignatureWrapping(f"not covered by the signature: {', '.join(missing)}")
-        certificate, intermediates = _token_certificates(security, sig.key_info, ids)
+        certificate, intermediates = _token_certificates(security, sig.key_info)
         created, expires = _read_timestamp(timestamp)
 
         # 2. certificate path
@@ -310,8 +316,13 @@ class EnvelopeVerifier:
         is validated at ``at`` (default: now) — pass the time of receipt for a stored document.
         """
         policy = self._policy
-        signature_el = self._single_signature(element, parent=None)
-        ids = _all_id_index(element)
+        signatures = list(element.iter(ns.DS_SIGNATURE))
+        if not signatures:
+            raise SignatureMissing("no ds:Signature")
+        if len(signatures) > 1:
+            raise SignatureWrapping("more than one ds:Signature")
+        signature_el = signatures[0]
+        _check_unique_ids(element)
         sig = _read_signature(signature_el, policy, document=True)
         if signature_el.getparent() is not element:
             raise SignatureWrapping("the signature is not a direct child of the signed document")
@@ -323,7 +334,7 @@ class EnvelopeVerifier:
             match = _NCNAME_REF.fullmatch(ref.uri)
             if match is None:
                 raise SignatureWrapping(f"reference {ref.uri!r} is not a same-document #id")
-            if match.group(1) not in root_ids or ids.get(match.group(1)) is not element:
+            if match.group(1) not in root_ids:
                 raise SignatureWrapping(f"reference {ref.uri!r} is not the signed document")
         if not ref.enveloped:
             raise SignatureInvalid("an enveloped signature needs the enveloped-signature transform")
@@ -343,45 +354,45 @@ class EnvelopeVerifier:
             raise ValueError("the verifier's clock must return timezone-aware datetimes")
         return now
 
-    @staticmethod
-    def _envelope_parts(envelope: etree._Element) -> tuple[etree._Element, etree._Element]:
-        if envelope.tag != ns.SOAP_ENVELOPE:
-            raise SecurityHeaderMalformed("not a SOAP 1.1 Envelope")
-        children = [c for c in envelope if isinstance(c.tag, str)]
-        headers = [c for c in children if c.tag == ns.SOAP_HEADER]
-        bodies = [c for c in children if c.tag == ns.SOAP_BODY]
-        if not headers:
-            raise SignatureMissing("the envelope has no SOAP Header, so no WS-Security signature")
-        if (
-            len(headers) > 1
-            or len(bodies) != 1
-            or len(children) != 2
-            or children[0] is not headers[0]
-        ):
-            raise SignatureWrapping("the envelope must be exactly one Header followed by one Body")
-        if sum(1 for _ in envelope.iter(ns.SOAP_BODY)) != 1:
-            raise SignatureWrapping("a second soap:Body is nested in the envelope")
-        return headers[0], bodies[0]
 
-    @staticmethod
-    def _security_header(envelope: etree._Element, header: etree._Element) -> etree._Element:
-        found = [c for c in header if c.tag == ns.WSSE_SECURITY]
-        if not found:
-            raise SignatureMissing("no wsse:Security header")
-        if len(found) > 1 or sum(1 for _ in envelope.iter(ns.WSSE_SECURITY)) != 1:
-            raise SignatureWrapping("more than one wsse:Security element")
-        return found[0]
-
-    @staticmethod
-    def _single_signature(root: etree._Element, *, parent: etree._Element | None) -> etree._Element:
-        signatures = list(root.iter(ns.DS_SIGNATURE))
-        if not signatures:
-            raise SignatureMissing("no ds:Signature")
-        if len(signatures) > 1:
-            raise SignatureWrapping("more than one ds:Signature")
-        if parent is not None and signatures[0].getparent() is not parent:
-            raise SignatureWrapping("the ds:Signature is not a child of wsse:Security")
-        return signatures[0]
+def _envelope_parts(
+    envelope: etree._Element,
+) -> tuple[etree._Element, etree._Element, etree._Element, etree._Element]:
+    """Header, Body, Security and Signature, each the only one of its kind, at its place."""
+    if envelope.tag != ns.SOAP_ENVELOPE:
+        raise SecurityHeaderMalformed("not a SOAP 1.1 Envelope")
+    children = [c for c in envelope if isinstance(c.tag, str)]
+    if not any(c.tag == ns.SOAP_HEADER for c in children):
+        raise SignatureMissing("the envelope has no SOAP Header, so no WS-Security signature")
+    if [c.tag for c in children] != [ns.SOAP_HEADER, ns.SOAP_BODY]:
+        raise SignatureWrapping("the envelope must be exactly one Header followed by one Body")
+    header, body = children
+    # One pass over the tree finds every copy an attacker might have hidden elsewhere.
+    found: dict[str, list[etree._Element]] = {
+        ns.SOAP_BODY: [],
+        ns.WSSE_SECURITY: [],
+        ns.DS_SIGNATURE: [],
+    }
+    for element in envelope.iter(ns.SOAP_BODY, ns.WSSE_SECURITY, ns.DS_SIGNATURE):
+        found[element.tag].append(element)
+    if len(found[ns.SOAP_BODY]) != 1:
+        raise SignatureWrapping("a second soap:Body is nested in the envelope")
+    securities = found[ns.WSSE_SECURITY]
+    if not securities:
+        raise SignatureMissing("no wsse:Security header")
+    if len(securities) > 1:
+        raise SignatureWrapping("more than one wsse:Security element")
+    security = securities[0]
+    if security.getparent() is not header:
+        raise SignatureWrapping("the wsse:Security element is not a SOAP header")
+    signatures = found[ns.DS_SIGNATURE]
+    if not signatures:
+        raise SignatureMissing("no ds:Signature")
+    if len(signatures) > 1:
+        raise SignatureWrapping("more than one ds:Signature")
+    if signatures[0].getparent() is not security:
+        raise SignatureWrapping("the ds:Signature is not a child of wsse:Security")
+    return header, body, security, signatures[0]
 
 
 def _xroad_headers(header: etree._Element, required: frozenset[str]) -> dict[str, etree._Element]:
@@ -401,7 +412,7 @@ def _xroad_headers(header: etree._Element, required: frozenset[str]) -> dict[str
 
 
 def _element_children(element: etree._Element) -> list[etree._Element]:
-    return [c for c in element if isinstance(c.tag, str)]
+    return list(element.iterchildren("*"))
 
 
 def _single_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
@@ -508,6 +519,11 @@ def _read_signature(
 
     if ns.DS_OBJECT in tags:
         raise TransformNotAllowed("ds:Object (enveloping content) is not accepted")
+    # Nothing but elements and text inside a signature: a comment in a DigestValue is the
+    # CVE-2025-29774 trick (a reader taking the first text node sees another value than the
+    # canonical form that was signed). Refusing them all lets the rest read plain children.
+    for _ in signature.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity):
+        raise SecurityHeaderMalformed("comments are not accepted inside ds:Signature")
     if tags not in (
         [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE],
         [ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO],
@@ -589,35 +605,24 @@ def _is_id_attribute(name: str) -> bool:
     return name == ns.XML_ID or etree.QName(name).localname in ("Id", "ID")
 
 
-def _id_attributes(root: etree._Element) -> Iterator[tuple[str, etree._Element, str]]:
-    result = _ID_ATTRIBUTES(root)
-    assert isinstance(result, list)
-    for value in result:
-        parent = value.getparent()  # type: ignore[union-attr]
-        name = value.attrname  # type: ignore[union-attr]
-        if isinstance(parent, etree._Element) and isinstance(name, str):
-            yield str(value), parent, name
+def _check_unique_ids(root: etree._Element) -> None:
+    """Every ``Id``/``ID`` (any namespace) and ``xml:id`` value must be unique in the document.
+
+    Resolution then needs no index: an id names exactly one element, the one we pinned.
+    """
+    values = _ID_VALUES(root)
+    assert isinstance(values, list)
+    if len(set(values)) != len(values):
+        counts: dict[object, int] = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        duplicate = next(v for v, n in counts.items() if n > 1)
+        raise SignatureWrapping(f"the id {duplicate!r} is used twice (signature wrapping)")
 
 
-def _unique_ids(root: etree._Element) -> dict[str, tuple[etree._Element, str]]:
-    index: dict[str, tuple[etree._Element, str]] = {}
-    for value, element, name in _id_attributes(root):
-        if value in index:
-            raise SignatureWrapping(f"the id {value!r} is used twice (signature wrapping)")
-        index[value] = (element, name)
-    return index
-
-
-def _wsu_id_index(root: etree._Element) -> dict[str, etree._Element]:
-    """Every id must be unique; only ``wsu:Id`` locates what an envelope reference names."""
-    return {v: el for v, (el, name) in _unique_ids(root).items() if name == ns.WSU_ID}
-
-
-def _all_id_index(root: etree._Element) -> dict[str, etree._Element]:
-    return {v: el for v, (el, _) in _unique_ids(root).items()}
-
-
+@lru_cache(maxsize=256)
 def _certificate_from(text: str, what: str) -> x509.Certificate:
+    """Decode a base64 DER certificate; cached, since the same senders come back all day."""
     der = _base64(text, what)
     try:
         return x509.load_der_x509_certificate(der)
@@ -626,7 +631,7 @@ def _certificate_from(text: str, what: str) -> x509.Certificate:
 
 
 def _token_certificates(
-    security: etree._Element, key_info: etree._Element | None, ids: Mapping[str, etree._Element]
+    security: etree._Element, key_info: etree._Element | None
 ) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
     if key_info is None:
         raise SecurityHeaderMalformed("the Signature has no KeyInfo")
@@ -641,10 +646,10 @@ def _token_certificates(
     if value_type not in (None, ns.X509V3):
         raise SecurityHeaderMalformed(f"token reference ValueType {value_type} is not X509v3")
     match = _NCNAME_REF.fullmatch(token_ref.get("URI") or "")
-    token = ids.get(match.group(1)) if match else None
-    if token is None or token.tag != ns.WSSE_BST or token.getparent() is not security:
-        raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")
     tokens = [c for c in security if c.tag == ns.WSSE_BST]
+    token = next((t for t in tokens if match and t.get(ns.WSU_ID) == match.group(1)), None)
+    if token is None:
+        raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")
     certificates: list[x509.Certificate] = []
     leaf: x509.Certificate | None = None
     for bst in tokens:
@@ -746,7 +751,6 @@ def _check_signature(
             canonical = enveloped_canonical(ref.target, sig.element, ref.inclusive_prefixes)
         else:
             canonical = canonicalize(ref.target, ref.inclusive_prefixes)
-        h = hashes.Hash(ref.digest_method.hash_algorithm())
-        h.update(canonical)
-        if not hmac.compare_digest(h.finalize(), ref.digest_value):
+        digest = hashlib.new(_HASHLIB_NAMES[ref.digest_method], canonical).digest()
+        if not hmac.compare_digest(digest, ref.digest_value):
             raise SignatureInvalid(f"the digest of {ref.uri or 'the document'} does not match")

@@ -32,11 +32,13 @@ The envelope or document is modified in place and returned.
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -74,6 +76,12 @@ QNameLike = str | etree.QName
 
 DEFAULT_LIFETIME = timedelta(seconds=300)
 
+_HASHLIB_NAMES = {
+    DigestMethod.SHA256: "sha256",
+    DigestMethod.SHA384: "sha384",
+    DigestMethod.SHA512: "sha512",
+}
+
 
 @dataclass(frozen=True)
 class PendingSignature:
@@ -105,13 +113,22 @@ def format_timestamp(moment: datetime) -> str:
     """``xs:dateTime`` in UTC with milliseconds and ``Z``, as WS-Security peers expect."""
     if moment.tzinfo is None:
         raise ConfigurationError("timestamps must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    u = moment.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def new_id(prefix: str) -> str:
     """A fresh, unguessable NCName for a ``wsu:Id``."""
     return f"{prefix}-{secrets.token_hex(12)}"
+
+
+@lru_cache(maxsize=64)
+def _certificate_text(certificate: x509.Certificate) -> str:
+    """Base64 DER of a certificate (cached: encoding it costs more than an ECDSA signature)."""
+    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")
 
 
 # --- envelopes -----------------------------------------------------------------------------
@@ -142,7 +159,7 @@ def sign_envelope(
         lifetime=lifetime,
         sign_headers=sign_headers,
     )
-    return complete_signature(pending, signer.sign(pending.signed_info, pending.method))
+    return _insert_value(pending, signer.sign(pending.signed_info, pending.method))
 
 
 def prepare_envelope_signature(
@@ -178,7 +195,9 @@ def prepare_envelope_signature(
         timestamp = etree.SubElement(security, ns.WSU_TIMESTAMP, nsmap={"wsu": ns.WSU})
         etree.SubElement(timestamp, ns.WSU_CREATED).text = format_timestamp(created)
         etree.SubElement(timestamp, ns.WSU_EXPIRES).text = format_timestamp(created + lifetime)
-    token_id = _add_token(security, certificate, chain)
+    # One random token per envelope; the prefixes keep the ids distinct within it.
+    token = secrets.token_hex(12)
+    token_id = _add_token(security, certificate, chain, token)
 
     targets: list[etree._Element] = [timestamp]
     targets.extend(_headers_to_sign(header, sign_headers))
@@ -187,7 +206,8 @@ def prepare_envelope_signature(
     references = []
     for element in targets:
         local = etree.QName(element).localname
-        element_id = _ensure_wsu_id(element, prefixes.get(local, f"id-{local}"))
+        prefix = prefixes.get(local, f"id-{local}")
+        element_id = _ensure_wsu_id(element, f"{prefix}-{token}")
         references.append((element_id, element))
 
     signature = _signature_skeleton(security, method)
@@ -207,7 +227,12 @@ def complete_signature(pending: PendingSignature, signature_value: bytes) -> etr
     a value for different data (or a wrong key) is caught here, not by the peer. ECDSA values
     may come as raw ``r || s`` (XML-DSig) or DER; they are stored raw.
     """
-    value = _normalised_value(pending, signature_value)
+    return _insert_value(pending, _normalised_value(pending, signature_value))
+
+
+def _insert_value(pending: PendingSignature, value: bytes) -> etree._Element:
+    # A local Signer's value is trusted as is (its contract: PKCS#1/PSS bytes or raw r || s);
+    # checking it would cost an ECDSA verification per response for nothing.
     value_element = pending.signature.find(ns.DS_SIGNATURE_VALUE)
     if value_element is None or value_element.text:
         raise ConfigurationError("this signature has already been completed")
@@ -233,7 +258,7 @@ def sign_document(
     pending = prepare_document_signature(
         element, signer.certificate, chain=signer.chain, method=method, digest=digest
     )
-    return complete_signature(pending, signer.sign(pending.signed_info, pending.method))
+    return _insert_value(pending, signer.sign(pending.signed_info, pending.method))
 
 
 def prepare_document_signature(
@@ -263,8 +288,7 @@ def prepare_document_signature(
     key_info = etree.SubElement(signature, ns.q(ns.DS, "KeyInfo"))
     x509_data = etree.SubElement(key_info, ns.DS_X509_DATA)
     for cert in (certificate, *_intermediates(certificate, chain)):
-        der = cert.public_bytes(serialization.Encoding.DER)
-        etree.SubElement(x509_data, ns.DS_X509_CERTIFICATE).text = base64.b64encode(der).decode()
+        etree.SubElement(x509_data, ns.DS_X509_CERTIFICATE).text = _certificate_text(cert)
     return PendingSignature(element, signature, canonicalize(signed_info), method, certificate)
 
 
@@ -354,11 +378,10 @@ def _headers_to_sign(
     return [child for child in header if isinstance(child.tag, str) and child.tag in wanted]
 
 
-def _ensure_wsu_id(element: etree._Element, prefix: str) -> str:
+def _ensure_wsu_id(element: etree._Element, value: str) -> str:
     existing = element.get(ns.WSU_ID)
     if existing:
         return existing
-    value = new_id(prefix)
     element.set(ns.WSU_ID, value)
     return value
 
@@ -370,9 +393,12 @@ def _intermediates(
 
 
 def _add_token(
-    security: etree._Element, certificate: x509.Certificate, chain: Sequence[x509.Certificate]
+    security: etree._Element,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    random_token: str,
 ) -> str:
-    token_id = new_id("X509")
+    token_id = f"X509-{random_token}"
     for index, cert in enumerate((certificate, *_intermediates(certificate, chain))):
         token = etree.SubElement(
             security,
@@ -380,9 +406,8 @@ def _add_token(
             EncodingType=ns.BASE64_BINARY,
             ValueType=ns.X509V3,
         )
-        token.set(ns.WSU_ID, token_id if index == 0 else new_id("X509"))
-        der = cert.public_bytes(serialization.Encoding.DER)
-        token.text = base64.b64encode(der).decode("ascii")
+        token.set(ns.WSU_ID, token_id if index == 0 else f"{token_id}-{index}")
+        token.text = _certificate_text(cert)
     return token_id
 
 
@@ -408,11 +433,8 @@ def _add_reference(
     for algorithm in (*transforms, ns.EXC_C14N):
         etree.SubElement(transforms_el, ns.DS_TRANSFORM, Algorithm=algorithm)
     etree.SubElement(reference, ns.DS_DIGEST_METHOD, Algorithm=digest.value)
-    h = hashes.Hash(digest.hash_algorithm())
-    h.update(canonical)
-    etree.SubElement(reference, ns.DS_DIGEST_VALUE).text = base64.b64encode(h.finalize()).decode(
-        "ascii"
-    )
+    value = hashlib.new(_HASHLIB_NAMES[digest], canonical).digest()
+    etree.SubElement(reference, ns.DS_DIGEST_VALUE).text = base64.b64encode(value).decode("ascii")
 
 
 def _normalised_value(pending: PendingSignature, value: bytes) -> bytes:
