@@ -173,10 +173,14 @@ def canonicalize(element: etree._Element, inclusive_prefixes: Sequence[str] = ()
     The only canonicalization the profile signs with; ``inclusive_prefixes`` is the
     ``ec:InclusiveNamespaces/@PrefixList`` of the transform (``#default`` for the default one).
     """
-    return etree.tostring(
-        element,
-        method="c14n",
-        exclusive=True,
-        with_comments=False,
-        inclusive_ns_prefixes=list(inclusive_prefixes) or None,
-    )
+    try:
+        return etree.tostring(
+            element,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=list(inclusive_prefixes) or None,
+        )
+    except etree.C14NError as exc:
+        # libxml2 refuses what C14N forbids, chiefly relative namespace URIs (xmlns="ns").
+        raise XmlMalformed("the XML cannot be canonicalized (relative namespace URI?)") from exc

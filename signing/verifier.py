@@ -56,6 +56,7 @@ from signing.algorithms import (
 )
 from signing.errors import (
     AlgorithmNotAllowed,
+    ConfigurationError,
     ReplayDetected,
     SecurityHeaderMalformed,
     SignatureInvalid,
@@ -196,6 +197,9 @@ _ID_VALUES = etree.XPath(
     "//@*[local-name()='Id' or local-name()='ID'] | //@xml:id", smart_strings=False
 )
 _PREFIX_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+#: The signer's token plus its issuing CAs; more is padding for the path builder to chew on.
+_MAX_TOKENS = 6
 
 _HASHLIB_NAMES = {
     DigestMethod.SHA256: "sha256",
@@ -351,7 +355,7 @@ class EnvelopeVerifier:
     def _now(self) -> datetime:
         now = self._clock()
         if now.tzinfo is None:
-            raise ValueError("the verifier's clock must return timezone-aware datetimes")
+            raise ConfigurationError("the verifier's clock must return timezone-aware datetimes")
         return now
 
 
@@ -647,6 +651,8 @@ def _token_certificates(
         raise SecurityHeaderMalformed(f"token reference ValueType {value_type} is not X509v3")
     match = _NCNAME_REF.fullmatch(token_ref.get("URI") or "")
     tokens = [c for c in security if c.tag == ns.WSSE_BST]
+    if len(tokens) > _MAX_TOKENS:
+        raise SecurityHeaderMalformed(f"more than {_MAX_TOKENS} BinarySecurityTokens")
     token = next((t for t in tokens if match and t.get(ns.WSU_ID) == match.group(1)), None)
     if token is None:
         raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")

@@ -616,6 +616,14 @@ def token_wrong_value_type(p: Parts, s: Sender) -> None:
     p.token.set("ValueType", "urn:attacker:token")
 
 
+@attack(SecurityHeaderMalformed, "dozens of extra tokens for the path builder to chew on")
+def token_flood(p: Parts, s: Sender) -> None:
+    for index in range(20):
+        extra = copy.deepcopy(p.token)
+        extra.set(ns.WSU_ID, f"flood-{index}")
+        p.security.insert(0, extra)
+
+
 @attack(SecurityHeaderMalformed, "KeyInfo points to an id that is not a token")
 def keyinfo_to_unknown_id(p: Parts, s: Sender) -> None:
     next(p.signature.iter(ns.WSSE_REFERENCE)).set("URI", "#nowhere")

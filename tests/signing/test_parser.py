@@ -242,3 +242,9 @@ def test_attribute_too_long() -> None:
 )
 def test_malformed(data: bytes) -> None:
     refused(data, XmlMalformed)
+
+
+def test_relative_namespace_uri_cannot_be_canonicalized() -> None:
+    root = parse_xml(b'<a xmlns="relative"><b/></a>')
+    with pytest.raises(XmlMalformed):
+        canonicalize(root[0])

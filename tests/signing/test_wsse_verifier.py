@@ -38,6 +38,7 @@ from signing.errors import (
     TimestampInFuture,
     VerificationError,
     WeakKey,
+    XmlMalformed,
 )
 from signing.parser import parse_xml, serialize
 from signing.policy import SecurityPolicy
@@ -683,3 +684,21 @@ def test_text_after_the_signature_is_signed_content(
         verifier.verify_document(parse_xml(serialize(document)))  # ...is signed content
     signature.tail = None
     verifier.verify_document(parse_xml(serialize(document)))
+
+
+def test_relative_namespace_in_a_signed_body_is_malformed_xml(
+    pki: TestPki, verifier: EnvelopeVerifier
+) -> None:
+    """C14N forbids relative namespace URIs (xml-crypto's valid_signature_wsu.xml uses them)."""
+    sender = Sender.from_identity(pki.identity("director"))
+    data = attacks.serialize(attacks.signed(sender, now=NOW)).replace(
+        b'xmlns:r="urn:az:dsmf:insured-registration:v1"', b'xmlns:r="relative"'
+    )
+    assert_refused(lambda: verifier.verify(parse_xml(data)), XmlMalformed)
+
+
+def test_clock_must_be_timezone_aware(trust: TrustStore, pki: TestPki) -> None:
+    verifier = EnvelopeVerifier(trust, SecurityPolicy(), None, lambda: datetime(2030, 1, 1))
+    envelope = sign_envelope(request_envelope(), pki.signer("director"), now=NOW)
+    with pytest.raises(ConfigurationError):
+        verifier.verify(roundtrip(envelope))
