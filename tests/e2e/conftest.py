@@ -110,6 +110,13 @@ def stack(database_url: str, tmp_path: Path, test_pki: TestPki,
     gateway.close()
 
 
+def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """Call an operation through zeep and return the response body (the WSDL declares output
+    headers, so zeep answers with {header, body})."""
+    result = getattr(client.service, operation)(**kwargs)
+    return result.body if hasattr(result, "body") else result
+
+
 def fault_code(fault: Fault) -> str:
     """The fault code without its namespace prefix ("soapenv:Client.X" -> "Client.X")."""
     code = fault.code or ""

@@ -10,6 +10,7 @@ from zeep.exceptions import Fault
 from gateway.soap.service import OPERATIONS
 from tests.e2e.conftest import (
     Stack,
+    call,
     fault_code,
     find_person_payload,
     response_fault_code,
@@ -30,7 +31,7 @@ def test_served_wsdl_lists_every_operation(stack: Stack) -> None:
 
 def test_seeded_person_is_found_with_azerbaijani_letters(stack: Stack) -> None:
     client, plugin = stack.client("director")
-    answer = client.service.FindPerson(voen="1403567891", documentType="ID_CARD", fin="5GH3J7K")
+    answer = call(client, "FindPerson", voen="1403567891", documentType="ID_CARD", fin="5GH3J7K")
     assert answer.outcome == "FOUND"
     assert (answer.person.surname, answer.person.name, answer.person.patronymic) == (
         "Nəsibova", "Şəhla", "Oqtay qızı")
@@ -47,7 +48,7 @@ def test_seeded_person_is_found_with_azerbaijani_letters(stack: Stack) -> None:
 ])
 def test_residence_permit_fins_are_found(stack: Stack, fin: str, doc: str) -> None:
     client, _ = stack.client("director")
-    answer = client.service.FindPerson(voen="1403567891", documentType=doc, fin=fin)
+    answer = call(client, "FindPerson", voen="1403567891", documentType=doc, fin=fin)
     assert answer.outcome == "FOUND"
     assert answer.person.fin == fin
     assert answer.person.document.documentType == doc
@@ -56,20 +57,20 @@ def test_residence_permit_fins_are_found(stack: Stack, fin: str, doc: str) -> No
 def test_unknown_fin_is_a_specific_fault(stack: Stack) -> None:
     client, _ = stack.client("director")
     with pytest.raises(Fault) as info:
-        client.service.FindPerson(voen="1403567891", documentType="ID_CARD", fin="0NF7ND0")
+        call(client, "FindPerson", voen="1403567891", documentType="ID_CARD", fin="0NF7ND0")
     assert fault_code(info.value) == "Client.Person.NotFound"
 
 
 def test_expired_document_is_refused(stack: Stack) -> None:
     client, _ = stack.client("director")
     with pytest.raises(Fault) as info:
-        client.service.FindPerson(voen="1403567891", documentType="ID_CARD", fin="1EX9PR3")
+        call(client, "FindPerson", voen="1403567891", documentType="ID_CARD", fin="1EX9PR3")
     assert fault_code(info.value) == "Client.Person.DocumentInvalid"
 
 
 def test_person_with_ssn_gets_the_warning(stack: Stack) -> None:
     client, _ = stack.client("director")
-    answer = client.service.FindPerson(voen="1403567891", documentType="ID_CARD", fin="9QW3E5R")
+    answer = call(client, "FindPerson", voen="1403567891", documentType="ID_CARD", fin="9QW3E5R")
     assert answer.outcome == "SSN_EXISTS"
     assert answer.existingInsured.surname == "Rzayev"
     assert answer.existingInsured.ssn
