@@ -57,8 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     wsdl = f"{server.url.rstrip('/')}/soap?wsdl"
     print(f"DSMF insured-registration gateway on {server.url.rstrip('/')}/soap")
     print(f"  WSDL:    {wsdl}")
-    base = server.url.rstrip('/')
-    print(f"  health:  {base}/health    metrics: {base}/metrics")
+    root = server.url.rstrip('/')
+    print(f"  health:  {root}/health    metrics: {root}/metrics")
     print(f"  data:    {data_dir} (SQLite, demo PKI in {pki_dir})")
     if simulators is not None:
         print(f"  population-registry simulator: {simulators.population_url}")
