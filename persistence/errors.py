@@ -118,18 +118,19 @@ def translate(error: sa_exc.SQLAlchemyError) -> GatewayError:
             return ConstraintViolated(f"constraint violated: {message}")
         if sqlstate in _PG_RETRYABLE:
             return ConcurrentUpdate(f"concurrent transaction: {message}")
+        if sqlstate == "42P01" or (  # undefined_table
+            isinstance(error.orig, sqlite3.OperationalError) and "no such table" in message
+        ):
+            return SchemaOutOfDate(f"schema not migrated: {message}")
         if (
             error.connection_invalidated
             or sqlstate[:2] in _PG_UNAVAILABLE_STATES
             or isinstance(error, sa_exc.InterfaceError)
-            or (isinstance(error.orig, sqlite3.OperationalError) and "locked" in message)
-            or (isinstance(error.orig, sqlite3.OperationalError) and "unable to open" in message)
+            # Without a SQLSTATE an operational error is the driver's: connection refused or
+            # lost, SQLite busy/locked, disk I/O.
+            or (isinstance(error, sa_exc.OperationalError) and not sqlstate)
         ):
             return StorageUnavailable(f"database unavailable: {message}")
-        if isinstance(error.orig, sqlite3.OperationalError) and "no such table" in message:
-            return SchemaOutOfDate(f"schema not migrated: {message}")
-        if sqlstate == "42P01":  # undefined_table
-            return SchemaOutOfDate(f"schema not migrated: {message}")
         return StorageError(f"database error: {message}")
     if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return StorageUnavailable(f"database unavailable: {message}")

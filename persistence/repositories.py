@@ -19,6 +19,7 @@ from sqlalchemy import (
     Result,
     Select,
     Table,
+    case,
     delete,
     func,
     insert,
@@ -45,7 +46,7 @@ from gateway.domain.model import (
     Signatory,
     StatusChange,
 )
-from gateway.domain.text import fold
+from gateway.domain.text import collation_key, fold
 from gateway.domain.values import Address, Contacts, DocumentType
 from gateway.services.ports import ApplicationQuery, Page, SortField
 from persistence import codec
@@ -73,6 +74,7 @@ from persistence.tables import (
 
 MAX_PAGE_SIZE = 200
 OPEN_STATUSES = (ApplicationStatus.DRAFT.value, ApplicationStatus.SUBMITTED.value)
+_STATUS_RANK = {status.value: rank for rank, status in enumerate(ApplicationStatus)}
 
 
 def _now() -> datetime:
@@ -100,7 +102,8 @@ def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequenc
 
 
 def rowcount(result: Result[Any]) -> int:
-    """Rows matched by an INSERT / UPDATE / DELETE."""
+    """Rows matched by an UPDATE / DELETE. (Not INSERT: psycopg reports -1 there unless asked
+    to preserve it; ``INSERT … ON CONFLICT DO NOTHING RETURNING`` tells what was inserted.)"""
     return result.rowcount if isinstance(result, CursorResult) else 0
 
 
@@ -656,7 +659,8 @@ class SqlApplicationRepository:
         * type, certificate status and status: exact;
         * paging: ``page`` ≥ 1, 1 ≤ ``page_size`` ≤ 200; ``total`` counts all matches;
         * sorting by ``sort_field`` (NULLs last in either direction) then application id, so the
-          order is total and pages never overlap.
+          order is total and pages never overlap. SURNAME sorts by surname, name, patronymic
+          in the Azerbaijani alphabet (``collation_key``), the same on SQLite and PostgreSQL.
         """
         if query.page < 1:
             raise ValidationFailed("page must be ≥ 1", code="Client.Validation.Paging",
@@ -717,17 +721,24 @@ class SqlApplicationRepository:
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time.min, tzinfo=self._options.business_tz).astimezone(UTC)
 
-    @staticmethod
-    def _ordering(sort: SortField, descending: bool) -> list[Any]:
+    def _ordering(self, sort: SortField, descending: bool) -> list[Any]:
         a = ApplicationRow
+        # Code-point order for text on PostgreSQL too, whatever the database's locale: the
+        # same order as SQLite, and the Azerbaijani alphabet for name_sort_key.
+        binary = self._session.get_bind().dialect.name == "postgresql"
+
+        def text_(column: Any) -> Any:
+            return column.collate("C") if binary else column
+
         by_field: dict[SortField, list[Any]] = {
             SortField.APPLICATION_DATE: [a.created_at],
             SortField.SSN_DATE: [a.ssn_date],
-            SortField.SURNAME: [a.surname_folded, a.name_folded, a.patronymic_folded],
-            SortField.FIN: [a.fin],
-            SortField.STATUS: [a.status],
+            SortField.SURNAME: [text_(a.name_sort_key)],
+            SortField.FIN: [text_(a.fin)],
+            # Lifecycle order, not alphabetical.
+            SortField.STATUS: [case(_STATUS_RANK, value=a.status, else_=len(_STATUS_RANK))],
         }
-        columns = [*by_field[sort], a.application_id]
+        columns = [*by_field[sort], text_(a.application_id)]
         if descending:
             return [c.desc().nulls_last() for c in columns]
         return [c.asc().nulls_last() for c in columns]
@@ -791,6 +802,9 @@ class SqlApplicationRepository:
             "surname_folded": fold(surname) if surname is not None else None,
             "name_folded": fold(name) if name is not None else None,
             "patronymic_folded": fold(patronymic) if patronymic is not None else None,
+            "name_sort_key": collation_key(
+                " ".join(p for p in (surname, name, patronymic) if p)
+            ) if surname is not None else None,
         }
 
     def _on_registered(self, app: Application) -> dict[str, Any] | None:
@@ -901,8 +915,9 @@ class SqlInsuredPersonRepository:
                 updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=["fin"])
+            .returning(InsuredPersonRow.fin)
         )
-        if rowcount(self._session.execute(stmt)) != 1:
+        if self._session.execute(stmt).first() is None:
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
         return InsuredPerson(
             fin=fin,
@@ -961,8 +976,9 @@ class SqlIdempotencyStore:
                 created_at=_now(),
             )
             .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(IdempotencyRow.message_id)
         )
-        if rowcount(self._session.execute(stmt)) == 1:
+        if self._session.execute(stmt).first() is not None:
             return
         stored = self.get_request_hash(message_id)
         if stored != request_hash:

@@ -389,8 +389,9 @@ class SqlReplayCache:
                 dialect_insert(s, table)
                 .values(message_id=message_id, expires_at=expires_at)
                 .on_conflict_do_nothing(index_elements=["message_id"])
+                .returning(table.c.message_id)
             )
-            if rowcount(inserted) == 1:
+            if inserted.first() is not None:
                 return True
             reused = s.execute(
                 update(table)

@@ -9,6 +9,8 @@ Conventions:
 * timestamps are stored in UTC (``UtcDateTime``: aware in, aware out, on both databases);
 * enumerations are ``VARCHAR`` + a ``CHECK`` listing the domain enum's values (portable, and a
   new value is a one-line migration instead of an ``ALTER TYPE``);
+* ``name_sort_key`` orders by name in the Azerbaijani alphabet (C < Ç, E < Ə, I < İ …) by plain
+  code-point comparison (SQLite BINARY, PostgreSQL ``COLLATE "C"``), identically on both;
 * ``*_folded`` columns hold ``gateway.domain.text.fold`` of the name beside them: the registry
   search matches a prefix of the folded value, which is correct for Azerbaijani İ/ı and uses a
   plain B-tree index (``text_pattern_ops`` on PostgreSQL so ``LIKE 'prefix%'`` can use it under
@@ -254,6 +256,8 @@ class ApplicationRow(Base):
     surname_folded: Mapped[str | None] = mapped_column(String(100))
     name_folded: Mapped[str | None] = mapped_column(String(100))
     patronymic_folded: Mapped[str | None] = mapped_column(String(100))
+    # gateway.domain.text.collation_key of "surname name patronymic": Azerbaijani order.
+    name_sort_key: Mapped[str | None] = mapped_column(String(320))
     person: Mapped[dict[str, Any] | None] = mapped_column(Json)
     registration_address: Mapped[dict[str, Any] | None] = mapped_column(Json)
     actual_address_differs: Mapped[bool] = mapped_column(Boolean)

@@ -27,3 +27,19 @@ def fold(text: str) -> str:
     normalised = unicodedata.normalize("NFC", text)
     collapsed = " ".join(normalised.split())
     return unicodedata.normalize("NFC", collapsed.translate(_AZ_CASE).lower())
+
+
+# The Azerbaijani Latin alphabet in its order (lower case, as ``fold`` leaves it).
+AZERBAIJANI_ALPHABET = "abcçdeəfgğhxıijkqlmnoöprsştuüvyz"
+# Letters map to consecutive code points from "@" (after digits, space and punctuation), so a
+# key compares correctly by code point, which is what both SQLite (BINARY) and PostgreSQL
+# (COLLATE "C") do. Characters outside the alphabet keep their own code point.
+_COLLATION = str.maketrans(
+    {letter: chr(0x40 + rank) for rank, letter in enumerate(AZERBAIJANI_ALPHABET)}
+)
+
+
+def collation_key(text: str) -> str:
+    """A key whose code-point order is Azerbaijani alphabetical order of ``fold(text)``:
+    C < Ç < D, E < Ə < F, G < Ğ < H < X < I < İ, O < Ö, S < Ş, U < Ü; case-insensitive."""
+    return fold(text).translate(_COLLATION)

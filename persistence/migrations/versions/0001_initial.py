@@ -120,6 +120,7 @@ def upgrade() -> None:
     sa.Column('surname_folded', sa.String(length=100), nullable=True),
     sa.Column('name_folded', sa.String(length=100), nullable=True),
     sa.Column('patronymic_folded', sa.String(length=100), nullable=True),
+    sa.Column('name_sort_key', sa.String(length=320), nullable=True),
     sa.Column('person', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('registration_address', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('actual_address_differs', sa.Boolean(), nullable=False),
