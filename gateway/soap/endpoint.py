@@ -31,7 +31,13 @@ from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
 from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, request_hash, require_headers
-from signing.errors import SignatureMissing, SigningError, XmlMalformed, XmlTooLarge
+from signing.errors import (
+    SignatureMissing,
+    SignatureWrapping,
+    SigningError,
+    XmlMalformed,
+    XmlTooLarge,
+)
 from signing.parser import ParserLimits, parse_xml, serialize
 from signing.signer import Signer
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
@@ -71,6 +77,13 @@ class ActorResolver(Protocol):
     def __call__(
         self, verified: VerifiedMessage, headers: XRoadHeaders, operation: str
     ) -> Actor: ...
+
+
+class SessionResolver(Protocol):
+    """The actor of an unsigned request with a ``tns:sessionToken`` (an Asan İmza session);
+    raises when the session is unknown or expired, or the operation needs a signature."""
+
+    def __call__(self, token: str, operation: str) -> Actor: ...
 
 
 Operation = Callable[["RequestScope", Any], Any]
@@ -131,6 +144,7 @@ class SoapEndpoint:
         public_url: str = "",
         health_checks: Iterable[HealthCheck] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        resolve_session: SessionResolver | None = None,
     ) -> None:
         self.contract = contract
         self.dispatcher = dispatcher
@@ -146,6 +160,7 @@ class SoapEndpoint:
         self.public_url = public_url
         self.health_checks = tuple(health_checks)
         self.clock = clock
+        self.resolve_session = resolve_session
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "dsmf_requests", "SOAP requests by operation and outcome",
@@ -235,26 +250,30 @@ class SoapEndpoint:
             if request is None:
                 raise XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
             envelope = parse_xml(request, self.limits)
-            header_el, payload = _split_envelope(envelope)
-            operation = etree.QName(payload).localname
-            if etree.QName(payload).namespace != TNS or operation not in self.operations:
-                raise ValidationFailed(
-                    f"unknown operation {payload.tag}", code="Client.Operation.Unknown"
-                )
-            headers = read_headers(header_el)
+            header_el, body_el = _split_envelope(envelope)
             signed = _has_security(header_el)
-            if operation in self.unsigned and not signed:
-                verified = None
-            else:
-                if not signed:
-                    raise SignatureMissing("the request must carry a wsse:Security signature")
-                require_headers(headers, operation)
+            session_token = _session_token(header_el)
+            verified: VerifiedMessage | None = None
+            if signed:
+                # Verify before reading anything from the message: the operation, the headers
+                # and the payload are taken from what the signature covers, nothing else.
                 verified = self.verifier.verify(envelope)
-                headers = XRoadHeaders(dict(verified.signed_headers)) if verified.signed_headers \
-                    else headers
+                headers = XRoadHeaders(dict(verified.signed_headers))
                 payload = _payload_of(verified.body)
-                if etree.QName(payload).localname != operation:
-                    raise ValidationFailed("signed body changed", code="Client.Signature.Wrapping")
+            else:
+                headers = read_headers(header_el)
+                payload = _payload_of(body_el)
+            operation = _operation_of(payload, self.operations)
+            if signed:
+                require_headers(headers, operation)
+            elif operation in self.unsigned:
+                pass
+            elif session_token and self.resolve_session is not None:
+                require_headers(headers, operation)
+                actor = self.resolve_session(session_token, operation)
+            else:
+                raise SignatureMissing("the request must carry a wsse:Security signature")
+            if verified is not None:
                 actor = self.resolve_actor(verified, headers, operation)
                 message_id = headers.message_id
                 if message_id:
@@ -276,7 +295,7 @@ class SoapEndpoint:
                 actor=actor,
                 request_bytes=request,
                 operations=self.operations,
-                session_token=_session_token(header_el),
+                session_token=session_token,
             )
             result = self.dispatcher.call(payload, scope)
             response = self._respond(result, headers, request)
@@ -354,8 +373,20 @@ def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, et
     headers = [c for c in envelope if c.tag == f"{{{SOAP_ENV}}}Header"]
     bodies = [c for c in envelope if c.tag == f"{{{SOAP_ENV}}}Body"]
     if len(bodies) != 1 or len(headers) > 1:
-        raise XmlMalformed("a SOAP Envelope has one Body and at most one Header")
-    return (headers[0] if headers else None), _payload_of(bodies[0])
+        # A second Body or Header is the classic signature-wrapping move; refuse it as such.
+        raise SignatureWrapping("a SOAP Envelope has one Body and at most one Header")
+    if headers and envelope.index(headers[0]) > envelope.index(bodies[0]):
+        raise SignatureWrapping("the SOAP Header must come before the Body")
+    if any(isinstance(c.tag, str) for c in envelope if c not in headers and c not in bodies):
+        raise SignatureWrapping("only Header and Body may stand in a SOAP Envelope")
+    return (headers[0] if headers else None), bodies[0]
+
+
+def _operation_of(payload: etree._Element, operations: dict[str, Operation]) -> str:
+    name = etree.QName(payload)
+    if name.namespace != TNS or name.localname not in operations:
+        raise ValidationFailed(f"unknown operation {payload.tag}", code="Client.Operation.Unknown")
+    return str(name.localname)
 
 
 def _payload_of(body: etree._Element) -> etree._Element:

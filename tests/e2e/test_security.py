@@ -1,0 +1,158 @@
+"""Every known attack sent to the running gateway: each refused with its exact fault code, and
+nothing written.
+
+The crafted messages come from tests/signing/attacks.py (the verifier's own attack corpus), built
+around a real state-changing request (SaveDraft by the demo director), so a message that slipped
+through would create an application.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.services.ports import ApplicationQuery
+from gateway.soap.simulators.runner import Simulators
+from gateway.wsgi_server import serve_in_thread
+from persistence.seed import load_demo_data
+from signing.testpki import TestPki
+from tests.e2e.conftest import (
+    DEMO_VOEN,
+    TNS,
+    Stack,
+    make_settings,
+    response_fault_code,
+)
+from tests.signing import attacks
+from tests.signing.attacks import ATTACKS, Sender
+
+SAVE_DRAFT = (
+    f'<t:SaveDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+    "<t:documentType>ID_CARD</t:documentType><t:fin>6TY2U8P</t:fin>"
+    "<t:actualAddressDiffers>false</t:actualAddressDiffers></t:SaveDraft>"
+).encode()
+
+
+def base_request() -> etree._Element:
+    envelope = attacks.request_envelope(payload=SAVE_DRAFT)
+    code = envelope.find(".//{http://x-road.eu/xsd/identifiers}serviceCode")
+    assert code is not None
+    code.text = "SaveDraft"
+    return envelope
+
+
+@pytest.fixture(scope="module")
+def sqlite_stack(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPki,
+                 simulators: Simulators) -> Iterator[Stack]:
+    from gateway.bootstrap import build_gateway
+
+    tmp: Path = tmp_path_factory.mktemp("security")
+    settings = make_settings(f"sqlite:///{tmp / 'gw.db'}", tmp, test_pki, simulators,
+                             max_message_bytes=200_000, max_xml_depth=40)
+    gateway = build_gateway(settings)
+    load_demo_data(gateway.database)
+    server = serve_in_thread(gateway.app)
+    yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=test_pki,
+                simulators=simulators)
+    server.stop()
+    gateway.close()
+
+
+def applications_written(stack: Stack) -> int:
+    with stack.gateway.database.unit_of_work() as uow:
+        return uow.applications.search(ApplicationQuery(insurer_voen=DEMO_VOEN)).total
+
+
+def refused_with(stack: Stack, data: bytes, code: str) -> None:
+    response = stack.post(data)
+    assert response.status_code == 500, response.text[:300]
+    assert response_fault_code(response) == code
+    assert applications_written(stack) == 0
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_is_refused(sqlite_stack: Stack, name: str) -> None:
+    attack = ATTACKS[name]
+    sender = Sender.from_identity(sqlite_stack.pki.identity("director"))
+    data = attack.craft(sender, base=base_request)
+    refused_with(sqlite_stack, data, attack.expected.code)
+
+
+@pytest.mark.parametrize(("identity", "code"), [
+    ("expired", "Client.Certificate.Expired"),
+    ("not_yet_valid", "Client.Certificate.NotYetValid"),
+    ("revoked", "Client.Certificate.Revoked"),
+    ("wrong_usage", "Client.Certificate.KeyUsage"),
+    ("foreign", "Client.Certificate.Untrusted"),
+    ("rsa1024", "Client.Certificate.WeakKey"),
+])
+def test_bad_certificate_is_refused(sqlite_stack: Stack, identity: str, code: str) -> None:
+    sender = Sender.from_identity(sqlite_stack.pki.identity(identity))
+    data = attacks.serialize(attacks.signed(sender, base=base_request))
+    refused_with(sqlite_stack, data, code)
+
+
+@pytest.mark.parametrize(("shift", "lifetime", "code"), [
+    (timedelta(minutes=-10), timedelta(minutes=5), "Client.Signature.Expired"),
+    (timedelta(minutes=10), timedelta(minutes=5), "Client.Signature.Future"),
+    (timedelta(0), timedelta(hours=2), "Client.Signature.Expired"),  # over the max lifetime
+])
+def test_stale_or_future_timestamp_is_refused(
+    sqlite_stack: Stack, shift: timedelta, lifetime: timedelta, code: str
+) -> None:
+    sender = Sender.from_identity(sqlite_stack.pki.identity("director"))
+    envelope = attacks.signed(sender, now=datetime.now(UTC) + shift, lifetime=lifetime,
+                              base=base_request)
+    refused_with(sqlite_stack, attacks.serialize(envelope), code)
+
+
+def test_unsigned_request_is_refused(sqlite_stack: Stack) -> None:
+    refused_with(sqlite_stack, attacks.serialize(base_request()), "Client.Signature.Missing")
+
+
+def test_replayed_message_id_with_other_content_is_refused(sqlite_stack: Stack) -> None:
+    sender = Sender.from_identity(sqlite_stack.pki.identity("director"))
+    message_id = str(uuid.uuid4())
+    find = (f'<t:FindPerson xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+            "<t:documentType>ID_CARD</t:documentType><t:fin>5GH3J7K</t:fin></t:FindPerson>")
+
+    def request(fin: str) -> bytes:
+        env = attacks.request_envelope(message_id=message_id,
+                                       payload=find.replace("5GH3J7K", fin).encode())
+        code = env.find(".//{http://x-road.eu/xsd/identifiers}serviceCode")
+        assert code is not None
+        code.text = "FindPerson"
+        return attacks.serialize(attacks.signed(sender, base=lambda: env))
+
+    first = request("5GH3J7K")
+    ok = sqlite_stack.post(first)
+    assert ok.status_code == 200
+    # The identical bytes again: a retry, answered with the original signed response.
+    again = sqlite_stack.post(first)
+    assert again.status_code == 200 and again.content == ok.content
+    # The same id on another request: a replay.
+    refused_with(sqlite_stack, request("8LV4N2X"), "Client.Signature.Replay")
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', "Client.Xml.Forbidden"),
+    (b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>', "Client.Xml.Forbidden"),
+    (b"<a>" * 60 + b"</a>" * 60, "Client.Xml.TooDeep"),
+    (b"<x>" + b"a" * 300_000 + b"</x>", "Client.Xml.TooLarge"),
+    (b"<not-xml", "Client.Xml.Malformed"),
+    (b'<?xml-stylesheet href="x"?><x/>', "Client.Xml.Forbidden"),
+])
+def test_hostile_xml_is_refused(sqlite_stack: Stack, data: bytes, code: str) -> None:
+    refused_with(sqlite_stack, data, code)
+
+
+def test_confused_deputy_is_refused(sqlite_stack: Stack) -> None:
+    """A valid signature by insurer B's director over a body naming insurer A."""
+    sender = Sender.from_identity(sqlite_stack.pki.identity("director_b"))
+    data = attacks.serialize(attacks.signed(sender, base=base_request))
+    refused_with(sqlite_stack, data, "Client.NotAuthorized.OtherInsurer")
