@@ -19,7 +19,7 @@ import zeep
 from zeep.exceptions import Fault
 
 from gateway.client.wsse import SigningPlugin, XRoadMember
-from signing.errors import SigningError
+from signing.errors import SigningError, VerificationError
 from signing.signer import Signer
 from signing.testpki import load_test_pki
 
@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except Fault as fault:
         print(f"refused: {fault.code} {fault.message}", file=sys.stderr)
         return 1
-    except SigningError as exc:
-        print(f"the answer's signature does not verify: {exc}", file=sys.stderr)
+    except VerificationError as exc:
+        print(f"the answer's signature does not verify: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    except SigningError as exc:  # the card: wrong PIN, locked PIN, missing token or key
+        print(f"cannot sign with the card: {exc.code}: {exc}", file=sys.stderr)
         return 1
     signed = plugin.last_response
     if signed is not None:
