@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # spyne logs every exception our operations raise; we answer them as faults ourselves.
     logging.getLogger("spyne").setLevel(logging.CRITICAL)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "log" and args.action == "export" and not args.message_id:
         print("log export needs a message id", file=sys.stderr)
         return 2

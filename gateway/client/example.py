@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if signed is not None:
         print(f"answer signed by {signed.certificate.subject.rfc4514_string()} "
               f"at {signed.signed_at:%Y-%m-%d %H:%M:%S}Z — verified")
-    print(answer)
+    print(answer.body if hasattr(answer, "body") else answer)
     return 0
 
 
