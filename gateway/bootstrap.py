@@ -18,6 +18,8 @@ from gateway.config import ConfigError, Settings
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.insurers import InsurerService
+from gateway.services.notifications import NotificationService
+from gateway.services.pdf import NoticePdfRenderer
 from gateway.services.ports import PopulationRegistry
 from gateway.services.registration import RegistrationService
 from gateway.soap.contract import Contract
@@ -59,6 +61,7 @@ class Services:
     registration: RegistrationService
     provider: Provider
     settings: Settings
+    notifications: NotificationService | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,11 +164,17 @@ def build_gateway(
             kind=CredentialKind.CARD,
         )
 
+    # One key signs both the responses and the notices (bildiriş) the gateway issues.
+    signer = load_signer(settings)
+    registration = RegistrationService(uow, registry, clock, settings.max_page_size)
     services = Services(
         insurers=InsurerService(uow, clock),
-        registration=RegistrationService(uow, registry, clock, settings.max_page_size),
+        registration=registration,
         provider=Provider(),
         settings=settings,
+        notifications=NotificationService(
+            uow, signer, clock, NoticePdfRenderer(), applications=registration.get
+        ),
     )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
     endpoint = SoapEndpoint(
@@ -174,7 +183,7 @@ def build_gateway(
         operations=build_operations(services),
         verifier=verifier,
         resolve_actor=resolve_actor,
-        response_signer=load_signer(settings),
+        response_signer=signer,
         guard=SqlMessageGuard(database),
         journal=MessageLog(database),
         limits=ParserLimits(

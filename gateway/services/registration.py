@@ -279,16 +279,22 @@ class RegistrationService:
         with self.uow() as uow:
             authorize(uow, actor, voen, today=now.date())
             insured = uow.insured_persons.get(fin)
-            history = [a for a in uow.applications.find_open_for_person(voen, fin)
-                       if a.status is ApplicationStatus.REGISTERED]
-            initial = [a for a in history
-                       if a.application_type is ApplicationType.INITIAL_REGISTRATION]
-            if insured is None or not initial:
+            # find_open_for_person() returns only DRAFT/SUBMITTED ones: the registered
+            # applications (the initial one and the latest correction) come from the registry.
+            def newest(kind: ApplicationType | None) -> list[Application]:
+                return list(uow.applications.search(ApplicationQuery(
+                    insurer_voen=voen, fin=fin, status=ApplicationStatus.REGISTERED,
+                    application_type=kind, page_size=1, descending=True,
+                )).items)
+
+            initial = newest(ApplicationType.INITIAL_REGISTRATION)
+            history = newest(None)
+            if insured is None or not initial or not history:
                 raise NotFound(
                     "this insurer has no registered person with that FIN",
                     code="Client.NotFound.InsuredPerson", field="fin",
                 )
-            base, latest = initial[-1], history[-1]
+            base, latest = initial[0], history[0]
             # The correction keeps the old values in its history: nothing is overwritten.
             old = (f"previous actual address: {_address_text(latest)}; "
                    f"previous contacts: {_contacts_text(latest.contacts)}")
