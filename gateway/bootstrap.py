@@ -18,6 +18,7 @@ from gateway.config import ConfigError, Settings
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.insurers import InsurerService
+from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
 from gateway.services.pdf import NoticePdfRenderer
 from gateway.services.ports import PopulationRegistry
@@ -28,11 +29,13 @@ from gateway.soap.endpoint import HealthCheck, SoapEndpoint
 from gateway.soap.operations import build_operations
 from gateway.soap.service import build_application
 from gateway.soap.xroad import XRoadHeaders
+from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from persistence.db import Database
 from persistence.guard import SqlMessageGuard, ping
 from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
+from persistence.stores import MobileStore, SessionStore
 from signing.identity import IdentityMapping
 from signing.parser import ParserLimits
 from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
@@ -61,6 +64,7 @@ class Services:
     registration: RegistrationService
     provider: Provider
     settings: Settings
+    mobile: MobileService | None = None
     notifications: NotificationService | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -176,6 +180,18 @@ def build_gateway(
             uow, signer, clock, NoticePdfRenderer(), applications=registration.get
         ),
     )
+    if settings.mobile_url:
+        services.mobile = MobileService(
+            uow, MobileStore(database), SessionStore(database),
+            ZeepMobileSignatureService(
+                settings.contract_dir / "wsdl" / "upstream" / "mobile-signature.wsdl",
+                settings.mobile_url, ap_id=settings.mobile_ap_id,
+                timeout=settings.upstream_timeout_seconds, retries=settings.upstream_retries,
+            ),
+            services.registration, verifier, mapping, clock,
+            session_ttl=timedelta(seconds=settings.session_ttl_seconds),
+            transaction_ttl=timedelta(seconds=settings.mobile_poll_timeout_seconds),
+        )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
     endpoint = SoapEndpoint(
         contract=contract,
@@ -199,6 +215,7 @@ def build_gateway(
             HealthCheck("population-registry", registry.ping),
         ),
         clock=clock,
+        resolve_session=services.mobile.resolve_session if services.mobile else None,
     )
     return Gateway(app=endpoint, services=services, database=database, settings=settings)
 

@@ -70,7 +70,10 @@ class Settings:
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
     # for read-only operations; matched on organizationIdentifier (TINAZ-<VÖEN>).
     trusted_systems: tuple[str, ...] = ()
-    unsigned_operations: tuple[str, ...] = ("listMethods",)
+    # The Asan İmza operations are protected by the holder's confirmation on the phone.
+    unsigned_operations: tuple[str, ...] = (
+        "listMethods", "StartMobileLogin", "StartMobileSigning", "GetMobileSigningStatus",
+    )
 
     # Certificate-to-identity mapping (signing.identity.IdentityMapping defaults).
     seal_policy_oid: str = "1.3.6.1.4.1.63311.1.1"

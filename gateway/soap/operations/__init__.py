@@ -11,10 +11,18 @@ from typing import Any
 
 from gateway.domain.errors import NotImplementedOperation
 from gateway.soap.endpoint import Operation, RequestScope
-from gateway.soap.operations import batch, insurer, meta, notifications, registration, registry
+from gateway.soap.operations import (
+    batch,
+    insurer,
+    meta,
+    mobile,
+    notifications,
+    registration,
+    registry,
+)
 from gateway.soap.service import OPERATIONS
 
-AREAS = (meta, insurer, registration, registry, notifications, batch)
+AREAS = (meta, insurer, registration, registry, notifications, batch, mobile)
 
 
 def _not_implemented(name: str) -> Operation:

@@ -1,0 +1,235 @@
+"""Asan İmza end to end: zeep → gateway → zeep → the MSSP simulator's scripted phones.
+
+Sign-in opens a session (a bearer token) that may read and keep drafts but never submit;
+mobile signing of a draft registers the person and stores the signed application, which
+verifies offline with xmlsec1; every refusal of the phone or of the gateway's checks leaves
+the draft a draft with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zeep
+from zeep.exceptions import Fault
+
+from gateway.bootstrap import build_gateway
+from gateway.client.wsse import SigningPlugin, XRoadMember
+from gateway.soap.simulators.runner import Simulators
+from gateway.wsgi_server import serve_in_thread
+from persistence.seed import load_demo_data
+from signing.testpki import TestPki
+from tests.conftest import missing_requirement
+from tests.e2e.conftest import DEMO_VOEN, OTHER_VOEN, Stack, fault_code, make_settings
+
+ASAN_PHONE, ASAN_USER = "+994501234567", "100001"  # "asan": seal holder of OTHER_VOEN
+# Each poll sleeps a little; the simulator answers after 0.2 s and expires after 3 s.
+POLL_INTERVAL = 0.1
+POLL_DEADLINE = 8.0
+
+
+class Bodies:
+    """``client.service`` answering with the response body (zeep answers ``{header, body}``
+    because the binding declares the X-Road headers on responses too)."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._service, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            answer = operation(*args, **kwargs)
+            values = getattr(answer, "__values__", None)
+            if isinstance(values, dict) and set(values) == {"header", "body"}:
+                return answer.body
+            return answer
+
+        return call
+
+
+def unsigned_client(stack: Stack, *, token: str | None = None,
+                    voen: str = OTHER_VOEN) -> Any:
+    """A portal-like client: X-Road headers, no signature, optionally a session token."""
+    plugin = SigningPlugin(
+        None, client=XRoadMember("AZ", "COM", voen, "portal"), session_token=token,
+        verify_with=stack.pki.trust_store(),
+    )
+    return Bodies(zeep.Client(stack.wsdl, plugins=[plugin]).service)
+
+
+def card_client(stack: Stack, identity: str = "director_b") -> Any:
+    return Bodies(stack.client(identity, voen=OTHER_VOEN)[0].service)
+
+
+def wait_for(svc: Any, transaction_id: str) -> Any:
+    """Poll GetMobileSigningStatus until it is no longer OUTSTANDING (bounded)."""
+    deadline = time.monotonic() + POLL_DEADLINE
+    for _ in range(int(POLL_DEADLINE / POLL_INTERVAL) + 1):
+        answer = svc.GetMobileSigningStatus(transactionId=transaction_id)
+        if answer.state != "OUTSTANDING" or time.monotonic() > deadline:
+            return answer
+        time.sleep(POLL_INTERVAL)
+    return answer
+
+
+def login(stack: Stack, phone: str = ASAN_PHONE, user_id: str = ASAN_USER,
+          voen: str | None = OTHER_VOEN) -> Any:
+    svc = unsigned_client(stack)
+    started = svc.StartMobileLogin(phone=phone, userId=user_id, voen=voen)
+    assert len(started.verificationCode) == 4 and started.verificationCode.isdigit()
+    return started, wait_for(svc, started.transactionId)
+
+
+def save_draft(svc: Any, fin: str, voen: str = OTHER_VOEN) -> str:
+    saved = svc.SaveDraft(voen=voen, documentType="ID_CARD", fin=fin, actualAddressDiffers=False)
+    assert saved.status == "DRAFT"
+    return str(saved.applicationId)
+
+
+def test_login_opens_a_session_that_reads_and_keeps_drafts_but_cannot_submit(
+    stack: Stack,
+) -> None:
+    started, done = login(stack)
+    assert done.state == "DONE" and done.reason is None
+    token = done.sessionToken
+    assert token and done.sessionExpiresAt is not None
+    # The token is handed out once.
+    again = unsigned_client(stack).GetMobileSigningStatus(transactionId=started.transactionId)
+    assert again.state == "DONE" and again.sessionToken is None
+
+    svc = unsigned_client(stack, token=token)
+    page = svc.SearchApplications(voen=OTHER_VOEN)
+    assert page is not None
+    app_id = save_draft(svc, "5GH3J7K")
+    assert svc.GetApplication(voen=OTHER_VOEN, applicationId=app_id).application.summary.status \
+        == "DRAFT"
+    with pytest.raises(Fault) as refused:
+        svc.SubmitRegistration(voen=OTHER_VOEN, applicationId=app_id)
+    assert fault_code(refused.value) == "Client.Signature.Missing"
+    with pytest.raises(Fault) as refused:
+        svc.ConfirmDraft(voen=OTHER_VOEN, applicationId=app_id)
+    assert fault_code(refused.value) == "Client.Signature.Missing"
+    # The session acts only where its holder may: not for another insurer.
+    with pytest.raises(Fault) as refused:
+        svc.SearchApplications(voen=DEMO_VOEN)
+    assert fault_code(refused.value).startswith("Client.NotAuthorized")
+
+    stranger = unsigned_client(stack, token="x" * 43)
+    with pytest.raises(Fault) as refused:
+        stranger.SearchApplications(voen=OTHER_VOEN)
+    assert fault_code(refused.value) == "Client.NotAuthorized.SessionInvalid"
+    # Without a session or a signature nothing is read.
+    with pytest.raises(Fault) as refused:
+        unsigned_client(stack).SearchApplications(voen=OTHER_VOEN)
+    assert fault_code(refused.value) == "Client.Signature.Missing"
+
+
+def test_login_for_an_insurer_without_authority_is_refused(stack: Stack) -> None:
+    _, done = login(stack, voen=DEMO_VOEN)
+    assert (done.state, done.reason, done.sessionToken) == ("REFUSED", "NOT_AUTHORIZED", None)
+
+
+def test_mobile_signing_registers_the_draft_and_stores_a_verifiable_document(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    _, done = login(stack)
+    app_id = save_draft(unsigned_client(stack, token=done.sessionToken), "6TY2U8P")
+
+    svc = unsigned_client(stack)
+    started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE,
+                                     userId=ASAN_USER)
+    answer = wait_for(svc, started.transactionId)
+    assert answer.state == "DONE", answer
+    assert answer.result.applicationId == app_id
+    assert answer.result.status == "REGISTERED" and answer.result.ssn
+
+    card = card_client(stack)
+    detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
+    assert detail.application.summary.status == "REGISTERED"
+    assert detail.application.summary.ssn == answer.result.ssn
+
+    mobile = stack.gateway.services.mobile
+    assert mobile is not None
+    signed = mobile.signed_document(started.transactionId)
+    assert signed is not None and app_id.encode() in signed
+    document = tmp_path / "signed-application.xml"
+    document.write_bytes(signed)
+    xmlsec1 = shutil.which("xmlsec1")
+    if xmlsec1 is None:
+        missing_requirement("xmlsec1 is not installed")
+    root, issuing = stack.pki.trust_anchor_paths[:2]
+    result = subprocess.run(
+        [xmlsec1, "--verify", "--trusted-pem", str(root), "--untrusted-pem", str(issuing),
+         str(document)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # A signing transaction is over: polling again gives the same result.
+    again = svc.GetMobileSigningStatus(transactionId=started.transactionId)
+    assert again.state == "DONE" and again.result.ssn == answer.result.ssn
+
+
+@pytest.mark.parametrize(("phone", "user_id", "reason"), [
+    ("+994701111111", "100003", "USER_CANCEL"),
+    ("+994702222222", "100004", "EXPIRED_TRANSACTION"),
+    ("+994703333333", "100005", "NO_CERT_FOUND"),
+    ("+994704444444", "100006", "PIN_BLOCKED"),
+    ("+994705555555", "100007", "SIGNATURE_MISMATCH"),
+])
+def test_refused_signing_keeps_the_draft_with_the_reason(
+    stack: Stack, phone: str, user_id: str, reason: str,
+) -> None:
+    card = card_client(stack)
+    app_id = save_draft(card, "7MX2C9R")
+
+    svc = unsigned_client(stack)
+    started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=phone,
+                                     userId=user_id)
+    answer = wait_for(svc, started.transactionId)
+    assert (answer.state, answer.reason) == ("REFUSED", reason)
+    assert answer.result is None
+
+    detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
+    assert detail.application.summary.status == "DRAFT"
+    assert reason in (detail.application.draftReason or "")
+
+
+def test_signing_only_a_draft_of_that_insurer(stack: Stack) -> None:
+    svc = unsigned_client(stack)
+    with pytest.raises(Fault) as refused:
+        svc.StartMobileSigning(voen=OTHER_VOEN, applicationId="no-such-draft",
+                               phone=ASAN_PHONE, userId=ASAN_USER)
+    assert fault_code(refused.value) == "Client.NotFound.Application"
+
+
+@pytest.fixture
+def short_session_stack(database_url: str, tmp_path: Path, test_pki: TestPki,
+                        simulators: Simulators) -> Iterator[Stack]:
+    settings = make_settings(database_url, tmp_path, test_pki, simulators,
+                             session_ttl_seconds=1)
+    gateway = build_gateway(settings)
+    load_demo_data(gateway.database)
+    server = serve_in_thread(gateway.app)
+    yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=test_pki,
+                simulators=simulators)
+    server.stop()
+    gateway.close()
+
+
+def test_an_expired_session_is_refused(short_session_stack: Stack) -> None:
+    stack = short_session_stack
+    _, done = login(stack)
+    assert done.state == "DONE"
+    svc = unsigned_client(stack, token=done.sessionToken)
+    expires = done.sessionExpiresAt.timestamp()
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Fault) as refused:
+        svc.SearchApplications(voen=OTHER_VOEN)
+    assert fault_code(refused.value) == "Client.NotAuthorized.SessionExpired"
