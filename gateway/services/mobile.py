@@ -110,6 +110,8 @@ REASONS = frozenset({
     "INTERNAL_ERROR",
 })
 _REFUSED_AT_START = frozenset({"NO_CERT_FOUND", "PIN_BLOCKED", "CARD_BLOCKED"})
+#: How long a signed transaction may stay unfinished before it is reported as failed.
+_COMPLETION_GRACE = timedelta(seconds=60)
 _LIMITS = ParserLimits(max_bytes=1_000_000, max_depth=32, max_elements=5_000)
 
 
@@ -360,7 +362,9 @@ class MobileService:
     def _final(self, tx: MobileTransaction) -> MobileProgress:
         if tx.state is MobileTxState.SIGNED:
             if tx.completed_at is None:
-                return MobileProgress("OUTSTANDING")  # another request is completing it
+                if self.clock() < tx.expires_at + _COMPLETION_GRACE:
+                    return MobileProgress("OUTSTANDING")  # another request is completing it
+                return MobileProgress("REFUSED", reason="INTERNAL_ERROR")  # it never finished
             application = None
             if tx.kind is MobileKind.SIGNING and tx.application_id:
                 with self.uow() as uow:

@@ -11,16 +11,23 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zeep
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from zeep.exceptions import Fault
 
 from gateway.bootstrap import build_gateway
 from gateway.client.wsse import SigningPlugin, XRoadMember
+from gateway.domain.model import REGISTRATION_ESERVICE, Authority, AuthorityType
+from gateway.services.ports import MobileSigned, MobileStatus
 from gateway.soap.simulators.runner import Simulators
 from gateway.wsgi_server import serve_in_thread
 from persistence.seed import load_demo_data
@@ -29,6 +36,7 @@ from tests.conftest import missing_requirement
 from tests.e2e.conftest import DEMO_VOEN, OTHER_VOEN, Stack, fault_code, make_settings
 
 ASAN_PHONE, ASAN_USER = "+994501234567", "100001"  # "asan": seal holder of OTHER_VOEN
+DEPUTY_PHONE, DEPUTY_USER = "+994551234567", "100002"  # "asan_deputy" of DEMO_VOEN, no seal
 # Each poll sleeps a little; the simulator answers after 0.2 s and expires after 3 s.
 POLL_INTERVAL = 0.1
 POLL_DEADLINE = 8.0
@@ -207,6 +215,25 @@ def test_signing_only_a_draft_of_that_insurer(stack: Stack) -> None:
         svc.StartMobileSigning(voen=OTHER_VOEN, applicationId="no-such-draft",
                                phone=ASAN_PHONE, userId=ASAN_USER)
     assert fault_code(refused.value) == "Client.NotFound.Application"
+    card = card_client(stack)
+    app_id = save_draft(card, "6TY2U8P")
+    with pytest.raises(Fault) as refused:  # the draft is OTHER_VOEN's, not DEMO_VOEN's
+        svc.StartMobileSigning(voen=DEMO_VOEN, applicationId=app_id, phone=ASAN_PHONE,
+                               userId=ASAN_USER)
+    assert fault_code(refused.value) == "Client.NotFound.Application"
+
+
+def test_start_refusals_the_caller_can_fix_are_faults(stack: Stack) -> None:
+    svc = unsigned_client(stack)
+    with pytest.raises(Fault) as refused:  # the user id does not belong to the number
+        svc.StartMobileLogin(phone=ASAN_PHONE, userId="999999")
+    assert fault_code(refused.value) == "Client.Mobile.UnknownClient"
+    with pytest.raises(Fault) as refused:  # a landline cannot hold Asan İmza
+        svc.StartMobileLogin(phone="+994124987654", userId=ASAN_USER)
+    assert fault_code(refused.value) == "Client.Validation.Phone"
+    with pytest.raises(Fault) as refused:
+        svc.GetMobileSigningStatus(transactionId="no-such-transaction")
+    assert fault_code(refused.value) == "Client.NotFound.Transaction"
 
 
 @pytest.fixture
@@ -233,3 +260,77 @@ def test_an_expired_session_is_refused(short_session_stack: Stack) -> None:
     with pytest.raises(Fault) as refused:
         svc.SearchApplications(voen=OTHER_VOEN)
     assert fault_code(refused.value) == "Client.NotAuthorized.SessionExpired"
+
+
+def grant_asan_authority(stack: Stack) -> None:
+    """The director of DEMO_VOEN has granted asan_deputy an Asan İmza authority (§2.2)."""
+    with stack.gateway.database.unit_of_work() as uow:
+        uow.authorities.add(Authority(
+            authority_id=str(uuid.uuid4()), insurer_voen=DEMO_VOEN,
+            eservice_code=REGISTRATION_ESERVICE, authority_type=AuthorityType.ASAN_IMZA,
+            fin="8LV4N2X", surname="Bağırov", name="Tural", patronymic="Ağa oğlu",
+            granted_at=datetime.now(UTC), granted_by_fin="6ZK4T2P",
+            asan_phone=DEPUTY_PHONE, asan_user_id=DEPUTY_USER,
+        ))
+        uow.commit()
+
+
+def test_a_delegate_needs_an_asan_authority_bound_to_the_phone(stack: Stack) -> None:
+    _, refused = login(stack, DEPUTY_PHONE, DEPUTY_USER, voen=DEMO_VOEN)
+    assert (refused.state, refused.reason) == ("REFUSED", "NOT_AUTHORIZED")
+
+    grant_asan_authority(stack)
+    _, done = login(stack, DEPUTY_PHONE, DEPUTY_USER, voen=DEMO_VOEN)
+    assert done.state == "DONE" and done.sessionToken
+    app_id = save_draft(unsigned_client(stack, token=done.sessionToken, voen=DEMO_VOEN),
+                        "5GH3J7K", voen=DEMO_VOEN)
+
+    svc = unsigned_client(stack, voen=DEMO_VOEN)
+    started = svc.StartMobileSigning(voen=DEMO_VOEN, applicationId=app_id, phone=DEPUTY_PHONE,
+                                     userId=DEPUTY_USER)
+    answer = wait_for(svc, started.transactionId)
+    assert answer.state == "DONE" and answer.result.status == "REGISTERED"
+
+
+class PhoneOf:
+    """A mobile-signature service whose phone holds the key of a test-PKI identity."""
+
+    def __init__(self, pki: TestPki, identity: str) -> None:
+        issued = pki.identity(identity)
+        key = serialization.load_pem_private_key(issued.key_path.read_bytes(), None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        self.key = key
+        self.certificate = issued.certificate.public_bytes(serialization.Encoding.DER)
+        self.digests: dict[str, bytes] = {}
+
+    def start(self, phone: str, user_id: str, digest: bytes, display_text: str) -> str:
+        transaction_id = f"T{len(self.digests)}"
+        self.digests[transaction_id] = digest
+        return transaction_id
+
+    def status(self, transaction_id: str) -> MobileStatus:
+        digest = self.digests[transaction_id]
+        value = self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        return MobileSigned(signature=value, certificate_der=self.certificate)
+
+
+@pytest.mark.parametrize(("identity", "reason"), [
+    ("revoked", "CERTIFICATE_REVOKED"),
+    ("expired", "CERTIFICATE_EXPIRED"),
+    ("foreign", "SIGNATURE_MISMATCH"),  # a valid value, but no path to the trust list
+])
+def test_a_signature_with_an_unusable_certificate_is_refused(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, identity: str, reason: str,
+) -> None:
+    card = card_client(stack)
+    app_id = save_draft(card, "7MX2C9R")
+    monkeypatch.setattr(stack.gateway.services.mobile, "mobile", PhoneOf(stack.pki, identity))
+
+    svc = unsigned_client(stack)
+    started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE,
+                                     userId=ASAN_USER)
+    answer = wait_for(svc, started.transactionId)
+    assert (answer.state, answer.reason) == ("REFUSED", reason)
+    detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
+    assert detail.application.summary.status == "DRAFT"
+    assert reason in (detail.application.draftReason or "")
