@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
@@ -190,14 +191,32 @@ def prepare_envelope_signature(
         raise ConfigurationError("the envelope already carries a signature")
 
     created = now if now is not None else datetime.now(UTC)
-    timestamp = security.find(ns.WSU_TIMESTAMP)
-    if timestamp is None:
-        timestamp = etree.SubElement(security, ns.WSU_TIMESTAMP, nsmap={"wsu": ns.WSU})
-        etree.SubElement(timestamp, ns.WSU_CREATED).text = format_timestamp(created)
-        etree.SubElement(timestamp, ns.WSU_EXPIRES).text = format_timestamp(created + lifetime)
     # One random token per envelope; the prefixes keep the ids distinct within it.
     token = secrets.token_hex(12)
-    token_id = _add_token(security, certificate, chain, token)
+    token_id = f"X509-{token}"
+    timestamp = security.find(ns.WSU_TIMESTAMP)
+    parts = []
+    if timestamp is None:
+        parts.append(
+            f'<wsu:Timestamp wsu:Id="TS-{token}"><wsu:Created>{format_timestamp(created)}'
+            f"</wsu:Created><wsu:Expires>{format_timestamp(created + lifetime)}</wsu:Expires>"
+            "</wsu:Timestamp>"
+        )
+    for index, cert in enumerate((certificate, *_intermediates(certificate, chain))):
+        parts.append(
+            f'<wsse:BinarySecurityToken EncodingType="{ns.BASE64_BINARY}" '
+            f'ValueType="{ns.X509V3}" wsu:Id="{token_id if index == 0 else f"{token_id}-{index}"}"'
+            f">{_certificate_text(cert)}</wsse:BinarySecurityToken>"
+        )
+    # Built as text and parsed once: an order of magnitude cheaper than element by element.
+    for child in _fragment(
+        f'<wsse:Security xmlns:wsse="{ns.WSSE}" xmlns:wsu="{ns.WSU}">{"".join(parts)}'
+        "</wsse:Security>"
+    ):
+        security.append(child)
+    if timestamp is None:
+        timestamp = security.find(ns.WSU_TIMESTAMP)
+        assert timestamp is not None
 
     targets: list[etree._Element] = [timestamp]
     targets.extend(_headers_to_sign(header, sign_headers))
@@ -208,16 +227,17 @@ def prepare_envelope_signature(
         local = etree.QName(element).localname
         prefix = prefixes.get(local, f"id-{local}")
         element_id = _ensure_wsu_id(element, f"{prefix}-{token}")
-        references.append((element_id, element))
+        references.append((f"#{element_id}", _digest(canonicalize(element), digest)))
 
-    signature = _signature_skeleton(security, method)
-    signed_info = signature[0]
-    for element_id, element in references:
-        _add_reference(signed_info, f"#{element_id}", canonicalize(element), digest, transforms=())
-    key_info = etree.SubElement(signature, ns.q(ns.DS, "KeyInfo"))
-    token_ref = etree.SubElement(key_info, ns.WSSE_STR, nsmap={"wsse": ns.WSSE})
-    etree.SubElement(token_ref, ns.WSSE_REFERENCE, URI=f"#{token_id}", ValueType=ns.X509V3)
-    return PendingSignature(envelope, signature, canonicalize(signed_info), method, certificate)
+    signed_info = _canonical_signed_info(method, digest, references, transforms=())
+    signature = _signature_element(
+        signed_info,
+        '<ds:KeyInfo><wsse:SecurityTokenReference xmlns:wsse="' + ns.WSSE + '">'
+        f'<wsse:Reference URI="#{token_id}" ValueType="{ns.X509V3}"/>'
+        "</wsse:SecurityTokenReference></ds:KeyInfo>",
+    )
+    security.append(signature)
+    return PendingSignature(envelope, signature, signed_info, method, certificate)
 
 
 def complete_signature(pending: PendingSignature, signature_value: bytes) -> etree._Element:
@@ -281,15 +301,19 @@ def prepare_document_signature(
         raise ConfigurationError("the document already carries a signature")
     # The digest is taken before the signature exists: the enveloped transform removes
     # exactly the element we are about to append (which gets no tail), so both are equal.
-    document_digest = canonicalize(element)
-    signature = _signature_skeleton(element, method)
-    signed_info = signature[0]
-    _add_reference(signed_info, "", document_digest, digest, transforms=(ns.ENVELOPED_SIGNATURE,))
-    key_info = etree.SubElement(signature, ns.q(ns.DS, "KeyInfo"))
-    x509_data = etree.SubElement(key_info, ns.DS_X509_DATA)
-    for cert in (certificate, *_intermediates(certificate, chain)):
-        etree.SubElement(x509_data, ns.DS_X509_CERTIFICATE).text = _certificate_text(cert)
-    return PendingSignature(element, signature, canonicalize(signed_info), method, certificate)
+    reference = ("", _digest(canonicalize(element), digest))
+    signed_info = _canonical_signed_info(
+        method, digest, [reference], transforms=(ns.ENVELOPED_SIGNATURE,)
+    )
+    certificates = "".join(
+        f"<ds:X509Certificate>{_certificate_text(cert)}</ds:X509Certificate>"
+        for cert in (certificate, *_intermediates(certificate, chain))
+    )
+    signature = _signature_element(
+        signed_info, f"<ds:KeyInfo><ds:X509Data>{certificates}</ds:X509Data></ds:KeyInfo>"
+    )
+    element.append(signature)
+    return PendingSignature(element, signature, signed_info, method, certificate)
 
 
 def enveloped_canonical(
@@ -381,6 +405,8 @@ def _headers_to_sign(
 def _ensure_wsu_id(element: etree._Element, value: str) -> str:
     existing = element.get(ns.WSU_ID)
     if existing:
+        if not _NCNAME.fullmatch(existing):
+            raise ConfigurationError(f"wsu:Id {existing!r} is not an NCName")
         return existing
     element.set(ns.WSU_ID, value)
     return value
@@ -392,49 +418,56 @@ def _intermediates(
     return [c for c in chain if c != certificate and c.subject != c.issuer]
 
 
-def _add_token(
-    security: etree._Element,
-    certificate: x509.Certificate,
-    chain: Sequence[x509.Certificate],
-    random_token: str,
-) -> str:
-    token_id = f"X509-{random_token}"
-    for index, cert in enumerate((certificate, *_intermediates(certificate, chain))):
-        token = etree.SubElement(
-            security,
-            ns.WSSE_BST,
-            EncodingType=ns.BASE64_BINARY,
-            ValueType=ns.X509V3,
-        )
-        token.set(ns.WSU_ID, token_id if index == 0 else f"{token_id}-{index}")
-        token.text = _certificate_text(cert)
-    return token_id
+_TEMPLATE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+_NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
-def _signature_skeleton(parent: etree._Element, method: SignatureMethod) -> etree._Element:
-    signature = etree.SubElement(parent, ns.DS_SIGNATURE, nsmap={"ds": ns.DS})
-    signed_info = etree.SubElement(signature, ns.DS_SIGNED_INFO)
-    etree.SubElement(signed_info, ns.DS_C14N_METHOD, Algorithm=ns.EXC_C14N)
-    etree.SubElement(signed_info, ns.DS_SIGNATURE_METHOD, Algorithm=method.value)
-    etree.SubElement(signature, ns.DS_SIGNATURE_VALUE)
-    return signature
+def _fragment(text: str) -> etree._Element:
+    """Parse markup we generated ourselves (never peer input)."""
+    return etree.fromstring(text, _TEMPLATE_PARSER)
 
 
-def _add_reference(
-    signed_info: etree._Element,
-    uri: str,
-    canonical: bytes,
+def _digest(canonical: bytes, digest: DigestMethod) -> str:
+    return base64.b64encode(hashlib.new(_HASHLIB_NAMES[digest], canonical).digest()).decode()
+
+
+def _canonical_signed_info(
+    method: SignatureMethod,
     digest: DigestMethod,
+    references: Sequence[tuple[str, str]],
     *,
     transforms: Sequence[str],
-) -> None:
-    reference = etree.SubElement(signed_info, ns.DS_REFERENCE, URI=uri)
-    transforms_el = etree.SubElement(reference, ns.DS_TRANSFORMS)
-    for algorithm in (*transforms, ns.EXC_C14N):
-        etree.SubElement(transforms_el, ns.DS_TRANSFORM, Algorithm=algorithm)
-    etree.SubElement(reference, ns.DS_DIGEST_METHOD, Algorithm=digest.value)
-    value = hashlib.new(_HASHLIB_NAMES[digest], canonical).digest()
-    etree.SubElement(reference, ns.DS_DIGEST_VALUE).text = base64.b64encode(value).decode("ascii")
+) -> bytes:
+    """``ds:SignedInfo`` written directly in exclusive-C14N form: the exact bytes to sign.
+
+    Canonical form here is simple and fixed: the ``ds`` declaration on the root, one attribute
+    per element, start and end tags for empty elements, no whitespace; URIs and ids are checked
+    to need no escaping. Tests compare it with lxml's canonicalization of the inserted element.
+    """
+    transform_markup = "".join(
+        f'<ds:Transform Algorithm="{algorithm}"></ds:Transform>'
+        for algorithm in (*transforms, ns.EXC_C14N)
+    )
+    reference_markup = "".join(
+        f'<ds:Reference URI="{uri}"><ds:Transforms>{transform_markup}</ds:Transforms>'
+        f'<ds:DigestMethod Algorithm="{digest.value}"></ds:DigestMethod>'
+        f"<ds:DigestValue>{value}</ds:DigestValue></ds:Reference>"
+        for uri, value in references
+    )
+    return (
+        f'<ds:SignedInfo xmlns:ds="{ns.DS}">'
+        f'<ds:CanonicalizationMethod Algorithm="{ns.EXC_C14N}"></ds:CanonicalizationMethod>'
+        f'<ds:SignatureMethod Algorithm="{method.value}"></ds:SignatureMethod>'
+        f"{reference_markup}</ds:SignedInfo>"
+    ).encode("ascii")
+
+
+def _signature_element(signed_info: bytes, key_info: str) -> etree._Element:
+    inner = signed_info.decode("ascii").replace(f' xmlns:ds="{ns.DS}"', "", 1)
+    return _fragment(
+        f'<ds:Signature xmlns:ds="{ns.DS}">{inner}<ds:SignatureValue></ds:SignatureValue>'
+        f"{key_info}</ds:Signature>"
+    )
 
 
 def _normalised_value(pending: PendingSignature, value: bytes) -> bytes:

@@ -326,6 +326,33 @@ def test_attack_is_refused_with_its_code(
     assert_refused(lambda: verifier.verify(parse_xml(data)), attack.expected)
 
 
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_is_refused_alike_without_the_fast_reader(
+    name: str, sender: Sender, verifier: EnvelopeVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain-SignedInfo fast path never changes an outcome; the full reader decides alone."""
+    import signing.verifier as verifier_module
+
+    monkeypatch.setattr(verifier_module, "_read_plain_signature", lambda signature, policy: None)
+    attack = ATTACKS[name]
+    data = attack.craft(sender, now=NOW)
+    assert_refused(lambda: verifier.verify(parse_xml(data)), attack.expected)
+
+
+def test_fast_and_full_readers_agree_on_plain_signatures(
+    sender: Sender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signing.verifier as verifier_module
+
+    envelope = sign_envelope(request_envelope(), sender.signer(), now=NOW)
+    signature = next(roundtrip(envelope).iter(ns.DS_SIGNATURE))
+    fast = verifier_module._read_plain_signature(signature, SecurityPolicy())
+    monkeypatch.setattr(verifier_module, "_read_plain_signature", lambda signature, policy: None)
+    full = verifier_module._read_signature(signature, SecurityPolicy(), document=False)
+    assert fast is not None
+    assert (fast.method, fast.value, fast.references) == (full.method, full.value, full.references)
+
+
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
 def test_harmless_variant_is_accepted(
     name: str, sender: Sender, verifier: EnvelopeVerifier
@@ -702,3 +729,29 @@ def test_clock_must_be_timezone_aware(trust: TrustStore, pki: TestPki) -> None:
     envelope = sign_envelope(request_envelope(), pki.signer("director"), now=NOW)
     with pytest.raises(ConfigurationError):
         verifier.verify(roundtrip(envelope))
+
+
+def test_document_signed_info_depends_only_on_the_key_type(pki: TestPki) -> None:
+    """The Asan İmza flow sends the digest before the holder's certificate is known."""
+    first = prepare_document_signature(parse_xml(NOTICE), pki.identity("asan").certificate)
+    second = prepare_document_signature(parse_xml(NOTICE), pki.identity("director").certificate)
+    assert first.signed_info == second.signed_info
+    assert first.digest == second.digest
+
+
+@pytest.mark.parametrize("kind", ["envelope", "document"])
+def test_signed_info_is_written_in_canonical_form(sender: Sender, kind: str) -> None:
+    """SignedInfo is generated as text; it must equal lxml's exc-C14N of what was inserted."""
+    from signing.parser import canonicalize
+
+    if kind == "envelope":
+        pending = prepare_envelope_signature(
+            request_envelope(), sender.certificate, chain=sender.chain, now=NOW
+        )
+    else:
+        pending = prepare_document_signature(parse_xml(NOTICE), sender.certificate)
+    signed_info = pending.signature.find(ns.DS_SIGNED_INFO)
+    assert signed_info is not None
+    assert canonicalize(signed_info) == pending.signed_info
+    reparsed = parse_xml(serialize(pending.root)).find(f".//{ns.DS_SIGNED_INFO}")
+    assert reparsed is not None and canonicalize(reparsed) == pending.signed_info
