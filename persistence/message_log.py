@@ -132,21 +132,20 @@ class MessageLog:
                 operation=operation,
             )
             entry_id = s.execute(
-                insert(_table())
-                .values(
-                    at=at,
-                    direction=direction,
-                    message_id=message_id,
-                    correlation_id=correlation_id,
-                    actor_fin=actor_fin,
-                    voen=voen,
-                    operation=operation,
-                    payload=payload,
-                    payload_sha256=payload_sha256,
-                    prev_hash=prev,
-                    chain_hash=chain_hash(prev, payload_sha256, metadata),
-                )
-                .returning(_table().c.id)
+                insert(_table()).returning(_table().c.id),
+                {
+                    "at": at,
+                    "direction": direction,
+                    "message_id": message_id,
+                    "correlation_id": correlation_id,
+                    "actor_fin": actor_fin,
+                    "voen": voen,
+                    "operation": operation,
+                    "payload": payload,
+                    "payload_sha256": payload_sha256,
+                    "prev_hash": prev,
+                    "chain_hash": chain_hash(prev, payload_sha256, metadata),
+                },
             ).scalar_one()
         return int(entry_id)
 

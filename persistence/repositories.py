@@ -96,9 +96,9 @@ def dialect_insert(session: Session, table: Table) -> Any:
 
 def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
     """Insert, or update the non-key columns of the existing row (idempotent)."""
-    stmt = dialect_insert(session, table).values(values)
+    stmt = dialect_insert(session, table)
     changes = {k: stmt.excluded[k] for k in values if k not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes))
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes), values)
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -287,7 +287,7 @@ class SqlAuthorityRepository:
     @translates
     def add(self, authority: Authority) -> None:
         values = _authority_values(authority)
-        self._session.execute(insert(_table(AuthorityRow)).values(values))
+        self._session.execute(insert(_table(AuthorityRow)), values)
         detail = {
             k: _jsonable(values[k])
             for k in (
@@ -324,7 +324,7 @@ class SqlAuthorityRepository:
             return
         table = _table(AuthorityRow)
         self._session.execute(
-            update(table).where(table.c.authority_id == authority.authority_id).values(new)
+            update(table).where(table.c.authority_id == authority.authority_id), new
         )
         if before.revoked_at is None and authority.revoked_at is not None:
             self._audit(authority, AuthorityEvent.REVOKE, authority.revoked_at,
@@ -386,14 +386,15 @@ class SqlAuthorityRepository:
         detail: dict[str, Any] | None,
     ) -> None:
         self._session.execute(
-            insert(_table(AuthorityAuditRow)).values(
-                authority_id=authority.authority_id,
-                insurer_voen=authority.insurer_voen,
-                event=event.value,
-                at=at,
-                actor_fin=actor_fin,
-                detail=detail,
-            )
+            insert(_table(AuthorityAuditRow)),
+            {
+                "authority_id": authority.authority_id,
+                "insurer_voen": authority.insurer_voen,
+                "event": event.value,
+                "at": at,
+                "actor_fin": actor_fin,
+                "detail": detail,
+            },
         )
 
 
@@ -499,6 +500,14 @@ def _to_application(row: ApplicationRow, history: Sequence[StatusHistoryRow]) ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    version: int
+    status: str
+    insurer_voen: str
+    history_length: int
+
+
 class SqlApplicationRepository:
     """Applications with their append-only status history.
 
@@ -514,7 +523,9 @@ class SqlApplicationRepository:
     def __init__(self, session: Session, options: StorageOptions) -> None:
         self._session = session
         self._options = options
-        self._versions: dict[str, int] = {}
+        # What this unit of work last read or wrote of each application: the optimistic lock's
+        # expected version, and what update() would otherwise have to read again.
+        self._seen: dict[str, _Seen] = {}
 
     # ----------------------------------------------------------------------------- writes
 
@@ -534,26 +545,22 @@ class SqlApplicationRepository:
         }
         if application.status is ApplicationStatus.REGISTERED:
             values["previous_values"] = self._on_registered(application)
-        self._session.execute(insert(_table(ApplicationRow)).values(values))
+        # Parameters apart from the statement: the statement's compiled form is then cached.
+        self._session.execute(insert(_table(ApplicationRow)), values)
         self._append_history(application, 0)
-        self._versions[application.application_id] = 1
+        self._seen[application.application_id] = _Seen(
+            1, application.status.value, application.insurer_voen, len(application.history)
+        )
 
     @translates
     def update(self, application: Application) -> None:
         """Stores the new state; history entries not yet stored are appended."""
         app_id = application.application_id
         table = _table(ApplicationRow)
-        current = self._session.execute(
-            select(table.c.version, table.c.status, table.c.insurer_voen).where(
-                table.c.application_id == app_id
-            )
-        ).one_or_none()
-        if current is None:
-            raise NotFound(f"no application {app_id}", code="Client.NotFound.Application")
+        current = self._seen.get(app_id) or self._read_seen(app_id)
         if current.insurer_voen != application.insurer_voen:
             raise ConcurrentUpdate(f"application {app_id} belongs to another insurer")
-        expected = self._versions.get(app_id, current.version)
-        stored = self._history_length(app_id)
+        expected, stored = current.version, current.history_length
         if len(application.history) < stored:
             raise HistoryRewritten(
                 f"application {app_id}: {stored} history entries stored, "
@@ -571,16 +578,18 @@ class SqlApplicationRepository:
         ):
             values["previous_values"] = self._on_registered(application)
         result = self._session.execute(
-            update(table)
-            .where(table.c.application_id == app_id, table.c.version == expected)
-            .values(values)
+            update(table).where(table.c.application_id == app_id, table.c.version == expected),
+            values,
         )
         if rowcount(result) != 1:
             raise ConcurrentUpdate(
                 f"application {app_id} was changed by another transaction; reload and retry"
             )
         self._append_history(application, stored)
-        self._versions[app_id] = expected + 1
+        self._seen[app_id] = _Seen(
+            expected + 1, application.status.value, application.insurer_voen,
+            len(application.history),
+        )
 
     @translates
     def delete(self, application_id: str) -> None:
@@ -591,7 +600,7 @@ class SqlApplicationRepository:
         )
         if rowcount(result) == 0:
             raise NotFound(f"no application {application_id}", code="Client.NotFound.Application")
-        self._versions.pop(application_id, None)
+        self._seen.pop(application_id, None)
 
     # ----------------------------------------------------------------------------- reads
 
@@ -759,16 +768,26 @@ class SqlApplicationRepository:
         ):
             history[h.application_id].append(h)
         for r in rows:
-            self._versions[r.application_id] = r.version
+            self._seen[r.application_id] = _Seen(
+                r.version, r.status, r.insurer_voen, len(history[r.application_id])
+            )
         return [_to_application(r, history[r.application_id]) for r in rows]
 
-    def _history_length(self, application_id: str) -> int:
+    def _read_seen(self, application_id: str) -> _Seen:
+        table = _table(ApplicationRow)
+        row = self._session.execute(
+            select(table.c.version, table.c.status, table.c.insurer_voen).where(
+                table.c.application_id == application_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no application {application_id}", code="Client.NotFound.Application")
         count = self._session.scalar(
             select(func.count())
             .select_from(StatusHistoryRow)
             .where(StatusHistoryRow.application_id == application_id)
         )
-        return int(count or 0)
+        return _Seen(row.version, row.status, row.insurer_voen, int(count or 0))
 
     def _append_history(self, application: Application, already_stored: int) -> None:
         new = application.history[already_stored:]
@@ -900,24 +919,24 @@ class SqlInsuredPersonRepository:
         now = _now()
         stmt = (
             dialect_insert(self._session, _table(InsuredPersonRow))
-            .values(
-                fin=fin,
-                ssn=ssn,
-                ssn_date=on,
-                surname=surname,
-                name=name,
-                patronymic=patronymic,
-                surname_folded=fold(surname),
-                name_folded=fold(name),
-                patronymic_folded=fold(patronymic) if patronymic is not None else None,
-                registered_by_voen=voen,
-                created_at=now,
-                updated_at=now,
-            )
             .on_conflict_do_nothing(index_elements=["fin"])
             .returning(InsuredPersonRow.fin)
         )
-        if self._session.execute(stmt).first() is None:
+        values = {
+            "fin": fin,
+            "ssn": ssn,
+            "ssn_date": on,
+            "surname": surname,
+            "name": name,
+            "patronymic": patronymic,
+            "surname_folded": fold(surname),
+            "name_folded": fold(name),
+            "patronymic_folded": fold(patronymic) if patronymic is not None else None,
+            "registered_by_voen": voen,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if self._session.execute(stmt, values).first() is None:
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
         return InsuredPerson(
             fin=fin,
@@ -969,16 +988,16 @@ class SqlIdempotencyStore:
         with a different request is a ``Conflict`` (``Client.Conflict.MessageIdReused``)."""
         stmt = (
             dialect_insert(self._session, _table(IdempotencyRow))
-            .values(
-                message_id=message_id,
-                request_hash=request_hash,
-                response=response,
-                created_at=_now(),
-            )
             .on_conflict_do_nothing(index_elements=["message_id"])
             .returning(IdempotencyRow.message_id)
         )
-        if self._session.execute(stmt).first() is not None:
+        values = {
+            "message_id": message_id,
+            "request_hash": request_hash,
+            "response": response,
+            "created_at": _now(),
+        }
+        if self._session.execute(stmt, values).first() is not None:
             return
         stored = self.get_request_hash(message_id)
         if stored != request_hash:

@@ -100,7 +100,7 @@ class SqlMobileTransactionRepository:
 
     @translates
     def create(self, tx: MobileTransaction) -> None:
-        self._session.execute(insert(_table(MobileTransactionRow)).values(_mobile_values(tx)))
+        self._session.execute(insert(_table(MobileTransactionRow)), _mobile_values(tx))
 
     @translates
     def get(self, transaction_id: str) -> MobileTransaction | None:
@@ -121,7 +121,7 @@ class SqlMobileTransactionRepository:
             stmt = stmt.where(table.c.state == expected_state.value)
         values = _mobile_values(tx)
         del values["transaction_id"]
-        result = self._session.execute(stmt.values(values))
+        result = self._session.execute(stmt, values)
         if rowcount(result) == 0 and expected_state is None:
             raise NotFound(
                 f"no mobile transaction {tx.transaction_id}", code="Client.NotFound.Transaction"
@@ -238,7 +238,7 @@ class SqlSessionRepository:
             expires_at=expires_at,
             role=role,
         )
-        self._session.execute(insert(_table(SessionRow)).values(self._values(record)))
+        self._session.execute(insert(_table(SessionRow)), self._values(record))
         return record
 
     @translates
@@ -262,7 +262,7 @@ class SqlSessionRepository:
         values = self._values(record)
         del values["token_hash"]
         result = self._session.execute(
-            update(table).where(table.c.token_hash == record.session_id).values(values)
+            update(table).where(table.c.token_hash == record.session_id), values
         )
         if rowcount(result) == 0:
             raise NotFound("no such session", code="Client.NotFound.Session")
@@ -387,9 +387,9 @@ class SqlReplayCache:
                 s.execute(delete(table).where(table.c.expires_at < now))
             inserted = s.execute(
                 dialect_insert(s, table)
-                .values(message_id=message_id, expires_at=expires_at)
                 .on_conflict_do_nothing(index_elements=["message_id"])
-                .returning(table.c.message_id)
+                .returning(table.c.message_id),
+                {"message_id": message_id, "expires_at": expires_at},
             )
             if inserted.first() is not None:
                 return True
