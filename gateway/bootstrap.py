@@ -17,6 +17,7 @@ from typing import Any
 from gateway.config import ConfigError, Settings
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
+from gateway.services.authorities import AuthorityService
 from gateway.services.insurers import InsurerService
 from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
@@ -66,6 +67,7 @@ class Services:
     settings: Settings
     mobile: MobileService | None = None
     notifications: NotificationService | None = None
+    authorities: AuthorityService | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -174,6 +176,7 @@ def build_gateway(
     services = Services(
         insurers=InsurerService(uow, clock),
         registration=registration,
+        authorities=AuthorityService(uow, registry, clock, settings.max_page_size),
         provider=Provider(),
         settings=settings,
         notifications=NotificationService(

@@ -106,6 +106,9 @@ class RegistrationService:
         voen = Voen.parse(voen).value
         data = self._clean(data)
         now = self.clock()
+        with self.uow() as uow:
+            # Before the registry call: who may not act must not learn whether a FIN exists.
+            authorize(uow, actor, voen, today=now.date())
         person = self._person_or_none(data)
         with self.uow() as uow:
             authorize(uow, actor, voen, today=now.date())

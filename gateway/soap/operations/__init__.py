@@ -12,6 +12,7 @@ from typing import Any
 from gateway.domain.errors import NotImplementedOperation
 from gateway.soap.endpoint import Operation, RequestScope
 from gateway.soap.operations import (
+    authorities,
     batch,
     insurer,
     meta,
@@ -22,7 +23,7 @@ from gateway.soap.operations import (
 )
 from gateway.soap.service import OPERATIONS
 
-AREAS = (meta, insurer, registration, registry, notifications, batch, mobile)
+AREAS = (meta, insurer, authorities, registration, registry, notifications, batch, mobile)
 
 
 def _not_implemented(name: str) -> Operation:
