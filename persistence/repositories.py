@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Result,
     Select,
     Table,
+    and_,
     case,
     delete,
     func,
@@ -74,6 +75,7 @@ from persistence.tables import (
 
 MAX_PAGE_SIZE = 200
 OPEN_STATUSES = (ApplicationStatus.DRAFT.value, ApplicationStatus.SUBMITTED.value)
+_MAX_CODE_POINT = "\U0010ffff"  # sorts after every character (BINARY collation = code points)
 _STATUS_RANK = {status.value: rank for rank, status in enumerate(ApplicationStatus)}
 
 
@@ -708,7 +710,7 @@ class SqlApplicationRepository:
             (a.patronymic_folded, q.patronymic),
         ):
             if raw is not None and fold(raw):
-                conditions.append(column.like(_escape_like(fold(raw)) + "%", escape="\\"))
+                conditions.append(self._prefix(column, fold(raw)))
         if q.ssn:
             conditions.append(a.ssn == q.ssn.strip())
         if q.ssn_date_from is not None:
@@ -726,6 +728,14 @@ class SqlApplicationRepository:
         if q.status is not None:
             conditions.append(a.status == q.status.value)
         return conditions
+
+    def _prefix(self, column: Any, prefix: str) -> ColumnElement[bool]:
+        """``column`` starts with ``prefix``, in a form the (insurer, name) index can serve:
+        ``LIKE 'prefix%'`` on PostgreSQL (``text_pattern_ops`` index); a code-point range on
+        SQLite, whose LIKE is ASCII-case-insensitive and so never uses an index."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            return cast(ColumnElement[bool], column.like(_escape_like(prefix) + "%", escape="\\"))
+        return and_(column >= prefix, column < prefix + _MAX_CODE_POINT)
 
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time.min, tzinfo=self._options.business_tz).astimezone(UTC)

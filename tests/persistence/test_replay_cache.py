@@ -8,12 +8,14 @@ from sqlalchemy import text
 
 from persistence.db import Database
 from persistence.stores import SqlReplayCache
+from signing.verifier import ReplayCache
 
 
 def test_replay_across_two_engines(db: Database, database_url: str) -> None:
     other = Database(database_url)  # its own engine and pool: another worker process
     try:
-        first, second = SqlReplayCache(db), SqlReplayCache(other)
+        first: ReplayCache = SqlReplayCache(db)  # what the signature verifier needs
+        second: ReplayCache = SqlReplayCache(other)
         until = datetime.now(UTC) + timedelta(minutes=5)
         assert first.remember("msg-1", until) is True
         assert second.remember("msg-1", until) is False
