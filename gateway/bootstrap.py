@@ -10,11 +10,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.config import ConfigError, Settings
+from gateway.domain import calendar
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.authorities import AuthorityService
@@ -136,7 +137,7 @@ def build_gateway(
     settings: Settings,
     *,
     registry: PopulationRegistry | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = calendar.now,
     migrate: bool = True,
 ) -> Gateway:
     if not settings.trust_anchors:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone, tzinfo
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from gateway.domain.calendar import BUSINESS_TZ
 from gateway.domain.ssn import SsnFormat
 from persistence.errors import StorageError, translated
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 # Azerbaijan has kept UTC+4 without daylight saving time since 2016.
-BAKU = timezone(timedelta(hours=4), "AZT")
+BAKU = BUSINESS_TZ  # the Fund's calendar (gateway.domain.calendar)
 
 
 def create_engine_for(

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
+from gateway.domain.calendar import business_date
 from gateway.domain.errors import (
     Conflict,
     DocumentInvalid,
@@ -83,7 +84,7 @@ class AuthorityService:
     ) -> Authority:
         voen = Voen.parse(voen).value
         now = self.clock()
-        today = now.date()
+        today = business_date(now)
         with self.uow() as uow:
             # Authorization first: someone who may not grant learns nothing about the request.
             authorize(uow, actor, voen, today=today, require_seal=True)
@@ -149,7 +150,7 @@ class AuthorityService:
                 f"page must be >= 1 and pageSize 1..{self.max_page_size}",
                 code="Client.Validation.Paging",
             )
-        today = self.clock().date()
+        today = business_date(self.clock())
         with self.uow() as uow:
             authorize(uow, actor, voen, today=today)
             rows = list(uow.authorities.list_for_insurer(voen))
@@ -168,7 +169,7 @@ class AuthorityService:
         voen = Voen.parse(voen).value
         now = self.clock()
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=now.date(), require_seal=True)
+            authorize(uow, actor, voen, today=business_date(now), require_seal=True)
             revoked_by = _seal_holder_fin(actor)
             current = uow.authorities.get(authority_id)
             # Another insurer's authority is "not found": its existence is not disclosed.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gateway.domain.calendar import business_date
 from gateway.domain.errors import NotFound
 from gateway.domain.model import Actor, EService, Insurer
 from gateway.domain.values import Voen
@@ -19,7 +20,7 @@ class InsurerService:
     def get_insurer(self, actor: Actor | None, voen: str) -> Insurer:
         voen = Voen.parse(voen).value
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=self.clock().date())
+            authorize(uow, actor, voen, today=business_date(self.clock()))
             insurer = uow.insurers.get(voen)
         if insurer is None:
             raise NotFound(f"no insurer with VÖEN {voen}", code="Client.NotFound.Insurer")

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from gateway.domain.calendar import business_date
 from gateway.domain.errors import (
     Conflict,
     GatewayError,
@@ -466,7 +467,7 @@ class MobileService:
         now = self.clock()
         try:
             with self.uow() as uow:
-                authorize(uow, actor, voen, today=now.date())
+                authorize(uow, actor, voen, today=business_date(now))
         except NotAuthorized as exc:
             raise _Refusal("NOT_AUTHORIZED", exc.message, exc.code) from exc
         seal = actor.seal_authority and actor.voen == voen

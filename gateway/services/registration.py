@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from gateway.domain.calendar import business_date
 from gateway.domain.errors import (
     Conflict,
     DocumentInvalid,
@@ -88,7 +89,7 @@ class RegistrationService:
         voen = Voen.parse(voen).value
         fin = Fin.parse(fin, document_type).value
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=self.clock().date())
+            authorize(uow, actor, voen, today=business_date(self.clock()))
             insured = uow.insured_persons.get(fin)
         if insured is not None:
             return SsnExists(insured)
@@ -108,10 +109,10 @@ class RegistrationService:
         now = self.clock()
         with self.uow() as uow:
             # Before the registry call: who may not act must not learn whether a FIN exists.
-            authorize(uow, actor, voen, today=now.date())
+            authorize(uow, actor, voen, today=business_date(now))
         person = self._person_or_none(data)
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=now.date())
+            authorize(uow, actor, voen, today=business_date(now))
             self._refuse_if_insured(uow, data.fin)
             if application_id is None:
                 app = self._new_application(voen, data, person, now, actor)
@@ -126,7 +127,7 @@ class RegistrationService:
     def delete_draft(self, actor: Actor | None, voen: str, application_id: str) -> None:
         voen = Voen.parse(voen).value
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=self.clock().date())
+            authorize(uow, actor, voen, today=business_date(self.clock()))
             self._own_draft(uow, voen, application_id)
             uow.applications.delete(application_id)
             uow.commit()
@@ -152,7 +153,7 @@ class RegistrationService:
         now = self.clock()
         clean = self._clean(data) if data is not None else None
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=now.date())
+            authorize(uow, actor, voen, today=business_date(now))
             if application_id is not None:
                 app = self._own_draft(uow, voen, application_id)
                 is_new = False
@@ -233,7 +234,7 @@ class RegistrationService:
     ) -> Application:
         insured = uow.insured_persons.issue(
             fin=app.fin, surname=person.surname, name=person.name,
-            patronymic=person.patronymic, voen=app.insurer_voen, on=now.date(),
+            patronymic=person.patronymic, voen=app.insurer_voen, on=business_date(now),
         )
         registration_address = app.registration_address or person.registration_address
         if app.status is not ApplicationStatus.SUBMITTED:
@@ -280,7 +281,7 @@ class RegistrationService:
             )
         now = self.clock()
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=now.date())
+            authorize(uow, actor, voen, today=business_date(now))
             insured = uow.insured_persons.get(fin)
             # find_open_for_person() returns only DRAFT/SUBMITTED ones: the registered
             # applications (the initial one and the latest correction) come from the registry.
@@ -334,13 +335,13 @@ class RegistrationService:
                 code="Client.Validation.Paging",
             )
         with self.uow() as uow:
-            authorize(uow, actor, query.insurer_voen, today=self.clock().date())
+            authorize(uow, actor, query.insurer_voen, today=business_date(self.clock()))
             return uow.applications.search(query)
 
     def get(self, actor: Actor | None, voen: str, application_id: str) -> Application:
         voen = Voen.parse(voen).value
         with self.uow() as uow:
-            authorize(uow, actor, voen, today=self.clock().date())
+            authorize(uow, actor, voen, today=business_date(self.clock()))
             return self._own(uow, voen, application_id)
 
     # -- helpers ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.domain import model as dm
+from gateway.domain.calendar import business_date
 from gateway.domain.values import Address, Contacts
 from gateway.soap import models as m
 
@@ -101,7 +102,7 @@ def application_summary(app: dm.Application) -> m.ApplicationSummary:
         patronymic=person.patronymic if person else None,
         ssn=app.ssn,
         ssnDate=app.ssn_date,
-        applicationDate=app.created_at.date(),
+        applicationDate=business_date(app.created_at),
         status=app.status.value,
         certificateStatus=app.certificate_status.value,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from gateway.domain.calendar import business_date
 from gateway.domain.model import Authority, AuthorityState, AuthorityType
 from gateway.soap import convert
 from gateway.soap import models as m
@@ -33,7 +34,7 @@ def operations(services: Any) -> dict[str, Operation]:
             valid_to=r.validTo,
             trusted=bool(r.trusted),
         )
-        return m.GrantAuthorityResponse(authority=row(authority, scope.received_at.date()))
+        return m.GrantAuthorityResponse(authority=row(authority, business_date(scope.received_at)))
 
     def list_authorities(scope: RequestScope, r: Any) -> m.ListAuthoritiesResponse:
         page = r.paging.page if r.paging else 1
@@ -41,7 +42,7 @@ def operations(services: Any) -> dict[str, Operation]:
         total, items = services.authorities.list(
             scope.actor, r.voen, AuthorityState(r.state) if r.state else None, page, size
         )
-        today = scope.received_at.date()
+        today = business_date(scope.received_at)
         names = {e.code: e.name for e in services.insurers.list_eservices()}
         return m.ListAuthoritiesResponse(
             total=total, page=page, pageSize=size,
@@ -53,7 +54,7 @@ def operations(services: Any) -> dict[str, Operation]:
 
     def revoke(scope: RequestScope, r: Any) -> m.RevokeAuthorityResponse:
         authority = services.authorities.revoke(scope.actor, r.voen, r.authorityId, r.reason)
-        return m.RevokeAuthorityResponse(authority=row(authority, scope.received_at.date()))
+        return m.RevokeAuthorityResponse(authority=row(authority, business_date(scope.received_at)))
 
     return {
         "GrantAuthority": grant,
