@@ -686,14 +686,26 @@ class SqlApplicationRepository:
         total = self._session.scalar(
             select(func.count()).select_from(ApplicationRow).where(*conditions)
         )
-        stmt = (
-            select(ApplicationRow)
-            .where(*conditions)
-            .order_by(*self._ordering(query.sort_field, query.descending))
-            .limit(query.page_size)
-            .offset((query.page - 1) * query.page_size)
+        if not total:
+            return Page(total=0, items=())
+        # Deferred join: choose the page's ids sorting only narrow columns, then load those
+        # rows; sorting hundreds of whole rows (JSON and all) costs ten times more.
+        page_ids = list(
+            self._session.scalars(
+                select(ApplicationRow.application_id)
+                .where(*conditions)
+                .order_by(*self._ordering(query.sort_field, query.descending))
+                .limit(query.page_size)
+                .offset((query.page - 1) * query.page_size)
+            )
         )
-        return Page(total=int(total or 0), items=tuple(self._load(stmt)))
+        loaded = {
+            a.application_id: a
+            for a in self._load(
+                select(ApplicationRow).where(ApplicationRow.application_id.in_(page_ids))
+            )
+        }
+        return Page(total=int(total), items=tuple(loaded[i] for i in page_ids))
 
     # ----------------------------------------------------------------------------- helpers
 
