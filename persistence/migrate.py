@@ -7,7 +7,8 @@
 
 The migration scripts live in ``persistence/migrations`` (the package folder is the script
 location). Migrations run on a connection from ``create_engine_for``, so SQLite gets the same
-tuning (WAL, foreign keys, BEGIN IMMEDIATE: the DDL is transactional there too).
+tuning (WAL, foreign keys, BEGIN IMMEDIATE: the DDL is transactional there too). Concurrent
+``upgrade`` calls (several workers starting) are serialised, so exactly one applies each step.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy import func, select
 
 from persistence.db import create_engine_for
 from persistence.errors import SchemaOutOfDate, StorageError, translated
 
+# Any constant works; it only has to be the same in every process ("DSMF-MIG" in ASCII).
+_MIGRATION_LOCK_KEY = 0x44534D462D4D4947
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 
 
@@ -41,6 +45,10 @@ def upgrade(url: str, revision: str = "head") -> None:
     engine = create_engine_for(url)
     try:
         with translated(), engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Several workers may start at once: one migrates, the others wait and then
+                # find the schema current. (SQLite: BEGIN IMMEDIATE already serialises.)
+                connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except CommandError as error:

@@ -77,3 +77,13 @@ def test_bad_urls_are_storage_errors() -> None:
         create_engine_for("mysql://nobody@localhost/x")
     with pytest.raises(StorageError):
         create_engine_for("not a url")
+
+
+def test_concurrent_upgrades_do_not_collide(database_url: str) -> None:
+    # Several gunicorn workers starting together each call upgrade(); one must win cleanly.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(lambda _: upgrade(database_url), range(3)))
+    assert outcomes == [None, None, None]
+    assert current_revision(database_url) == head_revision()
