@@ -28,11 +28,13 @@ from gateway.services.registration import RegistrationService
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.endpoint import HealthCheck, SoapEndpoint
+from gateway.soap.lapsed import DraftKeeper
 from gateway.soap.operations import build_operations
 from gateway.soap.service import build_application
 from gateway.soap.xroad import XRoadHeaders
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
+from gateway.upstream.resilience import CircuitBreaker
 from persistence.db import Database
 from persistence.guard import SqlMessageGuard, ping
 from persistence.message_log import MessageLog
@@ -44,7 +46,7 @@ from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
 from signing.policy import SecurityPolicy
 from signing.signer import Signer
 from signing.software import SoftwareSigner
-from signing.trust import TrustStore
+from signing.trust import LapsedCertificateValidator, TrustStore
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
 
 log = logging.getLogger("gateway")
@@ -157,6 +159,11 @@ def build_gateway(
             settings.population_url,
             timeout=settings.upstream_timeout_seconds,
             retries=settings.upstream_retries,
+            breaker=CircuitBreaker(
+                "population-registry",
+                failure_threshold=settings.breaker_failures,
+                reset_timeout=settings.breaker_reset_seconds,
+            ),
         )
     trust = TrustStore.from_paths(
         list(settings.trust_anchors), list(settings.crls), require_crl=settings.require_crl,
@@ -220,6 +227,10 @@ def build_gateway(
         ),
         clock=clock,
         resolve_session=services.mobile.resolve_session if services.mobile else None,
+        on_lapsed_signature=DraftKeeper(
+            EnvelopeVerifier(LapsedCertificateValidator(trust), policy_for(settings), None, clock),
+            contract, actors, registration,
+        ),
     )
     return Gateway(app=endpoint, services=services, database=database, settings=settings)
 

@@ -380,8 +380,13 @@ class TrustStore:
         cert: x509.Certificate,
         intermediates: Sequence[x509.Certificate] = (),
         at: datetime | None = None,
+        *,
+        revocation_at: datetime | None = None,
     ) -> ValidatedPath:
         """Validate ``cert`` at ``at`` (aware datetime; default now) or raise a CertificateError.
+
+        ``revocation_at`` (default ``at``) is the moment revocation is judged at; only
+        :class:`LapsedCertificateValidator` sets it apart from ``at``.
 
         ``intermediates`` (e.g. from the message) only help to find a path; they are never
         trusted by themselves.
@@ -400,7 +405,9 @@ class TrustStore:
             self._check_end_entity_usage(cert)
             for member in path:
                 self._check_key_strength(member, is_leaf=member is cert)
-            revocation = self._check_revocation(path, at)
+            revocation = self._check_revocation(
+                path, at if revocation_at is None else revocation_at.astimezone(UTC)
+            )
         except SigningError:
             raise
         except ValueError as exc:
@@ -601,3 +608,35 @@ def _subject_key_id(cert: x509.Certificate) -> bytes | None:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:
         return None
+
+
+class LapsedCertificateValidator:
+    """Attributes a signature whose certificate is outside its validity period, for one use only:
+    learning *who* signed a request that is refused, so that what they entered is kept (a draft
+    with the reason) instead of lost. It never makes such a request acceptable.
+
+    Everything else is checked as strictly as by the wrapped store: the path to an anchor, key
+    usage, key strength, and revocation -- a certificate revoked for key compromise stays
+    refused, since its signatures identify nobody. Only the moment of validation is moved into
+    the certificate's own validity window.
+    """
+
+    def __init__(self, trust: TrustStore) -> None:
+        self._trust = trust
+
+    def validate(
+        self,
+        cert: x509.Certificate,
+        intermediates: Sequence[x509.Certificate] = (),
+        at: datetime | None = None,
+    ) -> ValidatedPath:
+        moment = at if at is not None else datetime.now(UTC)
+        try:
+            return self._trust.validate(cert, intermediates, at=moment)
+        except (CertificateExpired, CertificateNotYetValid):
+            pass
+        second = timedelta(seconds=1)
+        inside = min(max(moment, cert.not_valid_before_utc + second),
+                     cert.not_valid_after_utc - second)
+        # Revocation is judged now: the CRL speaks of today, not of the moved moment.
+        return self._trust.validate(cert, intermediates, at=inside, revocation_at=moment)

@@ -250,12 +250,19 @@ class RegistrationService:
     def keep_as_draft(
         self, voen: str, application_id: str, reason: str, actor: Actor | None
     ) -> Application | None:
-        """Signing failed after Confirm: the application stays a draft with the reason."""
+        """Signing failed after Confirm: the application stays a draft with the reason, and the
+        failure is in its history (who tried, when, why). Only the insurer's own draft, and only
+        for someone who may act for the insurer."""
+        now = self.clock()
         with self.uow() as uow:
+            if actor is not None:
+                authorize(uow, actor, voen, today=business_date(now))
             app = uow.applications.get(application_id)
             if app is None or app.insurer_voen != voen or app.status is not ApplicationStatus.DRAFT:
                 return None
-            app = replace(app, draft_reason=reason)
+            app = replace(app, draft_reason=reason).with_status(
+                ApplicationStatus.DRAFT, now, _fin(actor), f"signing failed: {reason}"
+            )
             uow.applications.update(app)
             uow.commit()
             return app

@@ -32,6 +32,8 @@ from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
 from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, request_hash, require_headers
 from signing.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
     SignatureMissing,
     SignatureWrapping,
     SigningError,
@@ -145,6 +147,7 @@ class SoapEndpoint:
         health_checks: Iterable[HealthCheck] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolve_session: SessionResolver | None = None,
+        on_lapsed_signature: Callable[[etree._Element, SigningError], None] | None = None,
     ) -> None:
         self.contract = contract
         self.dispatcher = dispatcher
@@ -161,6 +164,7 @@ class SoapEndpoint:
         self.health_checks = tuple(health_checks)
         self.clock = clock
         self.resolve_session = resolve_session
+        self.on_lapsed_signature = on_lapsed_signature
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "dsmf_requests", "SOAP requests by operation and outcome",
@@ -257,7 +261,12 @@ class SoapEndpoint:
             if signed:
                 # Verify before reading anything from the message: the operation, the headers
                 # and the payload are taken from what the signature covers, nothing else.
-                verified = self.verifier.verify(envelope)
+                try:
+                    verified = self.verifier.verify(envelope)
+                except (CertificateExpired, CertificateNotYetValid) as lapsed:
+                    if self.on_lapsed_signature is not None:
+                        self.on_lapsed_signature(envelope, lapsed)
+                    raise
                 headers = XRoadHeaders(dict(verified.signed_headers))
                 payload = _payload_of(verified.body)
             else:

@@ -1,0 +1,94 @@
+"""§3.1: "if signing fails after Confirm, the application is put into the Registry as a draft".
+
+A card whose certificate has lapsed (expired / not yet valid) is refused with its own fault code,
+the draft stays a DRAFT and records why; a later Confirm with a valid card registers it.
+Signatures that identify nobody (untrusted CA) or someone without authority change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.domain.model import REGISTRATION_ESERVICE, Authority, AuthorityType
+from tests.e2e.conftest import (
+    DEMO_VOEN,
+    TNS,
+    Stack,
+    call,
+    response_fault_code,
+    signed_request,
+)
+
+
+def new_draft(stack: Stack) -> str:
+    client, _ = stack.client("director")
+    answer = call(client, "SaveDraft", voen=DEMO_VOEN, documentType="ID_CARD", fin="6TY2U8P",
+                  actualAddressDiffers=False)
+    return str(answer.applicationId)
+
+
+def confirm_with(stack: Stack, identity: str, application_id: str) -> str | None:
+    payload = (f'<t:ConfirmDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+               f"<t:applicationId>{application_id}</t:applicationId></t:ConfirmDraft>")
+    envelope = signed_request(stack.pki.signer(identity), "ConfirmDraft", payload,
+                              message_id=str(uuid.uuid4()))
+    return response_fault_code(stack.post(envelope))
+
+
+def details(stack: Stack, application_id: str) -> object:
+    client, _ = stack.client("director")
+    return call(client, "GetApplication", voen=DEMO_VOEN, applicationId=application_id)
+
+
+def grant_directly(stack: Stack, identity: str) -> None:
+    """The director's grant to this card, stored as GrantAuthority would store it (the lapsed
+    test certificates belong to people the population simulator does not know)."""
+    issued = stack.pki.identity(identity)
+    with stack.gateway.database.unit_of_work() as uow:
+        uow.authorities.add(Authority(
+            authority_id=str(uuid.uuid4()), insurer_voen=DEMO_VOEN,
+            eservice_code=REGISTRATION_ESERVICE, authority_type=AuthorityType.E_SIGNATURE_CARD,
+            fin=issued.fin or "", surname="Test", name="Lapsed", patronymic=None,
+            granted_at=datetime.now(UTC), granted_by_fin="6ZK4T2P",
+            card_number=issued.card_number,
+        ))
+        uow.commit()
+
+
+@pytest.mark.parametrize(("identity", "code"), [
+    ("expired", "Client.Certificate.Expired"),
+    ("not_yet_valid", "Client.Certificate.NotYetValid"),
+])
+def test_lapsed_card_keeps_the_draft_with_the_reason(stack: Stack, identity: str,
+                                                      code: str) -> None:
+    application_id = new_draft(stack)
+    grant_directly(stack, identity)
+    assert confirm_with(stack, identity, application_id) == code
+    kept = details(stack, application_id)
+    assert kept.application.summary.status == "DRAFT"
+    assert code in kept.application.draftReason
+    assert kept.history[-1].status == "DRAFT" and "signing failed" in kept.history[-1].note
+    assert kept.history[-1].actorFin == stack.pki.identity(identity).fin
+    # Later, a valid card confirms the kept draft.
+    assert confirm_with(stack, "director", application_id) is None
+    done = details(stack, application_id)
+    assert done.application.summary.status == "REGISTERED"
+    assert done.application.summary.ssn
+    assert done.application.draftReason is None
+
+
+@pytest.mark.parametrize(("identity", "code"), [
+    ("foreign", "Client.Certificate.Untrusted"),       # identifies nobody
+    ("revoked", "Client.Certificate.Revoked"),         # key compromised: identifies nobody
+    ("expired", "Client.Certificate.Expired"),         # no authority for this insurer
+])
+def test_unattributable_failures_change_nothing(stack: Stack, identity: str, code: str) -> None:
+    application_id = new_draft(stack)
+    assert confirm_with(stack, identity, application_id) == code
+    kept = details(stack, application_id)
+    assert kept.application.summary.status == "DRAFT"
+    assert kept.application.draftReason is None
+    assert [h.status for h in kept.history] == ["DRAFT"]
