@@ -1,0 +1,73 @@
+"""A system certificate (e.g. the e-gov portal) acting for a person named in X-Road userId:
+read-only, and only when the system is configured as trusted (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+import uuid
+
+import requests
+from lxml import etree
+
+from gateway.bootstrap import build_gateway
+from gateway.client.wsse import XRoadMember, add_xroad_headers
+from gateway.wsgi_server import serve_in_thread
+from signing.parser import serialize
+from signing.wsse import sign_envelope
+from tests.e2e.conftest import (
+    DEMO_VOEN,
+    SOAP_ENV,
+    TNS,
+    Stack,
+    find_person_payload,
+    response_fault_code,
+)
+
+SAVE_DRAFT = (f'<t:SaveDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+              "<t:documentType>ID_CARD</t:documentType><t:fin>6TY2U8P</t:fin>"
+              "<t:actualAddressDiffers>false</t:actualAddressDiffers></t:SaveDraft>")
+
+
+def system_request(stack: Stack, operation: str, payload: str,
+                   user_id: str | None) -> etree._Element:
+    envelope = etree.fromstring(
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Header/>'
+        f"<soapenv:Body>{payload}</soapenv:Body></soapenv:Envelope>".encode()
+    )
+    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "GOV", "1500000001", "portal"),
+                      service=XRoadMember("AZ", "GOV", "1500000011", "insured-registration"),
+                      operation=operation, message_id=str(uuid.uuid4()), user_id=user_id)
+    return sign_envelope(envelope, stack.pki.signer("system"))
+
+
+def test_trusted_system_reads_for_the_person_in_user_id(stack: Stack) -> None:
+    response = stack.post(system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
+                                         "AZ6ZK4T2P"))
+    assert response.status_code == 200
+    assert "Nəsibova" in response.content.decode()
+
+
+def test_system_cannot_change_state(stack: Stack) -> None:
+    response = stack.post(system_request(stack, "SaveDraft", SAVE_DRAFT, "AZ6ZK4T2P"))
+    assert response_fault_code(response) == "Client.NotAuthorized.SystemCannotChange"
+
+
+def test_system_request_must_name_the_person(stack: Stack) -> None:
+    response = stack.post(system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
+                                         None))
+    assert response_fault_code(response) == "Client.Header.UserId"
+
+
+def test_untrusted_system_is_refused(stack: Stack) -> None:
+    # The same database and PKI, but a gateway configured with no trusted systems.
+    settings = stack.gateway.settings.replace(trusted_systems=())
+    other = build_gateway(settings, migrate=False)
+    server = serve_in_thread(other.app)
+    try:
+        envelope = system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
+                                  "AZ6ZK4T2P")
+        response = requests.post(server.url, data=serialize(envelope), timeout=10,
+                                 headers={"Content-Type": "text/xml; charset=utf-8"})
+        assert response_fault_code(response) == "Client.NotAuthorized.UntrustedSystem"
+    finally:
+        server.stop()
+        other.close()
