@@ -13,9 +13,13 @@ Refused, each with its own error (see :mod:`signing.errors`):
   longer than ``max_attribute_bytes`` → :class:`XmlTooDeep` / :class:`XmlTooLarge`;
 * anything not well-formed → :class:`XmlMalformed`.
 
-Comments are kept: signatures are computed over comment-free canonical XML, so a comment never
-changes a digest, and keeping them lets the verifier refuse a comment spliced into a
-``DigestValue`` or ``SignatureValue`` instead of silently reading half of the value.
+Comments are dropped while parsing, and the text around them joins up. Signatures cover
+comment-free canonical XML, so a comment can be spliced into signed content without breaking the
+signature; a reader taking an element's first text node would then see ``AB`` in
+``<fin>AB<!---->CDEFG</fin>`` (the SAML comment-truncation class, CVE-2017-11427) or half of a
+``DigestValue`` (CVE-2025-29774). Without comments the tree every consumer reads — verifier,
+schema validation, spyne, the X-Road header parser — is exactly the canonical content that was
+signed. (The verifier still refuses comments inside ``ds:Signature`` for trees built otherwise.)
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def _new_parser() -> etree.XMLParser:
         attribute_defaults=False,
         huge_tree=False,
         collect_ids=False,
-        remove_comments=False,
+        remove_comments=True,
         remove_pis=False,
         strip_cdata=True,
         recover=False,

@@ -292,7 +292,7 @@ class EnvelopeVerifier:
             )
         # 5. replay
         id_header = xroad.get("id")
-        message_id = _text_of(id_header).strip() if id_header is not None else None
+        message_id = _string_value(id_header).strip() if id_header is not None else None
         if self._replay is not None and message_id:
             if not self._replay.remember(message_id, expires + skew):
                 raise ReplayDetected(f"message id {message_id!r} was already received")
@@ -429,8 +429,12 @@ def _single_child(parent: etree._Element, tag: str, what: str) -> etree._Element
     return found[0]
 
 
-def _text_of(element: etree._Element) -> str:
-    return element.text or ""
+_STRING_VALUE = etree.XPath("string()")
+
+
+def _string_value(element: etree._Element) -> str:
+    """All text of ``element`` (XPath string-value): what C14N signs, comments or not."""
+    return str(_STRING_VALUE(element))
 
 
 def _pure_text(element: etree._Element, what: str) -> str:

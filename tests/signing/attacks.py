@@ -575,27 +575,6 @@ def two_signed_info(p: Parts, s: Sender) -> None:
 # Malformed security header -----------------------------------------------------------------------
 
 
-@attack(SecurityHeaderMalformed, "a comment spliced into a DigestValue (CVE-2025-29774 class)")
-def comment_in_digest_value(p: Parts, s: Sender) -> None:
-    value = p.reference(p.body).find(ns.DS_DIGEST_VALUE)
-    assert value is not None and value.text
-    text = value.text
-    value.text = text[:8]
-    comment = etree.Comment(" x ")
-    comment.tail = text[8:]
-    value.append(comment)
-
-
-@attack(SecurityHeaderMalformed, "a comment spliced into the SignatureValue")
-def comment_in_signature_value(p: Parts, s: Sender) -> None:
-    value = p.signature.find(ns.DS_SIGNATURE_VALUE)
-    assert value is not None and value.text
-    comment = etree.Comment("x")
-    comment.tail = value.text[10:]
-    value.text = value.text[:10]
-    value.append(comment)
-
-
 @attack(SecurityHeaderMalformed, "the BinarySecurityToken removed")
 def no_token(p: Parts, s: Sender) -> None:
     p.security.remove(p.token)
@@ -983,6 +962,51 @@ def unused_namespaces_injected(envelope: etree._Element, s: Sender) -> bytes:
     data = re.sub(rb"<([A-Za-z0-9_]+:)?Body\b", rb'\g<0> xmlns:evil="urn:attacker"', data, count=1)
     data = re.sub(rb"<([A-Za-z0-9_]+:)?Envelope\b", rb'\g<0> xmlns:more="urn:more"', data, count=1)
     return data
+
+
+def _splice_comment(element: etree._Element, at: int) -> None:
+    """``<x>abcdef</x>`` → ``<x>abc<!-- x -->def</x>``: invisible to comment-free C14N."""
+    text = element.text or ""
+    element.text = text[:at]
+    comment = etree.Comment(" x ")
+    comment.tail = text[at:]
+    element.insert(0, comment)
+
+
+@accepted
+def comment_in_digest_value(envelope: etree._Element, s: Sender) -> bytes:
+    """CVE-2025-29774 shape; the parser drops comments, so the value read is the signed one."""
+    p = parts(envelope)
+    value = p.reference(p.body).find(ns.DS_DIGEST_VALUE)
+    assert value is not None
+    _splice_comment(value, 8)
+    return serialize(envelope)
+
+
+@accepted
+def comment_in_signature_value(envelope: etree._Element, s: Sender) -> bytes:
+    p = parts(envelope)
+    value = p.signature.find(ns.DS_SIGNATURE_VALUE)
+    assert value is not None
+    _splice_comment(value, 10)
+    return serialize(envelope)
+
+
+@accepted
+def comment_truncation_in_signed_text(envelope: etree._Element, s: Sender) -> bytes:
+    """CVE-2017-11427 shape: a comment splits the signed X-Road id and a Body value.
+
+    Accepted (the signature holds), and what the verifier returns reads the whole values.
+    """
+    p = parts(envelope)
+    message_id = p.header.find(ns.q(ns.XRD, "id"))
+    assert message_id is not None
+    _splice_comment(message_id, 3)
+    for element in p.body.iter():
+        if isinstance(element.tag, str) and element.text and len(element.text) > 2:
+            _splice_comment(element, 2)
+            break
+    return serialize(envelope)
 
 
 @accepted

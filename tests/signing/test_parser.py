@@ -32,10 +32,18 @@ def test_codes_are_the_documented_ones() -> None:
 
 
 def test_plain_document_parses_and_serializes() -> None:
-    root = parse_xml('<a xmlns="urn:a"><!-- kept --><b c="1">Ölçü</b></a>'.encode())
+    root = parse_xml('<a xmlns="urn:a"><b c="1">Ölçü</b></a>'.encode())
     assert root.tag == "{urn:a}a"
-    assert serialize(root) == '<a xmlns="urn:a"><!-- kept --><b c="1">Ölçü</b></a>'.encode()
-    assert canonicalize(root) == '<a xmlns="urn:a"><b c="1">Ölçü</b></a>'.encode()
+    assert serialize(root) == '<a xmlns="urn:a"><b c="1">Ölçü</b></a>'.encode()
+    assert canonicalize(root) == serialize(root)
+
+
+def test_comments_are_dropped_and_the_text_joins_up() -> None:
+    """What every consumer reads is what a comment-free signature covers (CVE-2017-11427)."""
+    root = parse_xml(b"<a><!-- c --><fin>AB<!---->CDEFG</fin><d>x<!--y-->z</d></a>")
+    assert root[0].text == "ABCDEFG"
+    assert root[1].text == "xz"
+    assert serialize(root) == b"<a><fin>ABCDEFG</fin><d>xz</d></a>"
 
 
 def test_utf16_document_parses() -> None:
@@ -44,7 +52,7 @@ def test_utf16_document_parses() -> None:
 
 
 def test_doctype_inside_cdata_is_just_text() -> None:
-    root = parse_xml(b"<a><![CDATA[<!DOCTYPE x [<!ENTITY e 'x'>]>]]><!-- <!DOCTYPE y> --></a>")
+    root = parse_xml(b"<a><!-- <!DOCTYPE y> --><![CDATA[<!DOCTYPE x [<!ENTITY e 'x'>]>]]></a>")
     assert root.text is not None and root.text.startswith("<!DOCTYPE")
 
 

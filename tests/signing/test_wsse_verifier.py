@@ -755,3 +755,31 @@ def test_signed_info_is_written_in_canonical_form(sender: Sender, kind: str) -> 
     assert canonicalize(signed_info) == pending.signed_info
     reparsed = parse_xml(serialize(pending.root)).find(f".//{ns.DS_SIGNED_INFO}")
     assert reparsed is not None and canonicalize(reparsed) == pending.signed_info
+
+
+def test_comment_truncation_does_not_shorten_what_verify_returns(
+    sender: Sender, verifier: EnvelopeVerifier
+) -> None:
+    """CVE-2017-11427 class: a comment spliced into signed text must not cut the value read."""
+    data = attacks.craft_accepted(
+        "comment_truncation_in_signed_text",
+        sender,
+        now=NOW,
+        base=lambda: request_envelope(message_id="msg-0123456789"),
+    )
+    assert b"<!--" in data
+    result = verifier.verify(parse_xml(data))
+    assert result.message_id == "msg-0123456789"
+    assert result.signed_headers["id"].text == "msg-0123456789"
+    voen = next(result.body.iter("{urn:az:dsmf:insured-registration:v1}voen"))
+    assert voen.text == "1403567891"
+
+
+def test_comment_in_signature_of_a_tree_built_elsewhere_is_malformed(
+    sender: Sender, verifier: EnvelopeVerifier
+) -> None:
+    """parse_xml drops comments; a tree from another parser still gets no comment through."""
+    data = attacks.craft_accepted("comment_in_digest_value", sender, now=NOW)
+    tree = etree.fromstring(data)  # lxml's default parser keeps comments
+    assert_refused(lambda: verifier.verify(tree), SecurityHeaderMalformed)
+    assert verifier.verify(parse_xml(data)).certificate == sender.certificate
