@@ -21,9 +21,19 @@ nothing up twice, and runs in the order of DESIGN §2, each step refusing with i
    lifetime (:class:`TimestampInFuture`, :class:`TimestampExpired`);
 5. **replay** — the signed X-Road ``id`` in the replay cache (:class:`ReplayDetected`).
 
+Inside ``ds:Signature`` the algorithms are read first (signature, canonicalization, every
+digest method), then ``Object``/``Manifest``/transforms/URIs, so a peer signing outside the profile
+learns the most useful reason. A ``SignedInfo`` whose canonical form is the profile's plain shape
+(what our signer, the zeep plugin and most WS-Security stacks send) is read by one regular
+expression over its canonical bytes — the same bytes then verified — and anything else by the
+full element-by-element reader, which alone decides every refusal (the tests run each attack
+through both).
+
 What the caller gets back (:class:`VerifiedMessage`) holds the very elements whose digests were
 checked — never a second lookup in a tree an attacker shaped — so "trust only what ``verify``
-returns" is the whole rule for the gateway.
+returns" is the whole rule for the gateway. The replay cache sees only messages that passed
+every other check, so a :class:`ReplayDetected` for a message id is safe to answer with the
+stored response (idempotent retry) if the caller keeps one.
 """
 
 from __future__ import annotations
