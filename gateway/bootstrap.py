@@ -36,7 +36,7 @@ from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
 from persistence.db import Database
-from persistence.guard import SqlMessageGuard, ping
+from persistence.guard import SqlMessageGuard
 from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
 from persistence.stores import MobileStore, SessionStore
@@ -211,7 +211,7 @@ def build_gateway(
         verifier=verifier,
         resolve_actor=resolve_actor,
         response_signer=signer,
-        guard=SqlMessageGuard(database),
+        guard=SqlMessageGuard(database, ttl=timedelta(seconds=settings.idempotency_ttl_seconds)),
         journal=MessageLog(database),
         limits=ParserLimits(
             max_bytes=settings.max_message_bytes,
@@ -222,7 +222,7 @@ def build_gateway(
         idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         public_url=settings.public_url,
         health_checks=(
-            HealthCheck("database", lambda: ping(database)),
+            HealthCheck("database", database.ping),
             HealthCheck("population-registry", registry.ping),
         ),
         clock=clock,
