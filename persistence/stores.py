@@ -17,12 +17,11 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.domain.errors import NotFound
+from gateway.domain.mobile import MobileKind, MobileState, MobileTransaction
 from persistence.db import Database
 from persistence.errors import translates
 from persistence.repositories import dialect_insert, rowcount
 from persistence.tables import (
-    MobileKind,
-    MobileState,
     MobileTransactionRow,
     ReplayCacheRow,
     SessionRow,
@@ -42,39 +41,6 @@ def _now() -> datetime:
 # --------------------------------------------------------------------------------------------
 # Asan İmza (mobile signature) transactions
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MobileTransaction:
-    """One Asan İmza request: what was asked of the phone and what came back.
-
-    ``pending`` holds what the gateway needs to finish the job when the signature arrives
-    (e.g. the SignedInfo to embed the signature value in); ``data_hash`` is the hex digest sent
-    to the phone, from which ``verification_code`` is derived.
-    """
-
-    transaction_id: str
-    kind: MobileKind
-    phone: str
-    user_id: str
-    state: MobileState
-    verification_code: str
-    data_hash: str
-    created_at: datetime
-    expires_at: datetime
-    application_id: str | None = None
-    voen: str | None = None
-    fin: str | None = None
-    pending: bytes | None = None
-    upstream_id: str | None = None
-    completed_at: datetime | None = None
-    signature: bytes | None = None
-    certificate: bytes | None = None
-    fault_code: str | None = None
-    fault_reason: str | None = None
-
-    def is_open(self, now: datetime) -> bool:
-        return self.state is MobileState.OUTSTANDING and now < self.expires_at
 
 
 _MOBILE_FIELDS = tuple(f.name for f in fields(MobileTransaction))

@@ -48,6 +48,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from gateway.domain.mobile import MobileKind, MobileState
 from gateway.domain.model import (
     ApplicationStatus,
     ApplicationType,
@@ -97,21 +98,6 @@ def _one_of(column: str, values: type[StrEnum] | tuple[str, ...], name: str) -> 
     allowed = tuple(v.value for v in values) if isinstance(values, type) else values
     listed = ", ".join(f"'{v}'" for v in allowed)
     return CheckConstraint(f"{column} IN ({listed})", name=name)
-
-
-class MobileKind(StrEnum):
-    LOGIN = "LOGIN"
-    SIGNING = "SIGNING"
-
-
-class MobileState(StrEnum):
-    """State of an Asan İmza (mobile signature) transaction, after ETSI TS 102 204."""
-
-    OUTSTANDING = "OUTSTANDING"  # 504 OUTSTANDING_TRANSACTION: waiting for the phone
-    SIGNED = "SIGNED"  # 500/502: signature received
-    REFUSED = "REFUSED"  # 401 USER_CANCEL and other refusals
-    EXPIRED = "EXPIRED"  # 208 EXPIRED_TRANSACTION
-    FAILED = "FAILED"  # service fault
 
 
 class Direction(StrEnum):

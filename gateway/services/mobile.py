@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -54,6 +53,7 @@ from gateway.domain.errors import (
     UpstreamError,
     ValidationFailed,
 )
+from gateway.domain.mobile import MobileKind, MobileState, MobileTransaction
 from gateway.domain.model import Actor, Application, ApplicationStatus, CredentialKind
 from gateway.domain.values import Voen
 from gateway.services import validation
@@ -88,8 +88,8 @@ __all__ = [
     "MobileProgress",
     "MobileService",
     "MobileStarted",
+    "MobileState",
     "MobileTransaction",
-    "MobileTxState",
 ]
 
 TNS = "urn:az:dsmf:insured-registration:v1"
@@ -119,66 +119,14 @@ _LIMITS = ParserLimits(max_bytes=1_000_000, max_depth=32, max_elements=5_000)
 # --- records ---------------------------------------------------------------------------------
 
 
-class MobileKind(StrEnum):
-    LOGIN = "LOGIN"
-    SIGNING = "SIGNING"
-
-
-class MobileTxState(StrEnum):
-    """Stored state. SIGNED with ``completed_at`` unset: the signature is being processed."""
-
-    OUTSTANDING = "OUTSTANDING"
-    SIGNED = "SIGNED"
-    REFUSED = "REFUSED"
-    EXPIRED = "EXPIRED"
-    FAILED = "FAILED"
-
-
-@dataclass(frozen=True, slots=True)
-class MobileTransaction:
-    """One Asan İmza transaction as stored (the fields of the ``mobile_transactions`` table).
-
-    ``pending`` is the unsigned document while outstanding, the signed one once completed;
-    ``data_hash`` the hex SHA-256 sent to the phone; ``fault_reason`` the refusal reason.
-    """
-
-    transaction_id: str
-    kind: MobileKind
-    phone: str
-    user_id: str
-    state: MobileTxState
-    verification_code: str
-    data_hash: str
-    created_at: datetime
-    expires_at: datetime
-    application_id: str | None = None
-    voen: str | None = None
-    fin: str | None = None
-    pending: bytes | None = None
-    upstream_id: str | None = None
-    completed_at: datetime | None = None
-    signature: bytes | None = None
-    certificate: bytes | None = None
-    fault_code: str | None = None
-    fault_reason: str | None = None
-
-
-_TX_FIELDS = tuple(f.name for f in fields(MobileTransaction))
-
-
-def _record(stored: Any) -> MobileTransaction:
-    values = {name: getattr(stored, name) for name in _TX_FIELDS}
-    values["kind"] = MobileKind(str(values["kind"]))
-    values["state"] = MobileTxState(str(values["state"]))
-    return MobileTransaction(**values)
-
-
 class TransactionStore(Protocol):
     """``persistence.stores.MobileStore``: one short transaction per call."""
 
-    def create(self, tx: Any) -> None: ...
-    def get(self, transaction_id: str) -> Any: ...
-    def update(self, tx: Any, *, expected_state: Any = None) -> bool: ...
+    def create(self, tx: MobileTransaction) -> None: ...
+    def get(self, transaction_id: str) -> MobileTransaction | None: ...
+    def update(
+        self, tx: MobileTransaction, *, expected_state: MobileState | None = None
+    ) -> bool: ...
 
 
 class SessionStore(Protocol):
@@ -313,7 +261,7 @@ class MobileService:
             kind=kind,
             phone=phone,
             user_id=user_id,
-            state=MobileTxState.OUTSTANDING,
+            state=MobileState.OUTSTANDING,
             verification_code=code,
             data_hash=digest.hex(),
             created_at=now,
@@ -330,7 +278,7 @@ class MobileService:
                 raise  # unknown user, bad parameters, service down: the caller's to fix
             # The holder cannot sign at all: the transaction exists and is refused at once,
             # so callers learn every refusal the same way (GetMobileSigningStatus).
-            tx = replace(tx, state=MobileTxState.REFUSED, completed_at=now,
+            tx = replace(tx, state=MobileState.REFUSED, completed_at=now,
                          fault_code=exc.code, fault_reason=str(reason))
             self.transactions.create(tx)
             self._keep_draft(tx, str(reason))
@@ -342,14 +290,14 @@ class MobileService:
 
     def status(self, transaction_id: str) -> MobileProgress:
         tx = self._get(transaction_id)
-        if tx.state is MobileTxState.OUTSTANDING:
+        if tx.state is MobileState.OUTSTANDING:
             return self._poll(tx)
         return self._final(tx)
 
     def signed_document(self, transaction_id: str) -> bytes | None:
         """The signed document of a completed transaction (for offline verification)."""
         tx = self._get(transaction_id)
-        if tx.state is MobileTxState.SIGNED and tx.completed_at is not None:
+        if tx.state is MobileState.SIGNED and tx.completed_at is not None:
             return tx.pending
         return None
 
@@ -358,10 +306,10 @@ class MobileService:
         if stored is None:
             raise NotFound("no such mobile transaction", code="Client.NotFound.Transaction",
                            field="transactionId")
-        return _record(stored)
+        return stored
 
     def _final(self, tx: MobileTransaction) -> MobileProgress:
-        if tx.state is MobileTxState.SIGNED:
+        if tx.state is MobileState.SIGNED:
             if tx.completed_at is None:
                 if self.clock() < tx.expires_at + _COMPLETION_GRACE:
                     return MobileProgress("OUTSTANDING")  # another request is completing it
@@ -372,30 +320,30 @@ class MobileService:
                     application = uow.applications.get(tx.application_id)
             # The session token was handed out once, to the request that completed the login.
             return MobileProgress("DONE", application=application)
-        if tx.state is MobileTxState.FAILED:
+        if tx.state is MobileState.FAILED:
             raise GatewayError(tx.fault_reason or "the mobile transaction failed",
                                code=tx.fault_code or "Server.Internal")
         reason = tx.fault_reason if tx.fault_reason in REASONS else (
-            "EXPIRED_TRANSACTION" if tx.state is MobileTxState.EXPIRED else "INTERNAL_ERROR")
+            "EXPIRED_TRANSACTION" if tx.state is MobileState.EXPIRED else "INTERNAL_ERROR")
         return MobileProgress("REFUSED", reason=reason)
 
     def _poll(self, tx: MobileTransaction) -> MobileProgress:
         now = self.clock()
         if now >= tx.expires_at:
             return self._refuse(tx, _Refusal("EXPIRED_TRANSACTION", "no answer in time"),
-                                MobileTxState.EXPIRED)
+                                MobileState.EXPIRED)
         assert tx.upstream_id is not None
         answer = self.mobile.status(tx.upstream_id)
         if isinstance(answer, MobileOutstanding):
             return MobileProgress("OUTSTANDING")
         if isinstance(answer, MobileRefused):
-            state = (MobileTxState.EXPIRED if answer.reason == "EXPIRED_TRANSACTION"
-                     else MobileTxState.REFUSED)
+            state = (MobileState.EXPIRED if answer.reason == "EXPIRED_TRANSACTION"
+                     else MobileState.REFUSED)
             return self._refuse(tx, _Refusal(answer.reason, f"ETSI {answer.etsi_code}"), state)
         assert isinstance(answer, MobileSigned)
-        claimed = replace(tx, state=MobileTxState.SIGNED, signature=answer.signature,
+        claimed = replace(tx, state=MobileState.SIGNED, signature=answer.signature,
                           certificate=answer.certificate_der)
-        if not self.transactions.update(claimed, expected_state=MobileTxState.OUTSTANDING):
+        if not self.transactions.update(claimed, expected_state=MobileState.OUTSTANDING):
             return self._final(self._get(tx.transaction_id))  # another poller got there first
         try:
             signed_xml, certificate = self._complete(claimed, answer)
@@ -403,11 +351,11 @@ class MobileService:
                 return self._finish_login(claimed, signed_xml, certificate)
             return self._finish_signing(claimed, signed_xml, certificate)
         except _Refusal as refusal:
-            return self._refuse(claimed, refusal, MobileTxState.REFUSED, expected=None)
+            return self._refuse(claimed, refusal, MobileState.REFUSED, expected=None)
         except GatewayError as exc:
             self._keep_draft(claimed, f"{exc.code}: {exc.message}")
             self.transactions.update(replace(
-                claimed, state=MobileTxState.FAILED, completed_at=self.clock(),
+                claimed, state=MobileState.FAILED, completed_at=self.clock(),
                 fault_code=exc.code, fault_reason=exc.message,
             ))
             raise
@@ -504,9 +452,9 @@ class MobileService:
         self,
         tx: MobileTransaction,
         refusal: _Refusal,
-        state: MobileTxState,
+        state: MobileState,
         *,
-        expected: MobileTxState | None = MobileTxState.OUTSTANDING,
+        expected: MobileState | None = MobileState.OUTSTANDING,
     ) -> MobileProgress:
         ended = replace(tx, state=state, completed_at=self.clock(),
                         fault_code=refusal.code, fault_reason=refusal.reason)

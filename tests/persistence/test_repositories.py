@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from gateway.domain.errors import Conflict, GatewayError, NotFound
+from gateway.domain.mobile import MobileKind, MobileState, MobileTransaction
 from gateway.domain.model import (
     REGISTRATION_ESERVICE,
     ApplicationStatus,
@@ -31,13 +32,8 @@ from persistence.errors import (
     StorageError,
     StorageUnavailable,
 )
-from persistence.stores import (
-    MobileStore,
-    MobileTransaction,
-    SessionStore,
-    token_hash,
-)
-from persistence.tables import AuthorityEvent, MobileKind, MobileState
+from persistence.stores import MobileStore, SessionStore, token_hash
+from persistence.tables import AuthorityEvent
 from persistence.unit_of_work import SqlUnitOfWork
 
 from .conftest import T0, VOEN_A, VOEN_B, address, application
