@@ -46,6 +46,7 @@ class Settings:
     breaker_reset_seconds: float = 30.0
     mobile_ap_id: str = "DSMF-GATEWAY"
     mobile_poll_timeout_seconds: float = 120.0
+    mobile_max_open_per_phone: int = 3
 
     # Trust and the gateway's own key. Empty: the demo PKI in data_dir/pki (embedded default only).
     trust_anchors: tuple[Path, ...] = ()
@@ -188,7 +189,7 @@ def _coerce(hint: Any, raw: Any) -> Any:
     if origin is tuple:
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(_coerce(args[0], item.strip() if isinstance(item, str) else item)
-                     for item in items if item != "")
+                     for item in items if not (isinstance(item, str) and not item.strip()))
     if args and type(None) in args:  # Optional[X]
         if raw in (None, ""):
             return None
@@ -205,6 +206,10 @@ def _coerce(hint: Any, raw: Any) -> Any:
         raise ValueError("expected a boolean")
     if hint is Path:
         return Path(raw)
+    if hint in (int, float) and isinstance(raw, bool):
+        raise ValueError("expected a number, not a boolean")
+    if hint is int and isinstance(raw, float) and not raw.is_integer():
+        raise ValueError("expected a whole number")
     if hint in (int, float, str):
         return hint(raw)
     raise TypeError(f"unsupported setting type {hint!r}")

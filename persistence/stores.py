@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.domain.errors import NotFound
@@ -95,6 +95,18 @@ class SqlMobileTransactionRepository:
         return bool(rowcount(result) == 1)
 
     @translates
+    def count_open(self, phone: str, now: datetime) -> int:
+        """How many transactions still wait on this phone (OUTSTANDING, not yet expired)."""
+        table = _table(MobileTransactionRow)
+        return int(self._session.scalar(
+            select(func.count()).select_from(table).where(
+                table.c.phone == phone,
+                table.c.state == MobileState.OUTSTANDING.value,
+                table.c.expires_at > now,
+            )
+        ) or 0)
+
+    @translates
     def expire_overdue(self, now: datetime) -> int:
         """Marks OUTSTANDING transactions past their deadline as EXPIRED; returns how many."""
         table = _table(MobileTransactionRow)
@@ -124,6 +136,10 @@ class MobileStore:
     def update(self, tx: MobileTransaction, *, expected_state: MobileState | None = None) -> bool:
         with self._db.transaction() as s:
             return SqlMobileTransactionRepository(s).update(tx, expected_state=expected_state)
+
+    def count_open(self, phone: str, now: datetime) -> int:
+        with self._db.transaction() as s:
+            return SqlMobileTransactionRepository(s).count_open(phone, now)
 
     def expire_overdue(self, now: datetime) -> int:
         with self._db.transaction() as s:

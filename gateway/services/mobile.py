@@ -127,6 +127,7 @@ class TransactionStore(Protocol):
     def update(
         self, tx: MobileTransaction, *, expected_state: MobileState | None = None
     ) -> bool: ...
+    def count_open(self, phone: str, now: datetime) -> int: ...
 
 
 class SessionStore(Protocol):
@@ -192,6 +193,7 @@ class MobileService:
         *,
         session_ttl: timedelta = timedelta(seconds=1800),
         transaction_ttl: timedelta = timedelta(seconds=120),
+        max_open_per_phone: int = 3,
     ) -> None:
         self.uow = uow
         self.transactions = transactions
@@ -203,6 +205,7 @@ class MobileService:
         self.clock = clock
         self.session_ttl = session_ttl
         self.transaction_ttl = transaction_ttl
+        self.max_open_per_phone = max_open_per_phone
 
     # -- StartMobileLogin ------------------------------------------------------------------
 
@@ -252,6 +255,13 @@ class MobileService:
         application_id: str | None,
         display: str,
     ) -> MobileStarted:
+        # Each start pushes a request to a person's phone: bound how many may wait at once, so
+        # the gateway cannot be used to flood a phone with confirmation prompts.
+        if self.transactions.count_open(phone, self.clock()) >= self.max_open_per_phone:
+            raise Conflict(
+                f"{self.max_open_per_phone} requests already wait on this phone; answer or let "
+                "them expire first", code="Client.Mobile.TooManyRequests", field="phone",
+            )
         unsigned = serialize(doc)
         digest = _prepare(parse_xml(unsigned, _LIMITS), _template_certificate()).digest
         code = verification_code(digest)

@@ -334,3 +334,17 @@ def test_a_signature_with_an_unusable_certificate_is_refused(
     detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
     assert detail.application.summary.status == "DRAFT"
     assert reason in (detail.application.draftReason or "")
+
+
+def test_a_phone_cannot_be_flooded_with_requests(stack: Stack) -> None:
+    """Requests that still wait on one phone are bounded (mobile_max_open_per_phone, 3)."""
+    svc = unsigned_client(stack)
+    # +994702222222 never answers, so its requests stay open until they expire.
+    for _ in range(3):
+        svc.StartMobileLogin(phone="+994702222222", userId="100004", voen=None)
+    with pytest.raises(Fault) as refused:
+        svc.StartMobileLogin(phone="+994702222222", userId="100004", voen=None)
+    assert fault_code(refused.value) == "Client.Mobile.TooManyRequests"
+    # Another phone is not affected.
+    started = svc.StartMobileLogin(phone=ASAN_PHONE, userId=ASAN_USER, voen=OTHER_VOEN)
+    assert started.transactionId
