@@ -212,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # spyne logs every exception our operations raise; we answer them as faults ourselves.
-    logging.getLogger("spyne").setLevel(logging.CRITICAL)
+    # spyne logs every exception our operations raise (at CRITICAL, with a traceback); we
+    # answer them as faults ourselves, so nothing of spyne's gets through.
+    logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "log" and args.action == "export" and not args.message_id:
         print("log export needs a message id", file=sys.stderr)

@@ -17,6 +17,8 @@ from gateway.soap.endpoint import SoapEndpoint
 
 
 def create_app() -> SoapEndpoint:
-    logging.getLogger("spyne").setLevel(logging.CRITICAL)
+    # spyne logs every exception our operations raise at CRITICAL, with a traceback; we
+    # answer (and log) them as faults ourselves, so nothing of spyne's gets through.
+    logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
     gateway = build_gateway(Settings.load(), migrate=False)
     return gateway.app

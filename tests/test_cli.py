@@ -1,0 +1,490 @@
+"""``dsmf-gateway`` run as a real process: what each subcommand prints, writes and exits with.
+
+Every run is ``python -m gateway.cli`` in a subprocess with a bounded timeout and an environment
+without ``DSMF_*`` variables (so the developer's own configuration cannot leak in). ``serve`` is
+started for real on a free loopback port and stopped with SIGINT.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from lxml import etree
+
+from persistence.db import Database
+from persistence.message_log import MessageLog
+from persistence.migrate import head_revision
+from signing.errors import CertificateRevoked
+from signing.testpki import GOOD_IDENTITIES, load_test_pki
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_INSURERS = REPO / "persistence" / "data" / "insurers.json"
+AUTHORED_WSDL = REPO / "wsdl" / "gateway.wsdl"
+CLI_TIMEOUT = 120.0
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+SOAP_BINDING_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSMF_")}
+    env.update(extra)
+    return env
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=cwd, env=env if env is not None else clean_env(), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def rows(db_path: Path, query: str, *params: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db_path) as conn:
+        return list(conn.execute(query, params))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- the console script -------------------------------------------------------------------------
+
+
+def test_console_script_is_installed_next_to_the_interpreter(tmp_path: Path) -> None:
+    script = shutil.which("dsmf-gateway", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("dsmf-gateway is not installed next to this interpreter")
+    done = subprocess.run([script, "--help"], cwd=tmp_path, env=clean_env(), capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    for command in ("serve", "simulators", "migrate", "pki", "load-insurers", "log",
+                    "finish-submitted"):
+        assert command in done.stdout
+
+
+def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
+    done = cli(cwd=tmp_path)
+    assert done.returncode == 2
+    assert "the following arguments are required: command" in done.stderr
+
+
+# -- pki init -------------------------------------------------------------------------------------
+
+
+def test_pki_init_creates_a_usable_pki_and_reuses_it(tmp_path: Path) -> None:
+    directory = tmp_path / "pki"
+    first = cli("pki", "init", str(directory), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"demo PKI in {directory}: trust anchors ")
+    assert re.search(r"^  director +cert\.pem +FIN=6ZK4T2P VÖEN=1403567891 seal=True$",
+                     first.stdout, re.MULTILINE)
+    pki = load_test_pki(directory)
+    cards = {name: identity.card_number for name, identity in pki.identities.items()}
+    certs = {name: identity.cert_path.read_bytes() for name, identity in pki.identities.items()}
+
+    # Usable: every good identity validates against the trust list, the revoked one does not,
+    # and a key signs what its certificate verifies.
+    trust = pki.trust_store()
+    now = datetime.now(UTC)
+    for name in GOOD_IDENTITIES:
+        identity = pki.identity(name)
+        chain = [x509.load_pem_x509_certificate(p.read_bytes()) for p in identity.chain_paths]
+        trust.validate(identity.certificate, chain, now)
+    revoked = pki.identity("revoked")
+    with pytest.raises(CertificateRevoked):
+        trust.validate(revoked.certificate, [pki.issuing, pki.root], now)
+
+    second = cli("pki", "init", str(directory), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    again = load_test_pki(directory)
+    assert {name: i.card_number for name, i in again.identities.items()} == cards
+    assert {name: i.cert_path.read_bytes() for name, i in again.identities.items()} == certs
+
+
+def test_pki_init_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "taken"
+    directory.mkdir()
+    (directory / "notes.txt").write_text("mine\n")
+    done = cli("pki", "init", str(directory), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"dsmf-gateway: {directory} is not empty and holds no test PKI")
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
+
+
+# -- migrate --------------------------------------------------------------------------------------
+
+
+def test_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
+    db_path = tmp_path / "gw.db"
+    first = cli("migrate", "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"database at revision {head_revision()}\n"
+    tables = {name for (name,) in rows(db_path, "SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+    assert {"insurers", "local_offices", "applications", "message_log",
+            "alembic_version"} <= tables
+
+    second = cli("migrate", "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert rows(db_path, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+
+
+def test_migrate_takes_the_database_from_the_config_file(tmp_path: Path) -> None:
+    db_path = tmp_path / "from-config.db"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'database_url = "{sqlite_url(db_path)}"\n')
+    done = cli("--config", str(config), "migrate", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"database at revision {head_revision()}\n"
+    assert db_path.is_file()
+
+
+def test_unknown_config_key_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('port = 8080\ncolour = "blue"\n')
+    done = cli("--config", str(config), "migrate", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == f"dsmf-gateway: unknown configuration keys in {config}: colour\n"
+    assert done.stdout == ""
+    assert not (tmp_path / "var").exists()  # nothing was created
+
+
+def test_unknown_config_key_via_dsmf_config_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("prot = 8080\n")
+    done = cli("migrate", cwd=tmp_path, env=clean_env(DSMF_CONFIG=str(config)))
+    assert done.returncode == 2
+    assert done.stderr == f"dsmf-gateway: unknown configuration keys in {config}: prot\n"
+
+
+def test_bad_environment_value_is_exit_2(tmp_path: Path) -> None:
+    done = cli("migrate", "--database-url", sqlite_url(tmp_path / "gw.db"), cwd=tmp_path,
+               env=clean_env(DSMF_MIN_RSA_BITS="1024"))
+    assert done.returncode == 2
+    assert done.stderr == ("dsmf-gateway: invalid configuration: min_rsa_bits below 2048 is not "
+                           "allowed by the profile\n")
+    assert not (tmp_path / "gw.db").exists()
+
+
+# -- load-insurers --------------------------------------------------------------------------------
+
+
+def test_load_insurers_from_the_bundled_file_and_again(tmp_path: Path) -> None:
+    source = tmp_path / "insurers.json"
+    shutil.copyfile(BUNDLED_INSURERS, source)
+    expected = len(json.loads(source.read_text(encoding="utf-8"))["insurers"])
+    db_path = tmp_path / "gw.db"
+    done = cli("load-insurers", str(source), "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"loaded {expected} insurer(s) from {source}\n"
+    assert rows(db_path, "SELECT count(*) FROM insurers") == [(expected,)]
+    assert rows(db_path, "SELECT full_name FROM insurers WHERE voen = ?", "1403567891") == [
+        ("Xəzər Tikinti MMC",)]
+
+    # An idempotent upsert: a second run changes nothing, duplicates nothing.
+    again = cli("load-insurers", str(source), "--database-url", sqlite_url(db_path),
+                cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == done.stdout
+    assert rows(db_path, "SELECT count(*) FROM insurers") == [(expected,)]
+
+
+SMALL = """{
+  "local_offices": [
+    {"code": "0102", "name": "Bakı şəhəri Nəsimi rayon şöbəsi"}
+  ],
+  "insurers": [
+    {"voen": "1403567891", "full_name": "Xəzər Tikinti MMC", "insurer_type": "LEGAL_ENTITY",
+     "registration_number": "DSMF-0102-004512", "responsible_person": "Əliyev Rəşad",
+     "local_office_code": "0102"},
+    {"voen": "%(voen)s", "full_name": "Bad Row MMC", "insurer_type": "LEGAL_ENTITY",
+     "registration_number": "DSMF-0102-009999", "responsible_person": "Bəy Bəyov",
+     "local_office_code": "%(office)s"}
+  ]
+}
+"""
+
+
+def test_load_insurers_with_a_small_good_file(tmp_path: Path) -> None:
+    source = tmp_path / "small.json"
+    source.write_text(SMALL % {"voen": "1700345671", "office": "0102"}, encoding="utf-8")
+    db_path = tmp_path / "gw.db"
+    done = cli("load-insurers", str(source), "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"loaded 2 insurer(s) from {source}\n"
+    assert sorted(rows(db_path, "SELECT voen FROM insurers")) == [("1403567891",),
+                                                                  ("1700345671",)]
+
+
+def test_load_insurers_refuses_a_voen_ending_in_3_and_loads_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "bad.json"
+    source.write_text(SMALL % {"voen": "1700345673", "office": "0102"}, encoding="utf-8")
+    db_path = tmp_path / "gw.db"
+    done = cli("load-insurers", str(source), "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 2
+    # The second insurer object starts on line 9 of the file.
+    assert done.stderr == ("dsmf-gateway: bad.json line 9: VÖEN must be 10 digits ending in 1 "
+                           "or 2 (got '1700345673')\n")
+    assert done.stdout == ""
+    # Neither the good insurer before it nor the office was written.
+    assert rows(db_path, "SELECT count(*) FROM insurers") == [(0,)]
+    assert rows(db_path, "SELECT count(*) FROM local_offices") == [(0,)]
+
+
+def test_load_insurers_rolls_back_when_a_later_row_fails_in_the_database(tmp_path: Path) -> None:
+    # Valid as a file, but office 9999 exists neither in the file nor in the database: found
+    # only while writing, after the first insurer was already upserted in the transaction.
+    source = tmp_path / "unknown-office.json"
+    source.write_text(SMALL % {"voen": "1700345671", "office": "9999"}, encoding="utf-8")
+    db_path = tmp_path / "gw.db"
+    done = cli("load-insurers", str(source), "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == ("dsmf-gateway: unknown-office.json line 9: unknown local office code "
+                           "'9999'\n")
+    assert rows(db_path, "SELECT count(*) FROM insurers") == [(0,)]
+    assert rows(db_path, "SELECT count(*) FROM local_offices") == [(0,)]
+
+
+def test_load_insurers_csv_names_the_bad_line(tmp_path: Path) -> None:
+    db_path = tmp_path / "gw.db"
+    seed = tmp_path / "offices.json"
+    seed.write_text('{"local_offices": [{"code": "0102", "name": "Nəsimi"}]}', encoding="utf-8")
+    assert cli("load-insurers", str(seed), "--database-url", sqlite_url(db_path),
+               cwd=tmp_path).returncode == 0
+    source = tmp_path / "insurers.csv"
+    source.write_text(
+        "voen,full_name,insurer_type,registration_number,responsible_person,local_office_code\n"
+        "1403567891,Xəzər Tikinti MMC,LEGAL_ENTITY,DSMF-1,Əliyev Rəşad,0102\n"
+        "1700345673,Bad Row MMC,LEGAL_ENTITY,DSMF-2,Bəy Bəyov,0102\n",
+        encoding="utf-8",
+    )
+    done = cli("load-insurers", str(source), "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == ("dsmf-gateway: insurers.csv line 3: VÖEN must be 10 digits ending in "
+                           "1 or 2 (got '1700345673')\n")
+    assert rows(db_path, "SELECT count(*) FROM insurers") == [(0,)]
+
+
+# -- log verify / export --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logged_db(tmp_path: Path) -> Iterator[Path]:
+    """A migrated SQLite database with four chained entries: two exchanges, m-1 and m-2."""
+    db_path = tmp_path / "log.db"
+    done = cli("migrate", "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    database = Database(sqlite_url(db_path))
+    try:
+        log = MessageLog(database)
+        for n in (1, 2):
+            common = {"message_id": f"m-{n}", "correlation_id": f"c-{n}", "actor_fin": "6ZK4T2P",
+                      "voen": "1403567891", "operation": "FindPerson"}
+            log.append("IN", f"<request n='{n}'/>".encode(), **common)
+            log.append("OUT", f"<response n='{n}'/>".encode(), **common)
+    finally:
+        database.dispose()
+    yield db_path
+
+
+def test_log_verify_on_an_intact_chain(tmp_path: Path, logged_db: Path) -> None:
+    done = cli("log", "verify", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": True, "entries": 4, "first_bad_id": None}
+
+
+def test_log_verify_finds_a_tampered_payload(tmp_path: Path, logged_db: Path) -> None:
+    (second_id,) = rows(logged_db, "SELECT id FROM message_log ORDER BY id")[1]
+    with sqlite3.connect(logged_db) as conn:
+        conn.execute("UPDATE message_log SET payload = ? WHERE id = ?",
+                     (b"<response n='forged'/>", second_id))
+    done = cli("log", "verify", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"ok": False, "entries": 2, "first_bad_id": second_id}
+
+
+def test_log_verify_on_an_empty_log(tmp_path: Path) -> None:
+    db_path = tmp_path / "empty.db"
+    assert cli("migrate", "--database-url", sqlite_url(db_path), cwd=tmp_path).returncode == 0
+    done = cli("log", "verify", "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": True, "entries": 0, "first_bad_id": None}
+
+
+def test_log_export_prints_the_evidence(tmp_path: Path, logged_db: Path) -> None:
+    done = cli("log", "export", "m-2", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    evidence = json.loads(done.stdout)
+    assert evidence["message_id"] == "m-2"
+    assert evidence["hash_algorithm"] == "sha256"
+    assert [e["direction"] for e in evidence["entries"]] == ["IN", "OUT"]
+    request, response = evidence["request"], evidence["response"]
+    assert base64.b64decode(request["payload_base64"]) == b"<request n='2'/>"
+    assert base64.b64decode(response["payload_base64"]) == b"<response n='2'/>"
+    assert request["payload_sha256"] == hashlib.sha256(b"<request n='2'/>").hexdigest()
+    assert request["correlation_id"] == "c-2" and request["actor_fin"] == "6ZK4T2P"
+    assert all(e["hashes_recompute"] and e["linked_to_previous"] for e in evidence["entries"])
+    # Its place in the chain: after m-1's response, the response is the last entry.
+    ids = [i for (i,) in rows(logged_db, "SELECT id FROM message_log ORDER BY id")]
+    assert request["id"] == ids[2] and request["previous"]["id"] == ids[1]
+    assert request["next"]["id"] == response["id"] == ids[3]
+    assert response["next"] is None
+    assert response["prev_hash"] == request["chain_hash"]
+
+
+def test_log_export_of_an_unknown_message_is_exit_2(tmp_path: Path, logged_db: Path) -> None:
+    done = cli("log", "export", "nope", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "dsmf-gateway: no logged message nope\n"
+    assert done.stdout == ""
+
+
+def test_log_export_without_a_message_id_is_exit_2(tmp_path: Path, logged_db: Path) -> None:
+    done = cli("log", "export", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "log export needs a message id\n"
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], log_path: Path,
+                    deadline_seconds: float = 60.0) -> requests.Response:
+    """Poll GET /health until 200 (bounded in time and count); fail if the process dies."""
+    deadline = time.monotonic() + deadline_seconds
+    last: str = "no answer yet"
+    for _ in range(600):
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            break
+        try:
+            response = requests.get(url, timeout=max(1.0, min(15.0, deadline - time.monotonic())))
+            if response.status_code == 200:
+                return response
+            last = f"{response.status_code} {response.text[:200]}"
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = type(exc).__name__
+        time.sleep(0.1)
+    pytest.fail(f"no healthy answer from {url} within {deadline_seconds}s: {last}")
+
+
+def wait_for_text(path: Path, text: str, deadline_seconds: float = 10.0) -> str:
+    deadline = time.monotonic() + deadline_seconds
+    content = ""
+    for _ in range(1000):
+        content = path.read_text(encoding="utf-8", errors="replace")
+        if text in content or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert text in content, content[-2000:]
+    return content
+
+
+def normalized_wsdl(doc: etree._Element) -> bytes:
+    return etree.tostring(doc, method="c14n")
+
+
+def test_serve_end_to_end(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+             "--data-dir", str(data_dir)],
+            cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=err,
+        )
+    try:
+        root = f"http://127.0.0.1:{port}"
+        health = wait_for_health(f"{root}/health", process, err_path)
+        assert health.json() == {"status": "ok", "checks": {"database": "ok",
+                                                            "population-registry": "ok"}}
+        # The banner is printed before the process waits for a signal.
+        banner = wait_for_text(out_path, "Ctrl-C stops.")
+        endpoint = f"{root}/soap"
+        assert f"DSMF insured-registration gateway on {endpoint}" in banner
+        assert f"WSDL:    {endpoint}?wsdl" in banner
+
+        # ?wsdl: the authored WSDL, only the address and schema locations rewritten.
+        answer = requests.get(f"{endpoint}?wsdl", timeout=10)
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"].startswith("text/xml")
+        served = etree.fromstring(answer.content)
+        authored = etree.parse(str(AUTHORED_WSDL)).getroot()
+        addresses = list(served.iter(f"{{{SOAP_BINDING_NS}}}address"))
+        assert [a.get("location") for a in addresses] == [endpoint]
+        imports = list(served.iter(f"{{{XSD_NS}}}import", f"{{{XSD_NS}}}include"))
+        authored_imports = list(authored.iter(f"{{{XSD_NS}}}import", f"{{{XSD_NS}}}include"))
+        assert len(imports) == len(authored_imports) > 0
+        for mine, theirs in zip(imports, authored_imports, strict=True):
+            location = theirs.get("schemaLocation")
+            if location:
+                assert mine.get("schemaLocation") == f"{endpoint}?xsd={Path(location).name}"
+                mine.set("schemaLocation", location)
+        for address, original in zip(addresses, authored.iter(f"{{{SOAP_BINDING_NS}}}address"),
+                                     strict=True):
+            address.set("location", original.get("location") or "")
+        assert normalized_wsdl(served) == normalized_wsdl(authored)
+
+        # An ERP-style signed call with the demo director's card, verifying the signed answer.
+        example = subprocess.run(
+            [sys.executable, "-m", "gateway.client.example", "--wsdl", f"{endpoint}?wsdl",
+             "--pki", str(data_dir / "pki"), "--fin", "5GH3J7K"],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT,
+            check=False,
+        )
+        assert example.returncode == 0, example.stderr
+        assert "verified" in example.stdout
+        assert "Nəsibova" in example.stdout
+
+        # A refusal from inside an operation (the director does not act for another insurer):
+        # a fault for the caller, no traceback in the server's output.
+        refused = subprocess.run(
+            [sys.executable, "-m", "gateway.client.example", "--wsdl", f"{endpoint}?wsdl",
+             "--pki", str(data_dir / "pki"), "--fin", "5GH3J7K", "--voen", "1700345671"],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT,
+            check=False,
+        )
+        assert refused.returncode == 1, refused.stdout
+        assert refused.stderr.startswith("refused: "), refused.stderr
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, err_path.read_text()[-2000:]
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{root}/health", timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert "Traceback" not in err_path.read_text(encoding="utf-8", errors="replace")
