@@ -32,6 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.wsgi_server import serve_in_thread
     from persistence.seed import load_demo_data
 
+    stop = _stop_on_signal()
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pki_dir = data_dir / "pki"
@@ -65,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  mobile-signature simulator:    {simulators.mobile_url}")
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
-    _wait_for_signal()
+    stop.wait()
     server.stop()
     gateway.close()
     if simulators is not None:
@@ -77,6 +78,7 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     from gateway.soap.simulators.runner import start_simulators
     from signing.testpki import init_demo_pki
 
+    stop = _stop_on_signal()
     pki_dir = Path(args.pki_dir).resolve()
     init_demo_pki(pki_dir)
     sims = start_simulators(
@@ -85,7 +87,7 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     )
     print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url})")
     print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})", flush=True)
-    _wait_for_signal()
+    stop.wait()
     sims.stop()
     return 0
 
@@ -152,11 +154,12 @@ def cmd_finish_submitted(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """Installed before anything starts listening, so an early Ctrl-C still stops cleanly."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    return stop
 
 
 def parser() -> argparse.ArgumentParser:
