@@ -13,6 +13,7 @@ GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``/health`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -286,15 +287,15 @@ class SoapEndpoint:
                 actor = self.resolve_actor(verified, headers, operation)
                 message_id = headers.message_id
                 if message_id:
+                    # Ids are unique per sender, not across all senders: key on both.
+                    key = _replay_key(actor.credential, message_id)
                     digest = request_hash(request)
-                    stored = self.guard.claim(
-                        message_id, digest, self.clock() + self.idempotency_ttl
-                    )
+                    stored = self.guard.claim(key, digest, self.clock() + self.idempotency_ttl)
                     if stored is not None:
                         self._log(request, stored, headers, correlation_id, actor, operation)
                         self._observe(operation, "replayed", started)
                         return Outcome("200 OK", stored, operation)
-                    claimed = (message_id, digest)
+                    claimed = (key, digest)
             self.contract.validate(payload)
             scope = RequestScope(
                 operation=operation,
@@ -389,6 +390,10 @@ def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, et
     if any(isinstance(c.tag, str) for c in envelope if c not in headers and c not in bodies):
         raise SignatureWrapping("only Header and Body may stand in a SOAP Envelope")
     return (headers[0] if headers else None), bodies[0]
+
+
+def _replay_key(credential: str, message_id: str) -> str:
+    return hashlib.sha256(f"{credential}\n{message_id}".encode()).hexdigest()
 
 
 def _operation_of(payload: etree._Element, operations: dict[str, Operation]) -> str:

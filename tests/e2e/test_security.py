@@ -156,3 +156,21 @@ def test_confused_deputy_is_refused(sqlite_stack: Stack) -> None:
     sender = Sender.from_identity(sqlite_stack.pki.identity("director_b"))
     data = attacks.serialize(attacks.signed(sender, base=base_request))
     refused_with(sqlite_stack, data, "Client.NotAuthorized.OtherInsurer")
+
+
+def test_message_ids_are_unique_per_sender_not_globally(sqlite_stack: Stack) -> None:
+    """Two senders that happen to use the same X-Road id do not collide."""
+    message_id = str(uuid.uuid4())
+    find = (f'<t:FindPerson xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+            "<t:documentType>ID_CARD</t:documentType><t:fin>5GH3J7K</t:fin></t:FindPerson>")
+    for identity in ("director", "deputy"):
+        sender = Sender.from_identity(sqlite_stack.pki.identity(identity))
+        env = attacks.request_envelope(message_id=message_id, payload=find.encode())
+        code = env.find(".//{http://x-road.eu/xsd/identifiers}serviceCode")
+        assert code is not None
+        code.text = "FindPerson"
+        signed = attacks.signed(sender, base=lambda env=env: env)  # type: ignore[misc]
+        response = sqlite_stack.post(attacks.serialize(signed))
+        # The deputy holds no authority: refused for that, not as a replay.
+        expected = None if identity == "director" else "Client.NotAuthorized.NoAuthority"
+        assert response_fault_code(response) == expected
