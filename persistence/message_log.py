@@ -116,38 +116,78 @@ class MessageLog:
         operation: str | None = None,
     ) -> int:
         """Appends one message (bytes exactly as on the wire); returns its entry id."""
-        direction = Direction(direction).value
-        payload_sha256 = hashlib.sha256(payload).hexdigest()
+        return self._append_all(
+            [(Direction(direction).value, payload)], message_id=message_id,
+            correlation_id=correlation_id, actor_fin=actor_fin, voen=voen, operation=operation,
+        )[0]
+
+    @translates
+    def append_exchange(
+        self,
+        request: bytes | None,
+        response: bytes,
+        *,
+        message_id: str | None,
+        correlation_id: str | None,
+        actor_fin: str | None = None,
+        voen: str | None = None,
+        operation: str | None = None,
+    ) -> list[int]:
+        """A request and its response, adjacent in the chain, in one transaction (one commit
+        per exchange instead of two). ``request`` is None when it was never read (too large)."""
+        messages = [(Direction.IN.value, request)] if request is not None else []
+        messages.append((Direction.OUT.value, response))
+        return self._append_all(
+            messages, message_id=message_id, correlation_id=correlation_id,
+            actor_fin=actor_fin, voen=voen, operation=operation,
+        )
+
+    def _append_all(
+        self,
+        messages: list[tuple[str, bytes]],
+        *,
+        message_id: str | None,
+        correlation_id: str | None,
+        actor_fin: str | None,
+        voen: str | None,
+        operation: str | None,
+    ) -> list[int]:
+        ids: list[int] = []
         with self._db.transaction() as s:
             if self._db.dialect == "postgresql":
                 s.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
             prev = s.scalar(
                 select(MessageLogRow.chain_hash).order_by(MessageLogRow.id.desc()).limit(1)
             ) or GENESIS_HASH
-            # Taken under the lock, so times never go backwards along the chain.
-            at = datetime.now(UTC)
-            metadata = canonical_metadata(
-                at=at, direction=direction, message_id=message_id,
-                correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
-                operation=operation,
-            )
-            entry_id = s.execute(
-                insert(_table()).returning(_table().c.id),
-                {
-                    "at": at,
-                    "direction": direction,
-                    "message_id": message_id,
-                    "correlation_id": correlation_id,
-                    "actor_fin": actor_fin,
-                    "voen": voen,
-                    "operation": operation,
-                    "payload": payload,
-                    "payload_sha256": payload_sha256,
-                    "prev_hash": prev,
-                    "chain_hash": chain_hash(prev, payload_sha256, metadata),
-                },
-            ).scalar_one()
-        return int(entry_id)
+            for direction, payload in messages:
+                payload_sha256 = hashlib.sha256(payload).hexdigest()
+                # Taken under the lock, so times never go backwards along the chain.
+                at = datetime.now(UTC)
+                metadata = canonical_metadata(
+                    at=at, direction=direction, message_id=message_id,
+                    correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
+                    operation=operation,
+                )
+                link = chain_hash(prev, payload_sha256, metadata)
+                entry_id = s.execute(
+                    insert(_table()).returning(_table().c.id),
+                    {
+                        "at": at,
+                        "direction": direction,
+                        "message_id": message_id,
+                        "correlation_id": correlation_id,
+                        "actor_fin": actor_fin,
+                        "voen": voen,
+                        "operation": operation,
+                        "payload": payload,
+                        "payload_sha256": payload_sha256,
+                        "prev_hash": prev,
+                        "chain_hash": link,
+                    },
+                ).scalar_one()
+                ids.append(int(entry_id))
+                prev = link
+        return ids
 
     @translates
     def verify_chain(self) -> ChainReport:

@@ -63,17 +63,17 @@ class MessageGuard(Protocol):
 
 
 class Journal(Protocol):
-    def append(
+    def append_exchange(
         self,
-        direction: str,
-        payload: bytes,
+        request: bytes | None,
+        response: bytes,
         *,
         message_id: str | None,
         correlation_id: str,
         actor_fin: str | None,
         voen: str | None,
         operation: str | None,
-    ) -> int: ...
+    ) -> list[int]: ...
 
 
 class ActorResolver(Protocol):
@@ -365,9 +365,7 @@ class SoapEndpoint:
                 "voen": actor.voen if actor else None,
                 "operation": operation,
             }
-            if request is not None:
-                self.journal.append("IN", request, **common)
-            self.journal.append("OUT", response, **common)
+            self.journal.append_exchange(request, response, **common)
         except Exception:
             log.exception("message log append failed (%s)", correlation_id)
 
