@@ -5,9 +5,11 @@
 Prints operations per second (median of several timed batches, each bounded in time and count)
 for: raw RSA-2048 sign/verify and ECDSA P-256 sign/verify; parsing a signed request; the
 verifier (structure + certificate path + signature + digests + freshness) on a parsed and on a
-raw request; ``sign_envelope`` of a response with an RSA-2048 and an ECDSA P-256 key; and
-signxml's verify of the same request for comparison. Ratios are from the same run, so they
-hold across machines better than the absolute numbers (DESIGN §7).
+raw request, with the trust store's validation cache on (the default: the same card again) and
+off (a card seen for the first time); ``TrustStore.validate`` alone, cached and uncached;
+``sign_envelope`` of a response with an RSA-2048 and an ECDSA P-256 key; and signxml's verify
+of the same request for comparison. Ratios are from the same run, so they hold across machines
+better than the absolute numbers (DESIGN §7).
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pki = build_test_pki(Path(tmp))
         trust = pki.trust_store()
+        uncached_trust = pki.trust_store(cache_max_entries=0)
         now = datetime.now(UTC)
         verifier = EnvelopeVerifier(trust, SecurityPolicy(), None, lambda: now)
+        uncached_verifier = EnvelopeVerifier(uncached_trust, SecurityPolicy(), None, lambda: now)
 
         person = pki.signer("director")  # RSA-2048, the employer's card
         gateway = pki.signer("gateway")  # ECDSA P-256, the gateway's own key
@@ -128,7 +132,17 @@ def main() -> None:
             lambda: ec_pub.verify(ec_sig, data, ec.ECDSA(hashes.SHA256())),
         )
         row("parse", "parse_xml of the signed request", lambda: parse_xml(request))
-        row("trust", "trust.validate (path + CRL)", lambda: trust.validate(leaf, chain, now))
+        row(
+            "trust",
+            "trust.validate (path + CRL, uncached)",
+            lambda: uncached_trust.validate(leaf, chain, now),
+        )
+        row("trust_cached", "trust.validate (cached)", lambda: trust.validate(leaf, chain, now))
+        row(
+            "verify_uncached",
+            "verify (parsed request, trust cache off)",
+            lambda: uncached_verifier.verify(parsed),
+        )
         row("verify", "verify (parsed request)", lambda: verifier.verify(parsed))
         row(
             "parse_verify",
@@ -160,12 +174,15 @@ def main() -> None:
     def ratio(a: str, b: str) -> float:
         return rows[a][2] / rows[b][2]
 
-    verify_no_trust = rows["verify"][2] - rows["trust"][2]
+    verify_no_trust = rows["verify_uncached"][2] - rows["trust"][2]
     print("\nratios (best time per operation, same run):")
     lines = [
         ("verify / raw RSA verify", f"{ratio('verify', 'rsa_verify'):.1f}×"),
         ("parse + verify / raw RSA verify", f"{ratio('parse_verify', 'rsa_verify'):.1f}×"),
-        ("trust.validate share of verify", f"{ratio('trust', 'verify'):.0%}"),
+        ("trust.validate share of verify, uncached",
+         f"{ratio('trust', 'verify_uncached'):.0%}"),
+        ("trust.validate share of verify, cached", f"{ratio('trust_cached', 'verify'):.0%}"),
+        ("verify uncached / cached", f"{ratio('verify_uncached', 'verify'):.2f}×"),
         ("verify without trust.validate", f"{verify_no_trust:.0f} µs"),
         ("sign_envelope RSA / raw RSA sign", f"{ratio('sign_rsa', 'rsa_sign'):.2f}×"),
         ("sign_envelope ECDSA / raw ECDSA sign", f"{ratio('sign_ec', 'ec_sign'):.1f}×"),

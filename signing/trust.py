@@ -17,6 +17,15 @@ path). :meth:`TrustStore.validate` checks, in this order, each failure with its 
    ``require_crl`` → :class:`~signing.errors.RevocationUnknown`). Further sources (OCSP) plug in
    as :class:`RevocationChecker` objects, asked in order; the first definite answer wins.
 
+Successful validations are cached (:class:`ValidationCache`), keyed on the DER fingerprints of
+the certificate and of the intermediates offered, each with the interval in which the very same
+answer holds: inside every certificate's validity, inside every revocation answer's own interval
+(the CRL used: lastUpdate → nextUpdate / max age, and before a revocation dated later), and at
+most ``cache_max_age_seconds`` after the validation (in validation time and in wall time). A
+refusal is never cached, a CRL reload empties the cache, and a revocation answer that does not
+say how long it holds (``valid_until`` None, e.g. a plugged-in checker) makes the result
+uncacheable.
+
 Why not ``cryptography.x509.verification`` (PolicyBuilder/Store)? It fits path building, but:
 its extension policies (needed to accept qualified certificates carrying only nonRepudiation
 and no clientAuth EKU) exist only from cryptography 45 while we support ≥ 42; it raises one
@@ -32,15 +41,18 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from signing.errors import (
@@ -64,6 +76,11 @@ _KEY_USAGE_ATTRS = {
     "digital_signature": "digital_signature",
 }
 
+#: Open ends of a validity interval, and the smallest step between two datetimes.
+_FAR_PAST = datetime.min.replace(tzinfo=UTC)
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+
 
 # --------------------------------------------------------------------------------------------
 # configuration and results
@@ -83,6 +100,10 @@ class TrustStoreConfig:
     #: A CRL older than this (since thisUpdate) counts as stale even before its nextUpdate.
     crl_max_age_seconds: int | None = None
     max_path_length: int = 6
+    #: Successful validations kept (LRU); 0 turns the cache off.
+    cache_max_entries: int = 10_000
+    #: A cached validation is reused at most this long after it was made; 0 turns the cache off.
+    cache_max_age_seconds: int = 300
 
     def __post_init__(self) -> None:
         for name in ("anchor_paths", "crl_paths", "allowed_curves", "allowed_key_usages"):
@@ -101,6 +122,8 @@ class TrustStoreConfig:
             raise ConfigurationError("min_rsa_bits ≥ 1024 and max_path_length ≥ 1, please")
         if self.crl_max_age_seconds is not None and self.crl_max_age_seconds <= 0:
             raise ConfigurationError("crl_max_age_seconds must be positive")
+        if self.cache_max_entries < 0 or self.cache_max_age_seconds < 0:
+            raise ConfigurationError("cache_max_entries and cache_max_age_seconds must be ≥ 0")
 
     @classmethod
     def from_config(
@@ -126,7 +149,8 @@ class TrustStoreConfig:
         for key in ("require_crl",):
             if key in values and not isinstance(values[key], bool):
                 raise ConfigurationError(f"trust store {key} must be true or false")
-        for key in ("min_rsa_bits", "max_path_length", "crl_max_age_seconds"):
+        for key in ("min_rsa_bits", "max_path_length", "crl_max_age_seconds",
+                    "cache_max_entries", "cache_max_age_seconds"):
             if key in values and values[key] is not None and (
                 not isinstance(values[key], int) or isinstance(values[key], bool)
             ):
@@ -144,13 +168,20 @@ class RevocationStatus(StrEnum):
 
 @dataclass(frozen=True)
 class RevocationResult:
-    """One checker's answer about one certificate."""
+    """One checker's answer about one certificate.
+
+    ``valid_from``/``valid_until`` (inclusive) bound the validation times at which the source, as
+    loaded, gives this same answer; ``valid_until`` None means "unknown", and a validation using
+    such an answer is not cached.
+    """
 
     status: RevocationStatus
     source: str
     revoked_at: datetime | None = None
     reason: str | None = None
     detail: str = ""
+    valid_from: datetime | None = field(default=None, compare=False)
+    valid_until: datetime | None = field(default=None, compare=False)
 
 
 @runtime_checkable
@@ -190,11 +221,17 @@ class CrlRevocationChecker:
         self._lock = threading.Lock()
         self._by_issuer: dict[x509.Name, tuple[x509.CertificateRevocationList, ...]] = {}
         self._signature_ok: dict[tuple[bytes, bytes], bool] = {}
+        self._generation = 0
         self.reload()
 
     @property
     def paths(self) -> tuple[Path, ...]:
         return self._paths
+
+    @property
+    def generation(self) -> int:
+        """Incremented by every :meth:`reload` (answers of an older generation are void)."""
+        return self._generation
 
     def reload(self) -> None:
         """Re-read every CRL file (atomically replaces the loaded set)."""
@@ -206,30 +243,48 @@ class CrlRevocationChecker:
         with self._lock:
             self._by_issuer = frozen
             self._signature_ok = {}
+            self._generation += 1
 
     def check(
         self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
     ) -> RevocationResult:
         source = f"crl:{issuer.subject.rfc4514_string()}"
+
+        def unknown_until_reload(detail: str) -> RevocationResult:
+            return RevocationResult(RevocationStatus.UNKNOWN, source, detail=detail,
+                                    valid_from=_FAR_PAST, valid_until=_FAR_FUTURE)
+
         candidates = self._by_issuer.get(issuer.subject, ())
         if not candidates:
-            return RevocationResult(RevocationStatus.UNKNOWN, source, detail="no CRL of the issuer")
+            return unknown_until_reload("no CRL of the issuer")
         if not _may_sign_crls(issuer):
-            return RevocationResult(
-                RevocationStatus.UNKNOWN, source, detail="the issuer may not sign CRLs"
-            )
+            return unknown_until_reload("the issuer may not sign CRLs")
         valid = [c for c in candidates if self._signed_by(c, issuer)]
         if not valid:
-            return RevocationResult(
-                RevocationStatus.UNKNOWN, source, detail="no CRL with a valid signature"
-            )
+            return unknown_until_reload("no CRL with a valid signature")
         fresh = [c for c in valid if self._is_fresh(c, at)]
+        lapsed = [c for c in valid if all(c is not f for f in fresh)]
         if not fresh:
-            return RevocationResult(RevocationStatus.UNKNOWN, source, detail="the CRL is stale")
+            # Stale from just after the last one lapsed, for good.
+            since = max(self._fresh_until(c) for c in valid)
+            return RevocationResult(
+                RevocationStatus.UNKNOWN, source, detail="the CRL is stale",
+                valid_from=since + _TICK if since < _FAR_FUTURE else since,
+                valid_until=_FAR_FUTURE,
+            )
         crl = max(fresh, key=lambda c: c.last_update_utc)
+        # The same CRL is chosen from its lastUpdate (and after every as recent one that has
+        # lapsed by now -- earlier, that one would be chosen) until it is no longer fresh.
+        valid_from = max(
+            [crl.last_update_utc]
+            + [self._fresh_until(c) + _TICK for c in lapsed
+               if c.last_update_utc >= crl.last_update_utc]
+        )
+        valid_until = self._fresh_until(crl)
         entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
         if entry is None:
-            return RevocationResult(RevocationStatus.GOOD, source)
+            return RevocationResult(RevocationStatus.GOOD, source,
+                                    valid_from=valid_from, valid_until=valid_until)
         reason = _revocation_reason(entry)
         revoked_at = entry.revocation_date_utc
         # Revoked after the time asked about counts as good then -- except for a compromised
@@ -237,8 +292,13 @@ class CrlRevocationChecker:
         compromised = reason in ("key_compromise", "ca_compromise")
         if revoked_at > at and not compromised:
             return RevocationResult(RevocationStatus.GOOD, source, revoked_at, reason,
-                                    detail="revoked after the validation time")
-        return RevocationResult(RevocationStatus.REVOKED, source, revoked_at, reason)
+                                    detail="revoked after the validation time",
+                                    valid_from=valid_from,
+                                    valid_until=min(valid_until, revoked_at - _TICK))
+        if not compromised:
+            valid_from = max(valid_from, revoked_at)
+        return RevocationResult(RevocationStatus.REVOKED, source, revoked_at, reason,
+                                valid_from=valid_from, valid_until=valid_until)
 
     def _signed_by(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
         key = (hashlib.sha256(crl.tbs_certlist_bytes + crl.signature).digest(),
@@ -256,9 +316,15 @@ class CrlRevocationChecker:
         return known
 
     def _is_fresh(self, crl: x509.CertificateRevocationList, at: datetime) -> bool:
-        if crl.next_update_utc is None or crl.next_update_utc < at:
-            return False
-        return self._max_age is None or at - crl.last_update_utc <= self._max_age
+        return at <= self._fresh_until(crl)
+
+    def _fresh_until(self, crl: x509.CertificateRevocationList) -> datetime:
+        """The last moment (inclusive) at which the CRL counts as fresh."""
+        if crl.next_update_utc is None:
+            return _FAR_PAST
+        if self._max_age is None:
+            return crl.next_update_utc
+        return min(crl.next_update_utc, crl.last_update_utc + self._max_age)
 
 
 def _load_crls(path: Path) -> list[x509.CertificateRevocationList]:
@@ -288,6 +354,86 @@ def _revocation_reason(entry: x509.RevokedCertificate) -> str | None:
 def _may_sign_crls(issuer: x509.Certificate) -> bool:
     usage = _key_usage(issuer)
     return usage is None or usage.crl_sign
+
+
+# --------------------------------------------------------------------------------------------
+# the validation cache
+# --------------------------------------------------------------------------------------------
+
+
+CacheKey = tuple[bytes, tuple[bytes, ...]]
+
+
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    size: int
+    max_size: int
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    result: ValidatedPath
+    #: validation times (inclusive) at which ``result`` holds
+    valid_from: datetime
+    valid_until: datetime
+    #: ``time.monotonic()`` after which the entry is void whatever time is asked about
+    expires: float
+    #: generations of the CRL checkers the answer came from
+    generations: tuple[int, ...]
+
+
+class ValidationCache:
+    """Successful validations by (certificate fingerprint, intermediate fingerprints), LRU,
+    bounded, thread-safe. Only :class:`TrustStore` decides what goes in and when it holds."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[CacheKey, _CacheEntry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    def get(self, key: CacheKey) -> _CacheEntry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: CacheKey, entry: _CacheEntry) -> None:
+        if self._max_entries <= 0:
+            return
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: CacheKey, entry: _CacheEntry) -> None:
+        """Drop ``entry`` (only if it is still the one cached under ``key``)."""
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+
+    def count(self, *, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self._hits, self._misses, len(self._entries), self._max_entries)
+
+
+def _fingerprint(cert: x509.Certificate) -> bytes:
+    return cert.fingerprint(hashes.SHA256())
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +474,13 @@ class TrustStore:
                 (c for c in revocation_checkers if isinstance(c, CrlRevocationChecker)), None
             )
         self._checkers = tuple(revocation_checkers)
+        self._crl_checkers = tuple(
+            c for c in self._checkers if isinstance(c, CrlRevocationChecker)
+        )
         self._usage_attrs = tuple(_KEY_USAGE_ATTRS[u] for u in config.allowed_key_usages)
+        self._cache_enabled = config.cache_max_entries > 0 and config.cache_max_age_seconds > 0
+        self._cache_max_age = timedelta(seconds=config.cache_max_age_seconds)
+        self._cache = ValidationCache(config.cache_max_entries if self._cache_enabled else 0)
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -369,9 +521,19 @@ class TrustStore:
         return self._config
 
     def reload_crls(self) -> None:
-        """Re-read the configured CRL files (e.g. after a cron job fetched fresh ones)."""
+        """Re-read the configured CRL files (e.g. after a cron job fetched fresh ones); empties
+        the validation cache."""
         if self._crl_checker is not None:
             self._crl_checker.reload()
+        self._cache.clear()
+
+    def clear_cache(self) -> None:
+        """Forget every cached validation."""
+        self._cache.clear()
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses and size of the validation cache."""
+        return self._cache.info()
 
     # --- validation -----------------------------------------------------------------------------
 
@@ -390,13 +552,39 @@ class TrustStore:
 
         ``intermediates`` (e.g. from the message) only help to find a path; they are never
         trusted by themselves.
+
+        A success may come from the cache (see the module documentation): only while every
+        check above would give the same answer at ``at`` (and at ``revocation_at``).
         """
         if at is None:
             at = datetime.now(UTC)
         elif at.tzinfo is None:
             raise ConfigurationError("validate() needs an aware datetime")
         at = at.astimezone(UTC)
+        if revocation_at is not None:
+            revocation_at = revocation_at.astimezone(UTC)
 
+        key: CacheKey | None = None
+        if self._cache_enabled:
+            try:
+                key = (_fingerprint(cert), tuple(_fingerprint(c) for c in intermediates))
+            except ValueError:
+                key = None  # not encodable: validate uncached (and refuse below)
+        if key is not None:
+            entry = self._cache.get(key)
+            if entry is not None:
+                hit = self._cached(entry, at, revocation_at)
+                self._cache.count(hit=hit is not None)
+                if hit is not None:
+                    return hit
+                if at > entry.valid_until or time.monotonic() > entry.expires:
+                    self._cache.discard(key, entry)
+            else:
+                self._cache.count(hit=False)
+        # Read before validating: a reload during the validation voids what it finds.
+        generations = tuple(c.generation for c in self._crl_checkers)
+
+        revocation_moment = at if revocation_at is None else revocation_at
         try:
             path = self._build_path(cert, intermediates)
             for position, member in enumerate(path):
@@ -405,18 +593,62 @@ class TrustStore:
             self._check_end_entity_usage(cert)
             for member in path:
                 self._check_key_strength(member, is_leaf=member is cert)
-            revocation = self._check_revocation(
-                path, at if revocation_at is None else revocation_at.astimezone(UTC)
-            )
+            revocation, answers = self._check_revocation(path, revocation_moment)
         except SigningError:
             raise
         except ValueError as exc:
             # cryptography refuses malformed or duplicate extensions only when they are read.
             raise CertificateUntrusted(f"malformed certificate on the path: {exc}") from exc
-        return ValidatedPath(
+        result = ValidatedPath(
             certificate=cert, path=tuple(path), anchor=path[-1], validated_at=at,
             revocation=tuple(revocation),
         )
+        # Only what was judged at one moment is kept (LapsedCertificateValidator moves ``at``).
+        if key is not None and revocation_moment == at:
+            self._remember(key, result, answers, generations)
+        return result
+
+    def _cached(
+        self, entry: _CacheEntry, at: datetime, revocation_at: datetime | None
+    ) -> ValidatedPath | None:
+        if not entry.valid_from <= at <= entry.valid_until:
+            return None
+        if revocation_at is not None and not entry.valid_from <= revocation_at <= entry.valid_until:
+            return None
+        if time.monotonic() > entry.expires:
+            return None
+        if entry.generations != tuple(c.generation for c in self._crl_checkers):
+            return None
+        cached = entry.result
+        if cached.validated_at == at:
+            return cached
+        return ValidatedPath(
+            certificate=cached.certificate, path=cached.path, anchor=cached.anchor,
+            validated_at=at, revocation=cached.revocation,
+        )
+
+    def _remember(
+        self,
+        key: CacheKey,
+        result: ValidatedPath,
+        answers: Sequence[RevocationResult],
+        generations: tuple[int, ...],
+    ) -> None:
+        valid_from = max(c.not_valid_before_utc for c in result.path)
+        valid_until = min(
+            min(c.not_valid_after_utc for c in result.path),
+            result.validated_at + self._cache_max_age,
+        )
+        for answer in answers:
+            if answer.valid_until is None:
+                return  # the source does not say how long its answer holds
+            if answer.valid_from is not None:
+                valid_from = max(valid_from, answer.valid_from)
+            valid_until = min(valid_until, answer.valid_until)
+        if not valid_from <= result.validated_at <= valid_until:
+            return
+        expires = time.monotonic() + self._cache_max_age.total_seconds()
+        self._cache.put(key, _CacheEntry(result, valid_from, valid_until, expires, generations))
 
     def _build_path(
         self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
@@ -518,8 +750,10 @@ class TrustStore:
 
     def _check_revocation(
         self, path: Sequence[x509.Certificate], at: datetime
-    ) -> list[RevocationResult]:
+    ) -> tuple[list[RevocationResult], list[RevocationResult]]:
+        """(the final answer for each non-anchor certificate, every answer consulted)."""
         results: list[RevocationResult] = []
+        consulted: list[RevocationResult] = []
         for cert, issuer in itertools.pairwise(path):
             if cert in self._anchors:
                 break  # trusted by configuration from here up
@@ -529,6 +763,7 @@ class TrustStore:
                 answers.append(answer)
                 if answer.status is not RevocationStatus.UNKNOWN:
                     break
+            consulted.extend(answers)
             final = answers[-1] if answers else RevocationResult(
                 RevocationStatus.UNKNOWN, "none", detail="no revocation checker configured"
             )
@@ -543,7 +778,7 @@ class TrustStore:
                 details = "; ".join(f"{a.source}: {a.detail}" for a in answers) or final.detail
                 raise RevocationUnknown(f"revocation status of {subject} unknown: {details}")
             results.append(final)
-        return results
+        return results, consulted
 
     def __repr__(self) -> str:
         names = ", ".join(a.subject.rfc4514_string() for a in self._anchors)
