@@ -40,7 +40,20 @@ def authorize(
                 "a system certificate cannot grant or revoke",
                 code="Client.NotAuthorized.NotSealHolder",
             )
-        return  # a trusted system, read-only: checked when the actor was made
+        # A trusted system (read-only, checked when the actor was made) reads for the person in
+        # X-Road userId, and only what that person may read: an active authority from this
+        # insurer for this e-service. The system authenticated the person; which card or
+        # phone they used is the system's business, so the credential is not compared.
+        active = [
+            a for a in uow.authorities.list_for_person(voen, actor.fin or "")
+            if a.eservice_code == eservice and a.state(today) is AuthorityState.ACTIVE
+        ]
+        if not active:
+            raise NotAuthorized(
+                "the person named in userId holds no active authority from this insurer",
+                code="Client.NotAuthorized.NoAuthority",
+            )
+        return
     if actor.voen == voen and actor.seal_authority:
         return
     if require_seal:

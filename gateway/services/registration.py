@@ -8,7 +8,7 @@ time and actor. Every check runs before anything is written; each operation is o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -141,9 +141,14 @@ class RegistrationService:
         *,
         application_id: str | None = None,
         data: RegistrationData | None = None,
+        check: Callable[[Application], None] | None = None,
     ) -> Application:
         """Sign-and-submit (Təsdiq et): issues the SSN, or accepts as SUBMITTED when the
-        population registry is down (finished by :meth:`finish_submitted`)."""
+        population registry is down (finished by :meth:`finish_submitted`).
+
+        ``check`` sees the draft as loaded and may refuse it (the Asan İmza flow compares it
+        with what the phone signed); exactly that snapshot is what gets registered.
+        """
         voen = Voen.parse(voen).value
         if (application_id is None) == (data is None):
             raise ValidationFailed(
@@ -156,6 +161,8 @@ class RegistrationService:
             authorize(uow, actor, voen, today=business_date(now))
             if application_id is not None:
                 app = self._own_draft(uow, voen, application_id)
+                if check is not None:
+                    check(app)
                 is_new = False
             else:
                 assert clean is not None
@@ -170,6 +177,11 @@ class RegistrationService:
         except UpstreamError:
             person = None
         with self.uow() as uow:
+            # Again, in the writing transaction: an authority revoked, or the draft deleted or
+            # submitted elsewhere, while the registry answered must stop this submission.
+            authorize(uow, actor, voen, today=business_date(now))
+            if not is_new:
+                self._own_draft(uow, voen, app.application_id)
             signer = _signatory(actor)
             if person is None:
                 app = replace(app, signed_by=signer, draft_reason=None).with_status(

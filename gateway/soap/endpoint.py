@@ -196,15 +196,23 @@ class SoapEndpoint:
     def _read_body(self, environ: dict[str, Any]) -> bytes | None:
         """None when the declared or actual size is over the limit (refused without reading)."""
         limit = self.limits.max_bytes
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit:
-            return None
         stream = environ["wsgi.input"]
-        data: bytes = stream.read(length) if length else stream.read(limit + 1)
-        return None if len(data) > limit else data
+        declared = environ.get("CONTENT_LENGTH") or ""
+        if not declared:
+            # No length (chunked): read only from servers that end the stream for us
+            # (gunicorn); elsewhere reading would wait for a close that never comes.
+            if not environ.get("wsgi.input_terminated"):
+                return b""
+            chunked: bytes = stream.read(limit + 1)
+            return None if len(chunked) > limit else chunked
+        try:
+            length = int(declared)
+        except ValueError:
+            return b""
+        if length < 0 or length > limit:
+            return None
+        data: bytes = stream.read(length)
+        return data
 
     def _get(
         self, environ: dict[str, Any], path: str, query: str, start_response: Callable[..., Any]

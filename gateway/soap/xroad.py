@@ -21,6 +21,7 @@ IDENTIFIERS_NS = "http://x-road.eu/xsd/identifiers"
 WSU_ID = "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd}Id"
 ECHOED = ("client", "service", "id", "userId", "issue", "protocolVersion")
 SHA512_URI = "http://www.w3.org/2001/04/xmlenc#sha512"
+MAX_MESSAGE_ID = 200
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ def require_headers(headers: XRoadHeaders, operation: str) -> None:
             raise ValidationFailed(
                 f"X-Road header {name} is required", code="Client.Header.Missing", field=name
             )
+    message_id = headers.message_id
+    if not message_id or len(message_id) > MAX_MESSAGE_ID:
+        # Replay protection and idempotency hang on this id: it must be there and bounded.
+        raise ValidationFailed(
+            f"X-Road id must be 1..{MAX_MESSAGE_ID} characters", code="Client.Header.Missing",
+            field="id",
+        )
     if headers.protocol_version != "4.0":
         raise ValidationFailed(
             "X-Road protocolVersion must be 4.0", code="Client.Header.ProtocolVersion",

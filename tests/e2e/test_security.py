@@ -174,3 +174,36 @@ def test_message_ids_are_unique_per_sender_not_globally(sqlite_stack: Stack) -> 
         # The deputy holds no authority: refused for that, not as a replay.
         expected = None if identity == "director" else "Client.NotAuthorized.NoAuthority"
         assert response_fault_code(response) == expected
+
+
+def test_blank_message_id_is_refused(sqlite_stack: Stack) -> None:
+    """Replay protection hangs on the X-Road id: a blank one must not switch it off."""
+    sender = Sender.from_identity(sqlite_stack.pki.identity("director"))
+
+    def blank_id() -> etree._Element:
+        env = base_request()
+        xid = env.find(".//{http://x-road.eu/xsd/xroad.xsd}id")
+        assert xid is not None
+        xid.text = " "
+        return env
+
+    data = attacks.serialize(attacks.signed(sender, base=blank_id))
+    refused_with(sqlite_stack, data, "Client.Header.Missing")
+
+
+def test_negative_content_length_is_refused_without_reading(sqlite_stack: Stack) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(sqlite_stack.url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    connection.putrequest("POST", url.path)
+    connection.putheader("Content-Type", "text/xml")
+    connection.putheader("Content-Length", "-1")
+    connection.endheaders()
+    connection.send(b"<x/>" * 10)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 500
+    assert b"Client.Xml.TooLarge" in body

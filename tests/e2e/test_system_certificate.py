@@ -10,6 +10,7 @@ from lxml import etree
 
 from gateway.bootstrap import build_gateway
 from gateway.client.wsse import XRoadMember, add_xroad_headers
+from gateway.domain.model import REGISTRATION_ESERVICE
 from gateway.wsgi_server import serve_in_thread
 from signing.parser import serialize
 from signing.wsse import sign_envelope
@@ -18,6 +19,7 @@ from tests.e2e.conftest import (
     SOAP_ENV,
     TNS,
     Stack,
+    call,
     find_person_payload,
     response_fault_code,
 )
@@ -39,15 +41,36 @@ def system_request(stack: Stack, operation: str, payload: str,
     return sign_envelope(envelope, stack.pki.signer("system"))
 
 
-def test_trusted_system_reads_for_the_person_in_user_id(stack: Stack) -> None:
+def grant_deputy(stack: Stack) -> None:
+    client, _ = stack.client("director")
+    call(client, "GrantAuthority", voen=DEMO_VOEN, eServiceCode=REGISTRATION_ESERVICE,
+         authorityType="E_SIGNATURE_CARD", cardNumber=stack.pki.identity("deputy").card_number,
+         fin="3HN8B5Q", trusted=True)
+
+
+def test_trusted_system_reads_for_a_person_with_authority(stack: Stack) -> None:
+    grant_deputy(stack)
     response = stack.post(system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
-                                         "AZ6ZK4T2P"))
+                                         "AZ3HN8B5Q"))
     assert response.status_code == 200
     assert "Nəsibova" in response.content.decode()
 
 
+def test_system_reads_only_what_the_person_in_user_id_may_read(stack: Stack) -> None:
+    grant_deputy(stack)
+    # Someone without an authority from this insurer (here: another insurer's director).
+    response = stack.post(system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
+                                         "AZ2RT5Y8U"))
+    assert response_fault_code(response) == "Client.NotAuthorized.NoAuthority"
+    # The deputy's authority is for this insurer only.
+    other = find_person_payload("5GH3J7K", voen="1700345671")
+    response = stack.post(system_request(stack, "FindPerson", other, "AZ3HN8B5Q"))
+    assert response_fault_code(response) == "Client.NotAuthorized.NoAuthority"
+
+
 def test_system_cannot_change_state(stack: Stack) -> None:
-    response = stack.post(system_request(stack, "SaveDraft", SAVE_DRAFT, "AZ6ZK4T2P"))
+    grant_deputy(stack)
+    response = stack.post(system_request(stack, "SaveDraft", SAVE_DRAFT, "AZ3HN8B5Q"))
     assert response_fault_code(response) == "Client.NotAuthorized.SystemCannotChange"
 
 
@@ -63,8 +86,9 @@ def test_untrusted_system_is_refused(stack: Stack) -> None:
     other = build_gateway(settings, migrate=False)
     server = serve_in_thread(other.app)
     try:
+        grant_deputy(stack)
         envelope = system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
-                                  "AZ6ZK4T2P")
+                                  "AZ3HN8B5Q")
         response = requests.post(server.url, data=serialize(envelope), timeout=10,
                                  headers={"Content-Type": "text/xml; charset=utf-8"})
         assert response_fault_code(response) == "Client.NotAuthorized.UntrustedSystem"
