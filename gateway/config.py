@@ -73,7 +73,7 @@ class Settings:
     trusted_systems: tuple[str, ...] = ()
     # The Asan İmza operations are protected by the holder's confirmation on the phone.
     unsigned_operations: tuple[str, ...] = (
-        "listMethods", "StartMobileLogin", "StartMobileSigning", "GetMobileSigningStatus",
+        "listMethods", "StartMobileLogin", "GetMobileSigningStatus",
     )
 
     # Certificate-to-identity mapping (signing.identity.IdentityMapping defaults).

@@ -77,7 +77,7 @@ from signing.errors import (
     SigningError,
 )
 from signing.identity import IdentityMapping, extract_identity
-from signing.parser import ParserLimits, parse_xml, serialize
+from signing.parser import ParserLimits, canonicalize, parse_xml, serialize
 from signing.remote import verification_code
 from signing.verifier import EnvelopeVerifier
 from signing.wsse import PendingSignature, complete_signature, prepare_document_signature
@@ -102,6 +102,7 @@ METHOD = SignatureMethod.RSA_SHA256
 SESSION_ALLOWED_OPERATIONS = frozenset({
     "GetInsurer", "ListEServices", "ListAuthorities", "FindPerson", "SearchApplications",
     "GetApplication", "GetNotification", "SaveDraft", "DeleteDraft", "listMethods",
+    "StartMobileSigning",
 })
 
 #: Refusal reasons of the contract (MobileSigningRefusalReason); others are INTERNAL_ERROR.
@@ -226,12 +227,23 @@ class MobileService:
     # -- StartMobileSigning ----------------------------------------------------------------
 
     def start_signing(
-        self, voen: str, application_id: str, phone: str, user_id: str
+        self, actor: Actor | None, voen: str, application_id: str, phone: str, user_id: str
     ) -> MobileStarted:
+        """Sends the draft to the phone. The caller must be authenticated (a card signature or
+        an Asan session) and may act for the insurer, so that neither the draft's status nor
+        the refusals written into it are open to anyone who knows an application id. With a
+        session, the phone is the session's own: you sign with the phone you signed in with."""
         voen = Voen.parse(voen).value
         phone = validation.mobile_number(phone, "phone")
         user_id = _user_id(user_id)
+        if actor is None:
+            raise NotAuthorized("StartMobileSigning needs a signed request or an Asan session",
+                                code="Client.Signature.Missing")
+        if actor.credential_kind is CredentialKind.SESSION and actor.credential != phone:
+            raise NotAuthorized("a session signs only with its own phone",
+                                code="Client.NotAuthorized.WrongCredential", field="phone")
         with self.uow() as uow:
+            authorize(uow, actor, voen, today=business_date(self.clock()))
             app = uow.applications.get(application_id)
         # Another insurer's application is "not found": its existence is not disclosed.
         if app is None or app.insurer_voen != voen:
@@ -448,9 +460,23 @@ class MobileService:
         self, tx: MobileTransaction, signed_xml: bytes, certificate: x509.Certificate
     ) -> MobileProgress:
         actor = self._actor(tx, certificate)
-        assert tx.voen is not None and tx.application_id is not None
+        assert tx.voen is not None and tx.application_id is not None and tx.pending is not None
+        signed_content = _content(tx.pending)
+
+        def unchanged(current: Application) -> None:
+            # The phone signed the draft as it was when the signing started; what gets
+            # registered must be exactly that, not an edit made while the phone was asked.
+            now_content = _content(serialize(
+                application_document(current, tx.phone, tx.user_id, self.clock())))
+            if now_content != signed_content:
+                raise _Refusal("SIGNATURE_MISMATCH",
+                               "the draft changed after it was sent to the phone",
+                               "Client.Conflict.DraftChanged")
+
         try:
-            app = self.registration.submit(actor, tx.voen, application_id=tx.application_id)
+            app = self.registration.submit(
+                actor, tx.voen, application_id=tx.application_id, check=unchanged
+            )
         except NotAuthorized as exc:
             raise _Refusal("NOT_AUTHORIZED", exc.message, exc.code) from exc
         self.transactions.update(replace(
@@ -508,6 +534,15 @@ class MobileService:
 
 
 # --- documents -------------------------------------------------------------------------------
+
+
+def _content(document: bytes) -> bytes:
+    """A signed-application document without its time stamp, canonical: what must not change
+    between the request to the phone and the registration."""
+    root = parse_xml(document, _LIMITS)
+    for stamp in root.findall(f"{{{TNS}}}signedAt"):
+        root.remove(stamp)
+    return canonicalize(root)
 
 
 def application_document(

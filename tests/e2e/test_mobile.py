@@ -148,9 +148,9 @@ def test_mobile_signing_registers_the_draft_and_stores_a_verifiable_document(
     stack: Stack, tmp_path: Path,
 ) -> None:
     _, done = login(stack)
-    app_id = save_draft(unsigned_client(stack, token=done.sessionToken), "6TY2U8P")
+    svc = unsigned_client(stack, token=done.sessionToken)
+    app_id = save_draft(svc, "6TY2U8P")
 
-    svc = unsigned_client(stack)
     started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE,
                                      userId=ASAN_USER)
     answer = wait_for(svc, started.transactionId)
@@ -198,8 +198,8 @@ def test_refused_signing_keeps_the_draft_with_the_reason(
     app_id = save_draft(card, "7MX2C9R")
 
     svc = unsigned_client(stack)
-    started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=phone,
-                                     userId=user_id)
+    started = card.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=phone,
+                                      userId=user_id)
     answer = wait_for(svc, started.transactionId)
     assert (answer.state, answer.reason) == ("REFUSED", reason)
     assert answer.result is None
@@ -210,17 +210,53 @@ def test_refused_signing_keeps_the_draft_with_the_reason(
 
 
 def test_signing_only_a_draft_of_that_insurer(stack: Stack) -> None:
-    svc = unsigned_client(stack)
+    card = card_client(stack)
     with pytest.raises(Fault) as refused:
-        svc.StartMobileSigning(voen=OTHER_VOEN, applicationId="no-such-draft",
-                               phone=ASAN_PHONE, userId=ASAN_USER)
+        card.StartMobileSigning(voen=OTHER_VOEN, applicationId="no-such-draft",
+                                phone=ASAN_PHONE, userId=ASAN_USER)
     assert fault_code(refused.value) == "Client.NotFound.Application"
+    app_id = save_draft(card, "6TY2U8P")
+    with pytest.raises(Fault) as refused:  # director_b may not act for DEMO_VOEN at all
+        card.StartMobileSigning(voen=DEMO_VOEN, applicationId=app_id, phone=ASAN_PHONE,
+                                userId=ASAN_USER)
+    assert fault_code(refused.value) == "Client.NotAuthorized.OtherInsurer"
+
+
+def test_starting_a_signing_needs_an_authenticated_caller(stack: Stack) -> None:
+    """Knowing an application id is not enough to push it to a phone (or to learn about it)."""
     card = card_client(stack)
     app_id = save_draft(card, "6TY2U8P")
-    with pytest.raises(Fault) as refused:  # the draft is OTHER_VOEN's, not DEMO_VOEN's
-        svc.StartMobileSigning(voen=DEMO_VOEN, applicationId=app_id, phone=ASAN_PHONE,
-                               userId=ASAN_USER)
-    assert fault_code(refused.value) == "Client.NotFound.Application"
+    with pytest.raises(Fault) as refused:
+        unsigned_client(stack).StartMobileSigning(
+            voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE, userId=ASAN_USER)
+    assert fault_code(refused.value) == "Client.Signature.Missing"
+    # A session signs only with its own phone.
+    _, done = login(stack)
+    with pytest.raises(Fault) as refused:
+        unsigned_client(stack, token=done.sessionToken).StartMobileSigning(
+            voen=OTHER_VOEN, applicationId=app_id, phone="+994701111111", userId="100003")
+    assert fault_code(refused.value) == "Client.NotAuthorized.WrongCredential"
+    detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
+    assert detail.application.draftReason is None
+    assert [h.status for h in detail.history] == ["DRAFT"]
+
+
+def test_a_draft_changed_while_the_phone_is_asked_is_not_registered(stack: Stack) -> None:
+    """What is registered is what the phone signed, never a later edit of the draft."""
+    _, done = login(stack)
+    svc = unsigned_client(stack, token=done.sessionToken)
+    app_id = save_draft(svc, "6TY2U8P")
+    started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE,
+                                     userId=ASAN_USER)
+    # The simulator's phone answers after 0.2 s; the draft is swapped before anyone polls.
+    svc.SaveDraft(voen=OTHER_VOEN, applicationId=app_id, documentType="ID_CARD",
+                  fin="5GH3J7K", actualAddressDiffers=False)
+    answer = wait_for(svc, started.transactionId)
+    assert (answer.state, answer.reason) == ("REFUSED", "SIGNATURE_MISMATCH")
+    detail = card_client(stack).GetApplication(voen=OTHER_VOEN, applicationId=app_id)
+    assert detail.application.summary.status == "DRAFT"
+    assert detail.application.summary.ssn is None
+    assert "changed" in (detail.application.draftReason or "")
 
 
 def test_start_refusals_the_caller_can_fix_are_faults(stack: Stack) -> None:
@@ -282,10 +318,9 @@ def test_a_delegate_needs_an_asan_authority_bound_to_the_phone(stack: Stack) -> 
     grant_asan_authority(stack)
     _, done = login(stack, DEPUTY_PHONE, DEPUTY_USER, voen=DEMO_VOEN)
     assert done.state == "DONE" and done.sessionToken
-    app_id = save_draft(unsigned_client(stack, token=done.sessionToken, voen=DEMO_VOEN),
-                        "5GH3J7K", voen=DEMO_VOEN)
+    svc = unsigned_client(stack, token=done.sessionToken, voen=DEMO_VOEN)
+    app_id = save_draft(svc, "5GH3J7K", voen=DEMO_VOEN)
 
-    svc = unsigned_client(stack, voen=DEMO_VOEN)
     started = svc.StartMobileSigning(voen=DEMO_VOEN, applicationId=app_id, phone=DEPUTY_PHONE,
                                      userId=DEPUTY_USER)
     answer = wait_for(svc, started.transactionId)
@@ -327,7 +362,7 @@ def test_a_signature_with_an_unusable_certificate_is_refused(
     monkeypatch.setattr(stack.gateway.services.mobile, "mobile", PhoneOf(stack.pki, identity))
 
     svc = unsigned_client(stack)
-    started = svc.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE,
+    started = card.StartMobileSigning(voen=OTHER_VOEN, applicationId=app_id, phone=ASAN_PHONE,
                                      userId=ASAN_USER)
     answer = wait_for(svc, started.transactionId)
     assert (answer.state, answer.reason) == ("REFUSED", reason)

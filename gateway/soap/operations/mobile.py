@@ -29,7 +29,7 @@ def operations(services: Any) -> dict[str, Operation]:
         )
 
     def start_signing(scope: RequestScope, r: Any) -> m.StartMobileSigningResponse:
-        started = mobile.start_signing(r.voen, r.applicationId, r.phone, r.userId)
+        started = mobile.start_signing(scope.actor, r.voen, r.applicationId, r.phone, r.userId)
         return m.StartMobileSigningResponse(
             transactionId=started.transaction_id,
             verificationCode=started.verification_code,
