@@ -293,17 +293,18 @@ class SoapEndpoint:
                 raise SignatureMissing("the request must carry a wsse:Security signature")
             if verified is not None:
                 actor = self.resolve_actor(verified, headers, operation)
-                message_id = headers.message_id
-                if message_id:
-                    # Ids are unique per sender, not across all senders: key on both.
-                    key = _replay_key(actor.credential, message_id)
-                    digest = request_hash(request)
-                    stored = self.guard.claim(key, digest, self.clock() + self.idempotency_ttl)
-                    if stored is not None:
-                        self._log(request, stored, headers, correlation_id, actor, operation)
-                        self._observe(operation, "replayed", started)
-                        return Outcome("200 OK", stored, operation)
-                    claimed = (key, digest)
+            message_id = headers.message_id
+            if actor is not None and message_id:
+                # Signed and session requests alike: a retry gets the stored answer, a reused
+                # id is a replay. Ids are unique per sender, not across senders: key on both.
+                key = _replay_key(actor.credential_kind, actor.credential, message_id)
+                digest = request_hash(request)
+                stored = self.guard.claim(key, digest, self.clock() + self.idempotency_ttl)
+                if stored is not None:
+                    self._log(request, stored, headers, correlation_id, actor, operation)
+                    self._observe(operation, "replayed", started)
+                    return Outcome("200 OK", stored, operation)
+                claimed = (key, digest)
             self.contract.validate(payload)
             scope = RequestScope(
                 operation=operation,
@@ -398,8 +399,8 @@ def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, et
     return (headers[0] if headers else None), bodies[0]
 
 
-def _replay_key(credential: str, message_id: str) -> str:
-    return hashlib.sha256(f"{credential}\n{message_id}".encode()).hexdigest()
+def _replay_key(kind: str, credential: str, message_id: str) -> str:
+    return hashlib.sha256(f"{kind}\n{credential}\n{message_id}".encode()).hexdigest()
 
 
 def _operation_of(payload: etree._Element, operations: dict[str, Operation]) -> str:

@@ -383,3 +383,21 @@ def test_a_phone_cannot_be_flooded_with_requests(stack: Stack) -> None:
     # Another phone is not affected.
     started = svc.StartMobileLogin(phone=ASAN_PHONE, userId=ASAN_USER, voen=OTHER_VOEN)
     assert started.transactionId
+
+
+def test_session_requests_are_idempotent_and_protected_from_replay(stack: Stack) -> None:
+    _, done = login(stack)
+    plugin = SigningPlugin(
+        None, client=XRoadMember("AZ", "COM", OTHER_VOEN, "portal"),
+        session_token=done.sessionToken, verify_with=stack.pki.trust_store(),
+        message_ids=lambda: "portal-fixed-id-1",
+    )
+    svc = Bodies(zeep.Client(stack.wsdl, plugins=[plugin]).service)
+    first = save_draft(svc, "6TY2U8P")
+    assert save_draft(svc, "6TY2U8P") == first  # the retry gets the stored answer
+    with pytest.raises(Fault) as refused:  # the same id on another request
+        save_draft(svc, "7MX2C9R")
+    assert fault_code(refused.value) == "Client.Signature.Replay"
+    card = card_client(stack)
+    found = card.SearchApplications(voen=OTHER_VOEN, fin="6TY2U8P")
+    assert found.total == 1
