@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, GatewayError, SigningError) as exc:
         print(f"dsmf-gateway: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the port is taken, the data directory is not writable
+        print(f"dsmf-gateway: {exc.strerror or exc}"
+              f"{f' ({exc.filename})' if exc.filename else ''}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -488,3 +488,15 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
             process.kill()
             process.wait(timeout=10)
     assert "Traceback" not in err_path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), "--data-dir", str(tmp_path / "var"),
+                     cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
