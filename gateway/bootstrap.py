@@ -71,7 +71,6 @@ class Services:
     mobile: MobileService | None = None
     notifications: NotificationService | None = None
     authorities: AuthorityService | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -105,7 +105,6 @@ class RequestScope:
     operations: dict[str, Operation]
     session_token: str | None = None
     error: BaseException | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def dispatch(self, operation: str, request: Any) -> Any:
         try:
