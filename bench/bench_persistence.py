@@ -22,8 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -43,7 +42,7 @@ from gateway.domain.text import collation_key, fold
 from gateway.domain.values import Address, Contacts, DocumentType, Sex
 from gateway.services.ports import ApplicationQuery
 from persistence import codec
-from persistence.db import Database
+from persistence.db import Database, scratch_postgres_database
 from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
 from persistence.seed import load_demo_data
@@ -179,25 +178,6 @@ def run(db: Database, n: int, seconds: float) -> None:
           f"ok={report.ok}")
 
 
-@contextmanager
-def postgres_database(base_url: str) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
-    server = make_url(base_url)
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="operations per measurement")
@@ -211,7 +191,7 @@ def main() -> int:
         db.dispose()
     base = os.environ.get("DSMF_TEST_POSTGRES_URL")
     if base:
-        with postgres_database(base) as url:
+        with scratch_postgres_database(base) as url:
             print("PostgreSQL (loopback):")
             db = Database(url)
             run(db, args.n, args.seconds)

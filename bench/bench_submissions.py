@@ -21,7 +21,6 @@ import http.client
 import io
 import multiprocessing
 import os
-import secrets
 import socket
 import statistics
 import sys
@@ -49,6 +48,7 @@ from gateway.services.registration import RegistrationData
 from gateway.soap.simulators import people as seed
 from gateway.soap.simulators.population import PopulationDirectory, create_population_app
 from gateway.wsgi_server import RunningServer, serve_in_thread
+from persistence.db import scratch_postgres_database
 from signing.parser import parse_xml, serialize
 from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
@@ -213,25 +213,6 @@ def running_gateway(database_url: str, data_dir: Path, pki: TestPki,
         gateway.close()
 
 
-@contextmanager
-def postgres_database(base: str) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
-    server = make_url(base)
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-
-
 # -- the breakdown ------------------------------------------------------------------------------
 
 
@@ -364,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 population_url, fins, n, args.seconds)
                 else:
                     assert postgres is not None
-                    with postgres_database(postgres) as url:
+                    with scratch_postgres_database(postgres) as url:
                         run_backend(label, url, work, pki, population_url, fins, n,
                                     args.seconds)
         finally:

@@ -16,6 +16,8 @@ a load balancer that dropped idle connections costs a reconnect, not an error.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,7 +97,7 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
@@ -106,6 +108,26 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """WAL is a property of the file: set once, then every connection just sees it. Setting it
+    needs the file to itself, and SQLite answers "locked" at once (no busy wait) when several
+    processes open a new database together, so the first-time switch retries, bounded."""
+    mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() == "wal":
+        return
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
+
+
+_WAL_ATTEMPTS = 100  # 5 s at most, like the busy timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +193,26 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+@contextmanager
+def scratch_postgres_database(server_url: str, prefix: str = "scratch") -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (any database on it),
+    dropped afterwards: for benchmarks and tools that must not touch real data."""
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    server = make_url(server_url)
+    # libpq wants a plain URL: "postgresql://", without SQLAlchemy's "+psycopg" driver suffix.
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
