@@ -15,7 +15,6 @@ something external, so it honours ``DSMF_TEST_REQUIRE_ALL``.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -66,29 +65,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def _fresh_postgres_database() -> Iterator[str]:
     import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
+
+    from persistence.db import scratch_postgres_database
 
     base = os.environ.get("DSMF_TEST_POSTGRES_URL")
     if not base:
         missing_requirement("DSMF_TEST_POSTGRES_URL is not set (no PostgreSQL server for tests)")
-
-    server = make_url(base)
-    # psycopg wants a plain libpq URI: "postgresql://", no "+psycopg" driver suffix.
-    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"t_{secrets.token_hex(6)}"
+    scratch = scratch_postgres_database(base, prefix="t")
     try:
-        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = scratch.__enter__()
     except psycopg.OperationalError as exc:
-        missing_requirement(f"PostgreSQL at {server.render_as_string()} unreachable: {exc}")
+        missing_requirement(f"PostgreSQL for the tests is unreachable: {exc}")
     try:
-        yield server.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        scratch.__exit__(None, None, None)
 
 
 # ---------------------------------------------------------------------------
