@@ -129,8 +129,6 @@ class AuthorityService:
             valid_to=valid_to,
         )
         with self.uow() as uow:
-            # Again in the writing transaction: seal authority may have changed meanwhile.
-            authorize(uow, actor, voen, today=today, require_seal=True)
             _refuse_duplicate(uow, authority, today)
             uow.authorities.add(authority)
             uow.commit()
