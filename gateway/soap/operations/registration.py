@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.domain.errors import ValidationFailed
 from gateway.domain.values import DocumentType
 from gateway.services.registration import PersonFound, RegistrationData
 from gateway.soap import convert
@@ -62,8 +63,6 @@ def operations(services: Any) -> dict[str, Operation]:
             app = reg.submit(scope.actor, request.voen, application_id=request.applicationId)
         else:
             if request.documentType is None or request.fin is None:
-                from gateway.domain.errors import ValidationFailed
-
                 raise ValidationFailed(
                     "give either an applicationId of a draft or documentType and fin",
                     code="Client.Validation.Application",
