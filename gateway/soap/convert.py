@@ -120,6 +120,8 @@ def application_detail(app: dm.Application) -> m.ApplicationDetail:
         signedBy=m.Signatory(
             fin=signed.fin,
             name=signed.name,
+            # The stored credential tells its kind: an Asan phone is E.164 ("+994…"), a card
+            # number is the certificate serial in hex.
             credentialType=(
                 dm.AuthorityType.E_SIGNATURE_CARD.value
                 if not signed.credential.startswith("+")
