@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,17 +98,62 @@ def make_settings(database_url: str, data_dir: Path, pki: TestPki, sims: Simulat
     return Settings.from_mapping(values)
 
 
+@contextmanager
+def serve_gateway(settings: Settings, pki: TestPki, simulators: Simulators, *,
+                  demo_data: bool = True, **build: Any) -> Iterator[Stack]:
+    """A gateway built by the composition root from ``settings`` (``build``: its other
+    arguments, e.g. ``clock``), served on a loopback port until the block ends."""
+    gateway = build_gateway(settings, **build)
+    try:
+        if demo_data:
+            load_demo_data(gateway.database)
+        server = serve_in_thread(gateway.app)
+        try:
+            yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=pki,
+                        simulators=simulators)
+        finally:
+            server.stop()
+    finally:
+        gateway.close()
+
+
+@contextmanager
+def sibling_stack(stack: Stack, data_dir: Path, *, build: dict[str, Any] | None = None,
+                  **changes: Any) -> Iterator[Stack]:
+    """A second gateway on the same database as ``stack``, with other settings."""
+    settings = make_settings(stack.gateway.settings.effective_database_url, data_dir, stack.pki,
+                             stack.simulators, **changes)
+    with serve_gateway(settings, stack.pki, stack.simulators, demo_data=False,
+                       migrate=False, **(build or {})) as sibling:
+        yield sibling
+
+
 @pytest.fixture
 def stack(database_url: str, tmp_path: Path, test_pki: TestPki,
           simulators: Simulators) -> Iterator[Stack]:
     settings = make_settings(database_url, tmp_path, test_pki, simulators)
-    gateway = build_gateway(settings)
-    load_demo_data(gateway.database)
-    server = serve_in_thread(gateway.app)
-    yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=test_pki,
-                simulators=simulators)
-    server.stop()
-    gateway.close()
+    with serve_gateway(settings, test_pki, simulators) as running:
+        yield running
+
+
+class Bodies:
+    """``client.service`` answering with the response body: the binding declares the X-Road
+    headers on responses too, so zeep answers ``{header, body}``."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._service, name)
+
+        def invoke(*args: Any, **kwargs: Any) -> Any:
+            answer = operation(*args, **kwargs)
+            values = getattr(answer, "__values__", None)
+            if isinstance(values, dict) and set(values) == {"header", "body"}:
+                return answer.body
+            return answer
+
+        return invoke
 
 
 def call(client: Any, operation: str, **kwargs: Any) -> Any:

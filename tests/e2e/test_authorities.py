@@ -26,10 +26,8 @@ from lxml import etree
 from zeep.exceptions import Fault
 from zeep.xsd.valueobjects import CompoundValue
 
-from gateway.bootstrap import build_gateway
 from gateway.domain.model import REGISTRATION_ESERVICE
 from gateway.soap.service import OPERATIONS
-from gateway.wsgi_server import serve_in_thread
 from persistence.tables import AuthorityEvent
 from signing.parser import serialize
 from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
@@ -44,9 +42,9 @@ from tests.e2e.conftest import (
     Stack,
     fault_code,
     find_person_payload,
-    make_settings,
     request_envelope,
     response_fault_code,
+    sibling_stack,
 )
 
 DEPUTY_FIN = "3HN8B5Q"
@@ -302,15 +300,9 @@ def three_days_later(stack: Stack, database_url: str, tmp_path: Path) -> Iterato
     # Three days, not more: the test PKI's CRL is valid for 30 days, and a gateway further ahead
     # would rightly refuse every signature as of unknown revocation status.
     later = ShiftedGateway(days=3)
-    settings = make_settings(database_url, tmp_path / "later", stack.pki, stack.simulators)
-    gateway = build_gateway(settings, clock=later.now, migrate=False)
-    server = serve_in_thread(gateway.app)
-    later.url = server.url.rstrip("/") + "/soap"
-    try:
+    with sibling_stack(stack, tmp_path / "later", build={"clock": later.now}) as shifted:
+        later.url = shifted.url
         yield later
-    finally:
-        server.stop()
-        gateway.close()
 
 
 def test_authority_ends_with_its_period(stack: Stack,

@@ -15,9 +15,10 @@ from tests.e2e.conftest import (
     Stack,
     fault_code,
     response_fault_code,
+    sibling_stack,
     signed_request,
 )
-from tests.e2e.test_registration_flow import extra_stack, service
+from tests.e2e.test_registration_flow import service
 
 
 def item(ref: str, fin: str, **extra: object) -> dict[str, object]:
@@ -84,7 +85,7 @@ def test_batch_for_another_insurer_is_refused_as_a_whole(stack: Stack) -> None:
 
 def test_batch_size_is_limited_by_settings_and_by_the_contract(stack: Stack,
                                                                tmp_path: Path) -> None:
-    with extra_stack(stack, tmp_path / "small", max_batch_items=2) as small:
+    with sibling_stack(stack, tmp_path / "small", max_batch_items=2) as small:
         svc = service(small)
         try:
             svc.SubmitRegistrationBatch(voen=DEMO_VOEN, item=[

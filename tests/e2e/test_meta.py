@@ -16,10 +16,8 @@ import requests
 from lxml import etree
 from sqlalchemy import select
 
-from gateway.bootstrap import build_gateway
 from gateway.soap.service import OPERATIONS
 from gateway.soap.simulators.runner import Simulators
-from gateway.wsgi_server import serve_in_thread
 from persistence.tables import MessageLogRow
 from signing.errors import SignatureInvalid
 from signing.testpki import TestPki
@@ -32,6 +30,7 @@ from tests.e2e.conftest import (
     make_settings,
     request_envelope,
     response_fault_code,
+    serve_gateway,
 )
 
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
@@ -73,13 +72,8 @@ def test_health_is_503_naming_an_unreachable_population_registry(
     settings = make_settings(database_url, tmp_path, test_pki, simulators,
                              population_url=closed_port_url(), upstream_retries=0,
                              upstream_timeout_seconds=2.0)
-    gateway = build_gateway(settings)
-    server = serve_in_thread(gateway.app)
-    try:
-        answer = requests.get(f"{server.url.rstrip('/')}/health", timeout=30)
-    finally:
-        server.stop()
-        gateway.close()
+    with serve_gateway(settings, test_pki, simulators, demo_data=False) as down:
+        answer = requests.get(down.url.removesuffix("/soap") + "/health", timeout=30)
     assert answer.status_code == 503
     assert answer.headers["Content-Type"] == "application/json"
     body = answer.json()

@@ -24,42 +24,27 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from zeep.exceptions import Fault
 
-from gateway.bootstrap import build_gateway
 from gateway.client.wsse import SigningPlugin, XRoadMember
 from gateway.domain.model import REGISTRATION_ESERVICE, Authority, AuthorityType
 from gateway.services.ports import MobileSigned, MobileStatus
 from gateway.soap.simulators.runner import Simulators
-from gateway.wsgi_server import serve_in_thread
-from persistence.seed import load_demo_data
 from signing.testpki import TestPki
 from tests.conftest import missing_requirement
-from tests.e2e.conftest import DEMO_VOEN, OTHER_VOEN, Stack, fault_code, make_settings
+from tests.e2e.conftest import (
+    DEMO_VOEN,
+    OTHER_VOEN,
+    Bodies,
+    Stack,
+    fault_code,
+    make_settings,
+    serve_gateway,
+)
 
 ASAN_PHONE, ASAN_USER = "+994501234567", "100001"  # "asan": seal holder of OTHER_VOEN
 DEPUTY_PHONE, DEPUTY_USER = "+994551234567", "100002"  # "asan_deputy" of DEMO_VOEN, no seal
 # Each poll sleeps a little; the simulator answers after 0.2 s and expires after 3 s.
 POLL_INTERVAL = 0.1
 POLL_DEADLINE = 8.0
-
-
-class Bodies:
-    """``client.service`` answering with the response body (zeep answers ``{header, body}``
-    because the binding declares the X-Road headers on responses too)."""
-
-    def __init__(self, service: Any) -> None:
-        self._service = service
-
-    def __getattr__(self, name: str) -> Any:
-        operation = getattr(self._service, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            answer = operation(*args, **kwargs)
-            values = getattr(answer, "__values__", None)
-            if isinstance(values, dict) and set(values) == {"header", "body"}:
-                return answer.body
-            return answer
-
-        return call
 
 
 def unsigned_client(stack: Stack, *, token: str | None = None,
@@ -277,13 +262,8 @@ def short_session_stack(database_url: str, tmp_path: Path, test_pki: TestPki,
                         simulators: Simulators) -> Iterator[Stack]:
     settings = make_settings(database_url, tmp_path, test_pki, simulators,
                              session_ttl_seconds=1)
-    gateway = build_gateway(settings)
-    load_demo_data(gateway.database)
-    server = serve_in_thread(gateway.app)
-    yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=test_pki,
-                simulators=simulators)
-    server.stop()
-    gateway.close()
+    with serve_gateway(settings, test_pki, simulators) as running:
+        yield running
 
 
 def test_an_expired_session_is_refused(short_session_stack: Stack) -> None:

@@ -12,8 +12,6 @@ import multiprocessing
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +22,8 @@ from lxml import etree
 from zeep.exceptions import Fault
 from zeep.helpers import serialize_object
 
-from gateway.bootstrap import build_gateway
 from gateway.domain.ssn import SsnFormat
 from gateway.services.notifications import NOTIFICATION_NS
-from gateway.wsgi_server import serve_in_thread
 from signing.parser import serialize
 from signing.testpki import TestPki
 from signing.verifier import EnvelopeVerifier
@@ -36,10 +32,11 @@ from tests.e2e.conftest import (
     OTHER_VOEN,
     SOAP_ENV,
     TNS,
+    Bodies,
     Stack,
     fault_code,
-    make_settings,
     response_fault_code,
+    sibling_stack,
     signed_request,
 )
 
@@ -57,31 +54,8 @@ NEW_BAKU_ADDRESS = {
 CONTACTS = {"mobilePhone": "+994501234567", "email": "sehla.nesibova@example.az"}
 
 
-class Service:
-    """``client.service`` answering with the response body.
-
-    The binding declares the X-Road headers on responses too, so zeep answers
-    ``{header, body}``; the tests look at the body.
-    """
-
-    def __init__(self, service: Any) -> None:
-        self._service = service
-
-    def __getattr__(self, name: str) -> Any:
-        operation = getattr(self._service, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            answer = operation(*args, **kwargs)
-            values = getattr(answer, "__values__", None)
-            if isinstance(values, dict) and set(values) == {"header", "body"}:
-                return answer.body
-            return answer
-
-        return call
-
-
 def service(stack: Stack, identity: str = "director", voen: str = DEMO_VOEN) -> Any:
-    return Service(stack.client(identity, voen=voen)[0].service)
+    return Bodies(stack.client(identity, voen=voen)[0].service)
 
 
 def today() -> date:
@@ -132,21 +106,6 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/population"
 
 
-@contextmanager
-def extra_stack(stack: Stack, data_dir: Path, **changes: Any) -> Iterator[Stack]:
-    """A second gateway on the same database as ``stack``, with other settings."""
-    settings = make_settings(stack.gateway.settings.effective_database_url, data_dir, stack.pki,
-                             stack.simulators, **changes)
-    gateway = build_gateway(settings)
-    server = serve_in_thread(gateway.app)
-    try:
-        yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=stack.pki,
-                    simulators=stack.simulators)
-    finally:
-        server.stop()
-        gateway.close()
-
-
 def submit_payload(fin: str, *, voen: str = DEMO_VOEN, doc: str = "ID_CARD") -> str:
     return (f'<t:SubmitRegistration xmlns:t="{TNS}"><t:voen>{voen}</t:voen>'
             f'<t:documentType>{doc}</t:documentType><t:fin>{fin}</t:fin>'
@@ -169,7 +128,7 @@ def submit_result(content: bytes) -> tuple[str | None, str | None]:
 
 def test_registration_walk(stack: Stack, tmp_path: Path) -> None:
     client, plugin = stack.client("director")
-    svc = Service(client.service)
+    svc = Bodies(client.service)
 
     # §3.1 Search: the identity document and the registration address from the registry.
     found = svc.FindPerson(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K")
@@ -434,7 +393,7 @@ def test_same_signed_envelope_twice_gives_the_same_answer_and_one_ssn(stack: Sta
 
 def test_registry_down_accepts_as_submitted_and_finishes_later(stack: Stack,
                                                                tmp_path: Path) -> None:
-    with extra_stack(stack, tmp_path / "down", population_url=closed_port_url()) as down:
+    with sibling_stack(stack, tmp_path / "down", population_url=closed_port_url()) as down:
         svc = service(down)
         accepted = svc.SubmitRegistration(
             voen=DEMO_VOEN, documentType="ID_CARD", fin="6TY2U8P", actualAddressDiffers=True,

@@ -18,8 +18,6 @@ from lxml import etree
 
 from gateway.services.ports import ApplicationQuery
 from gateway.soap.simulators.runner import Simulators
-from gateway.wsgi_server import serve_in_thread
-from persistence.seed import load_demo_data
 from signing.testpki import TestPki
 from tests.e2e.conftest import (
     DEMO_VOEN,
@@ -27,6 +25,7 @@ from tests.e2e.conftest import (
     Stack,
     make_settings,
     response_fault_code,
+    serve_gateway,
 )
 from tests.signing import attacks
 from tests.signing.attacks import ATTACKS, Sender
@@ -49,18 +48,11 @@ def base_request() -> etree._Element:
 @pytest.fixture(scope="module")
 def sqlite_stack(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPki,
                  simulators: Simulators) -> Iterator[Stack]:
-    from gateway.bootstrap import build_gateway
-
     tmp: Path = tmp_path_factory.mktemp("security")
     settings = make_settings(f"sqlite:///{tmp / 'gw.db'}", tmp, test_pki, simulators,
                              max_message_bytes=200_000, max_xml_depth=40)
-    gateway = build_gateway(settings)
-    load_demo_data(gateway.database)
-    server = serve_in_thread(gateway.app)
-    yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=test_pki,
-                simulators=simulators)
-    server.stop()
-    gateway.close()
+    with serve_gateway(settings, test_pki, simulators) as running:
+        yield running
 
 
 def applications_written(stack: Stack) -> int:

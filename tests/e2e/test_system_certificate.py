@@ -4,15 +4,12 @@ read-only, and only when the system is configured as trusted (DESIGN.md §1)."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
-import requests
 from lxml import etree
 
-from gateway.bootstrap import build_gateway
 from gateway.client.wsse import XRoadMember, add_xroad_headers
 from gateway.domain.model import REGISTRATION_ESERVICE
-from gateway.wsgi_server import serve_in_thread
-from signing.parser import serialize
 from signing.wsse import sign_envelope
 from tests.e2e.conftest import (
     DEMO_VOEN,
@@ -22,6 +19,7 @@ from tests.e2e.conftest import (
     call,
     find_person_payload,
     response_fault_code,
+    sibling_stack,
 )
 
 SAVE_DRAFT = (f'<t:SaveDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
@@ -80,18 +78,11 @@ def test_system_request_must_name_the_person(stack: Stack) -> None:
     assert response_fault_code(response) == "Client.Header.UserId"
 
 
-def test_untrusted_system_is_refused(stack: Stack) -> None:
+def test_untrusted_system_is_refused(stack: Stack, tmp_path: Path) -> None:
     # The same database and PKI, but a gateway configured with no trusted systems.
-    settings = stack.gateway.settings.replace(trusted_systems=())
-    other = build_gateway(settings, migrate=False)
-    server = serve_in_thread(other.app)
-    try:
-        grant_deputy(stack)
+    grant_deputy(stack)
+    with sibling_stack(stack, tmp_path / "strict", trusted_systems=()) as strict:
         envelope = system_request(stack, "FindPerson", find_person_payload("5GH3J7K"),
                                   "AZ3HN8B5Q")
-        response = requests.post(server.url, data=serialize(envelope), timeout=10,
-                                 headers={"Content-Type": "text/xml; charset=utf-8"})
+        response = strict.post(envelope)
         assert response_fault_code(response) == "Client.NotAuthorized.UntrustedSystem"
-    finally:
-        server.stop()
-        other.close()
