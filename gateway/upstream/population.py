@@ -27,11 +27,10 @@ from gateway.upstream.errors import (
 from gateway.upstream.resilience import CircuitBreaker, Resilience
 from gateway.upstream.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    BoundedTransport,
     FaultMapper,
     check_endpoint,
     fault_detail,
-    load_client,
+    service_proxy,
     translate,
 )
 
@@ -64,13 +63,10 @@ class ZeepPopulationRegistry:
         ``retries``: extra attempts after a transport failure; ``breaker``: shared per registry
         (default: a private one that opens after 5 failed calls and half-opens after 30 s)."""
         self.endpoint = check_endpoint(endpoint)
-        transport = BoundedTransport(
-            connect_timeout=connect_timeout if connect_timeout is not None else timeout,
-            read_timeout=timeout,
-            max_response_bytes=max_response_bytes,
-            session=session,
+        self._service = service_proxy(
+            Path(wsdl_path), BINDING, endpoint, timeout=timeout, connect_timeout=connect_timeout,
+            max_response_bytes=max_response_bytes, session=session,
         )
-        self._service = load_client(Path(wsdl_path), transport).create_service(BINDING, endpoint)
         self.breaker = breaker or CircuitBreaker(_WHAT)
         self._resilience = Resilience(self.breaker, retries=retries, backoff=backoff)
 

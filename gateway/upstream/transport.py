@@ -172,6 +172,27 @@ def load_client(wsdl_path: Path, transport: BoundedTransport) -> zeep.Client:
         raise UpstreamConfigurationError(f"cannot load {wsdl_path}: {exc}") from exc
 
 
+def service_proxy(
+    wsdl_path: Path,
+    binding: str,
+    endpoint: str,
+    *,
+    timeout: float,
+    connect_timeout: float | None,
+    max_response_bytes: int,
+    session: requests.Session | None,
+) -> Any:
+    """The zeep service of ``binding`` in the local WSDL, pointed at ``endpoint``, over a
+    bounded transport (``connect_timeout`` defaults to ``timeout``)."""
+    transport = BoundedTransport(
+        connect_timeout=connect_timeout if connect_timeout is not None else timeout,
+        read_timeout=timeout,
+        max_response_bytes=max_response_bytes,
+        session=session,
+    )
+    return load_client(wsdl_path, transport).create_service(binding, endpoint)
+
+
 def fault_detail(fault: zeep.exceptions.Fault, namespace: str, name: str) -> Any | None:
     """The first ``{namespace}name`` element inside the fault's ``detail``, if any."""
     detail = fault.detail
