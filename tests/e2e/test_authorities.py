@@ -26,6 +26,7 @@ from lxml import etree
 from zeep.exceptions import Fault
 from zeep.xsd.valueobjects import CompoundValue
 
+from gateway.domain import calendar
 from gateway.domain.model import REGISTRATION_ESERVICE
 from gateway.soap.service import OPERATIONS
 from persistence.tables import AuthorityEvent
@@ -87,7 +88,7 @@ def api(stack: Stack, identity: str = "director", **kwargs: Any) -> Api:
 
 
 def today() -> date:
-    return datetime.now(UTC).date()  # the gateway's calendar is UTC
+    return calendar.now().date()  # the gateway's calendar: Baku (UTC+4)
 
 
 def card(stack: Stack, identity: str) -> str:

@@ -12,7 +12,7 @@ import multiprocessing
 import socket
 import subprocess
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from lxml import etree
 from zeep.exceptions import Fault
 from zeep.helpers import serialize_object
 
+from gateway.domain import calendar
 from gateway.domain.ssn import SsnFormat
 from gateway.services.notifications import NOTIFICATION_NS
 from signing.parser import serialize
@@ -59,7 +60,7 @@ def service(stack: Stack, identity: str = "director", voen: str = DEMO_VOEN) -> 
 
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    return calendar.now().date()  # the gateway's calendar: Baku (UTC+4)
 
 
 def ssn_format(stack: Stack) -> SsnFormat:
