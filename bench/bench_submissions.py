@@ -45,8 +45,6 @@ from gateway.config import Settings, project_root
 from gateway.domain.model import Actor, CredentialKind
 from gateway.domain.values import DocumentType
 from gateway.services.registration import RegistrationData
-from gateway.soap.simulators import people as seed
-from gateway.soap.simulators.population import PopulationDirectory, create_population_app
 from gateway.wsgi_server import RunningServer, serve_in_thread
 from persistence.db import scratch_postgres_database
 from signing.parser import parse_xml, serialize
@@ -54,6 +52,8 @@ from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
 from signing.verifier import EnvelopeVerifier
 from signing.wsse import sign_envelope
+from simulators import people as seed
+from simulators.population import PopulationDirectory, create_population_app
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "urn:az:dsmf:insured-registration:v1"

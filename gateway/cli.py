@@ -28,9 +28,9 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.bootstrap import build_gateway, demo_settings
-    from gateway.soap.simulators.runner import start_simulators
     from gateway.wsgi_server import serve_in_thread
     from persistence.seed import load_demo_data
+    from simulators.runner import start_simulators  # not product code: only the demo commands
 
     stop = _stop_on_signal()
     data_dir = Path(args.data_dir).resolve()
@@ -75,8 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_simulators(args: argparse.Namespace) -> int:
-    from gateway.soap.simulators.runner import start_simulators
     from signing.testpki import init_demo_pki
+    from simulators.runner import start_simulators  # not product code: only the demo commands
 
     stop = _stop_on_signal()
     pki_dir = Path(args.pki_dir).resolve()

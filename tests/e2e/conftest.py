@@ -23,13 +23,13 @@ from zeep.exceptions import Fault
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.client.wsse import SigningPlugin, XRoadMember, add_xroad_headers
 from gateway.config import Settings
-from gateway.soap.simulators.runner import Simulators, start_simulators
 from gateway.wsgi_server import serve_in_thread
 from persistence.seed import load_demo_data
 from signing.parser import serialize
 from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
 from signing.wsse import sign_envelope
+from simulators.runner import Simulators, start_simulators
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "urn:az:dsmf:insured-registration:v1"

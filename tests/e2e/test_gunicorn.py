@@ -27,7 +27,6 @@ from lxml import etree
 from sqlalchemy import select
 
 from gateway.domain.ssn import SsnFormat
-from gateway.soap.simulators.runner import Simulators, start_simulators
 from persistence.db import Database
 from persistence.migrate import head_revision
 from persistence.seed import load_demo_data
@@ -35,6 +34,7 @@ from persistence.tables import InsuredPersonRow
 from signing.parser import serialize
 from signing.testpki import TestPki, build_test_pki
 from signing.verifier import EnvelopeVerifier
+from simulators.runner import Simulators, start_simulators
 from tests.conftest import _fresh_postgres_database, missing_requirement
 from tests.e2e.conftest import DEMO_VOEN, SOAP_ENV, TNS, find_person_payload, signed_request
 

@@ -17,11 +17,11 @@ from lxml import etree
 from sqlalchemy import select
 
 from gateway.soap.service import OPERATIONS
-from gateway.soap.simulators.runner import Simulators
 from persistence.tables import MessageLogRow
 from signing.errors import SignatureInvalid
 from signing.testpki import TestPki
 from signing.verifier import EnvelopeVerifier
+from simulators.runner import Simulators
 from tests.e2e.conftest import (
     SOAP_ENV,
     TNS,

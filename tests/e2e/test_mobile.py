@@ -27,8 +27,8 @@ from zeep.exceptions import Fault
 from gateway.client.wsse import SigningPlugin, XRoadMember
 from gateway.domain.model import REGISTRATION_ESERVICE, Authority, AuthorityType
 from gateway.services.ports import MobileSigned, MobileStatus
-from gateway.soap.simulators.runner import Simulators
 from signing.testpki import TestPki
+from simulators.runner import Simulators
 from tests.conftest import missing_requirement
 from tests.e2e.conftest import (
     DEMO_VOEN,

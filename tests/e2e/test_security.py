@@ -17,8 +17,8 @@ import pytest
 from lxml import etree
 
 from gateway.services.ports import ApplicationQuery
-from gateway.soap.simulators.runner import Simulators
 from signing.testpki import TestPki
+from simulators.runner import Simulators
 from tests.e2e.conftest import (
     DEMO_VOEN,
     TNS,

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from gateway.config import project_root
-from gateway.soap.simulators.runner import Simulators, start_simulators
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.wsgi_server import RunningServer, WsgiApp, serve_in_thread
 from signing.testpki import TestPki, build_test_pki
+from simulators.runner import Simulators, start_simulators
 
 WSDL_DIR = project_root() / "wsdl" / "upstream"
 POPULATION_WSDL = WSDL_DIR / "population-registry.wsdl"

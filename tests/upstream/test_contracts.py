@@ -16,13 +16,13 @@ import zeep
 from lxml import etree
 from zeep.plugins import HistoryPlugin
 
-from gateway.soap.simulators.mobile import MobileSignatureSimulator, create_mobile_app
-from gateway.soap.simulators.runner import Simulators
 from gateway.upstream.mobile import BINDING as MOBILE_BINDING
 from gateway.upstream.population import BINDING as POPULATION_BINDING
 from gateway.upstream.transport import zeep_settings
 from gateway.wsgi_server import RunningServer, WsgiApp
 from signing.testpki import TestPki
+from simulators.mobile import MobileSignatureSimulator, create_mobile_app
+from simulators.runner import Simulators
 
 from .conftest import AP_ID, MOBILE_WSDL, POPULATION_WSDL, WSDL_DIR
 

@@ -24,17 +24,17 @@ from gateway.services.ports import (
     MobileSigned,
     MobileStatus,
 )
-from gateway.soap.simulators.mobile import (
+from gateway.upstream.errors import MobileSignatureRefused
+from gateway.upstream.mobile import ETSI_STATUS_NAMES, ZeepMobileSignatureService
+from gateway.wsgi_server import RunningServer, WsgiApp
+from signing.testpki import TestPki
+from simulators.mobile import (
     SCRIPTS,
     EtsiStatus,
     MobileSignatureSimulator,
     create_mobile_app,
 )
-from gateway.soap.simulators.runner import Simulators
-from gateway.upstream.errors import MobileSignatureRefused
-from gateway.upstream.mobile import ETSI_STATUS_NAMES, ZeepMobileSignatureService
-from gateway.wsgi_server import RunningServer, WsgiApp
-from signing.testpki import TestPki
+from simulators.runner import Simulators
 
 from .conftest import AP_ID, APPROVE_DELAY, MOBILE_WSDL, TRANSACTION_TIMEOUT, WSDL_DIR
 

@@ -9,8 +9,8 @@ import pytest
 from gateway.domain.errors import DocumentInvalid, PersonNotFoundUpstream, UpstreamFault
 from gateway.domain.model import PersonRecord
 from gateway.domain.values import DocumentType, Sex
-from gateway.soap.simulators.people import NOT_FOUND_FIN, PEOPLE, SeedPerson
 from gateway.upstream.population import ZeepPopulationRegistry
+from simulators.people import NOT_FOUND_FIN, PEOPLE, SeedPerson
 
 VALID_PEOPLE = [p for p in PEOPLE if p.document.invalid_reason is None]
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from gateway.soap.simulators.mobile import PATH as MOBILE_PATH
-from gateway.soap.simulators.mobile import MobileSignatureSimulator, create_mobile_app
-from gateway.soap.simulators.population import PATH as POPULATION_PATH
-from gateway.soap.simulators.population import create_population_app
 from gateway.wsgi_server import RunningServer, serve_in_thread
+from simulators.mobile import PATH as MOBILE_PATH
+from simulators.mobile import MobileSignatureSimulator, create_mobile_app
+from simulators.population import PATH as POPULATION_PATH
+from simulators.population import create_population_app
 
 __all__ = ["Simulators", "run_forever", "start_simulators"]
 

@@ -68,7 +68,7 @@ from spyne import (
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 
-from gateway.soap.simulators._serving import (
+from simulators._serving import (
     ContractServingApp,
     ScriptedFault,
     install_fault_filter,

@@ -1,6 +1,6 @@
 """Population-registry simulator: a spyne service for ``wsdl/upstream/population-registry.wsdl``.
 
-It answers from the synthetic people of :mod:`gateway.soap.simulators.people`. The spyne models
+It answers from the synthetic people of :mod:`simulators.people`. The spyne models
 below mirror the authored WSDL type for type (names, order, occurrence, facets); the authored
 WSDL is what ``?wsdl`` serves and what clients are built from, and the tests validate the
 simulator's answers against it.
@@ -28,8 +28,8 @@ from spyne import (
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 
-from gateway.soap.simulators import people as seed
-from gateway.soap.simulators._serving import (
+from simulators import people as seed
+from simulators._serving import (
     ContractServingApp,
     ScriptedFault,
     install_fault_filter,
