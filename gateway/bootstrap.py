@@ -17,6 +17,8 @@ from typing import Any
 from gateway.config import ConfigError, Settings
 from gateway.domain import calendar
 from gateway.domain.model import Actor, CredentialKind
+from gateway.evidence.seal import Sealer, SealHealth, SealMetrics, SealWorker
+from gateway.evidence.tsa import TimeStampClient, load_certificates
 from gateway.services.actors import ActorFactory
 from gateway.services.authorities import AuthorityService
 from gateway.services.insurers import InsurerService
@@ -79,8 +81,16 @@ class Gateway:
     services: Services
     database: Database
     settings: Settings
+    sealer: Sealer | None = None
     _worker: threading.Thread | None = None
+    _seal_worker: SealWorker | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start_sealer(self) -> None:
+        """Seal the message log in the background (no-op without a TSA: log_tsa_url)."""
+        if self.sealer is not None and self._seal_worker is None:
+            self._seal_worker = SealWorker(self.sealer, self.settings.log_seal_interval_seconds)
+            self._seal_worker.start()
 
     def start_worker(self) -> None:
         """Finish SUBMITTED applications in the background (the registry was down)."""
@@ -100,6 +110,8 @@ class Gateway:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=5)
+        if self._seal_worker is not None:
+            self._seal_worker.stop()
         self.database.dispose()
 
 
@@ -124,6 +136,23 @@ def load_signer(settings: Settings) -> Signer:
         return SoftwareSigner.from_pkcs12(key, password)
     assert settings.signing_cert_file is not None
     return SoftwareSigner.from_pem(key, settings.signing_cert_file, password=password)
+
+
+def build_sealer(settings: Settings, log: MessageLog, signer: Signer) -> Sealer | None:
+    """The message-log sealer, or None when no TSA is configured (nothing gets sealed)."""
+    if not settings.log_tsa_url:
+        return None
+    tsa = TimeStampClient(
+        settings.log_tsa_url, load_certificates(list(settings.log_tsa_trust_anchors)),
+        timeout=settings.log_tsa_timeout_seconds,
+    )
+    return Sealer(
+        log, signer, tsa,
+        batch_max=settings.log_seal_batch_max,
+        settle=timedelta(seconds=settings.log_seal_settle_seconds),
+        heartbeat=timedelta(seconds=settings.log_seal_heartbeat_seconds),
+        anchor_file=settings.log_anchor_file,
+    )
 
 
 def policy_for(settings: Settings) -> SecurityPolicy:
@@ -204,6 +233,18 @@ def build_gateway(
             max_open_per_phone=settings.mobile_max_open_per_phone,
         )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
+    journal = MessageLog(database)
+    sealer = build_sealer(settings, journal, signer)
+    health_checks = [
+        HealthCheck("database", database.ping),
+        HealthCheck("population-registry", registry.ping),
+    ]
+    if sealer is not None:
+        health_checks.append(HealthCheck(
+            "message-log-seal",
+            SealHealth(sealer, timedelta(seconds=settings.log_seal_max_delay_seconds)),
+            critical=False,
+        ))
     endpoint = SoapEndpoint(
         contract=contract,
         dispatcher=SpyneDispatcher(build_application()),
@@ -212,7 +253,7 @@ def build_gateway(
         resolve_actor=resolve_actor,
         response_signer=signer,
         guard=SqlMessageGuard(database, ttl=timedelta(seconds=settings.idempotency_ttl_seconds)),
-        journal=MessageLog(database),
+        journal=journal,
         limits=ParserLimits(
             max_bytes=settings.max_message_bytes,
             max_depth=settings.max_xml_depth,
@@ -221,10 +262,7 @@ def build_gateway(
         unsigned_operations=settings.unsigned_operations,
         idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         public_url=settings.public_url,
-        health_checks=(
-            HealthCheck("database", database.ping),
-            HealthCheck("population-registry", registry.ping),
-        ),
+        health_checks=health_checks,
         clock=clock,
         resolve_session=services.mobile.resolve_session if services.mobile else None,
         on_lapsed_signature=DraftKeeper(
@@ -232,7 +270,10 @@ def build_gateway(
             contract, actors, registration,
         ),
     )
-    return Gateway(app=endpoint, services=services, database=database, settings=settings)
+    endpoint.registry.register(SealMetrics(  # type: ignore[arg-type]
+        journal, timedelta(seconds=settings.log_seal_settle_seconds)))
+    return Gateway(app=endpoint, services=services, database=database, settings=settings,
+                   sealer=sealer)
 
 
 def demo_settings(data_dir: Path, pki_dir: Path, **changes: Any) -> dict[str, Any]:

@@ -46,6 +46,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         overrides["population_url"] = simulators.population_url
         overrides["mobile_url"] = simulators.mobile_url
+    if simulators is not None and not base.log_tsa_url:
+        overrides["log_tsa_url"] = simulators.tsa_url
+        overrides["log_tsa_trust_anchors"] = (simulators.tsa.trust_anchor_path,)
+    if base.log_anchor_file is None:
+        overrides["log_anchor_file"] = data_dir / "message-log-anchor.json"
     if base.trust_anchors:  # an operator-provided trust list wins over the demo PKI
         for key in ("trust_anchors", "crls", "signing_key_file", "signing_cert_file"):
             overrides.pop(key, None)
@@ -54,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gateway = build_gateway(settings)
     load_demo_data(gateway.database)
     gateway.start_worker()
+    gateway.start_sealer()
     server = serve_in_thread(gateway.app, host=settings.host, port=settings.port)
     wsdl = f"{server.url.rstrip('/')}/soap?wsdl"
     print(f"DSMF insured-registration gateway on {server.url.rstrip('/')}/soap")
@@ -64,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if simulators is not None:
         print(f"  population-registry simulator: {simulators.population_url}")
         print(f"  mobile-signature simulator:    {simulators.mobile_url}")
+        print(f"  time-stamping (TSA) simulator: {simulators.tsa_url}")
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
     stop.wait()
@@ -83,10 +90,12 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     init_demo_pki(pki_dir)
     sims = start_simulators(
         pki_dir, host=args.host, population_port=args.population_port,
-        mobile_port=args.mobile_port,
+        mobile_port=args.mobile_port, tsa_port=args.tsa_port,
     )
     print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url})")
-    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})", flush=True)
+    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})")
+    print(f"time-stamping (TSA): {sims.tsa_url}  (trust anchor {sims.tsa.trust_anchor_path})",
+          flush=True)
     stop.wait()
     sims.stop()
     return 0
@@ -131,18 +140,88 @@ def cmd_load_insurers(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
     from persistence.db import Database
     from persistence.message_log import MessageLog
 
     settings = _settings(args, database_url=args.database_url)
-    log = MessageLog(Database(settings.effective_database_url))
-    if args.action == "verify":
-        report = log.verify_chain()
-        print(json.dumps({"ok": report.ok, "entries": report.entries,
-                          "first_bad_id": report.first_bad_id}))
-        return 0 if report.ok else 1
-    evidence = log.export_evidence(args.message_id)
-    print(json.dumps(evidence, indent=2, default=str))
+    database = Database(settings.effective_database_url)
+    log = MessageLog(database)
+    try:
+        if args.action == "verify":
+            return _log_verify(args, settings, log)
+        if args.action == "seal":
+            from gateway.bootstrap import build_sealer, load_signer
+
+            sealer = build_sealer(settings, log, load_signer(settings))
+            if sealer is None:
+                raise ConfigError("log seal needs a TSA: set log_tsa_url")
+            made = sealer.seal_all(force=args.force)
+            print(json.dumps({"seals": [s.number for s in made],
+                              "entries": sum(s.entry_count for s in made)}))
+            return 0
+        if args.action == "erase":
+            if args.before:
+                before = datetime.fromisoformat(args.before)
+            elif settings.log_retention_days > 0:
+                before = datetime.now(UTC) - timedelta(days=settings.log_retention_days)
+            else:
+                raise ConfigError("log erase needs --before or log_retention_days > 0")
+            if before.tzinfo is None:
+                raise ConfigError("--before needs a time zone (e.g. 2026-01-01T00:00:00+00:00)")
+            erased = 0
+            while (n := log.erase_payloads(before, datetime.now(UTC))) > 0:
+                erased += n
+            print(json.dumps({"erased": erased, "before": before.isoformat()}))
+            return 0
+        return _log_export(args, settings, log)
+    finally:
+        database.dispose()
+
+
+def _log_verify(args: argparse.Namespace, settings: Settings, log: Any) -> int:
+    from datetime import timedelta
+
+    from gateway.bootstrap import policy_for
+    from gateway.evidence.tsa import load_certificates
+    from gateway.evidence.verify import LogVerifier
+    from signing.trust import TrustStore
+    from signing.verifier import EnvelopeVerifier
+
+    if not settings.log_tsa_trust_anchors or not settings.trust_anchors:
+        raise ConfigError("log verify needs log_tsa_trust_anchors (the TSA's CA) and "
+                          "trust_anchors (for the seals' signatures)")
+    trust = TrustStore.from_paths(list(settings.trust_anchors), list(settings.crls),
+                                  require_crl=settings.require_crl)
+    verifier = LogVerifier(
+        log, load_certificates(list(settings.log_tsa_trust_anchors)),
+        EnvelopeVerifier(trust, policy_for(settings)),
+        settle=timedelta(seconds=settings.log_seal_settle_seconds),
+    )
+    anchor = Path(args.anchor) if args.anchor else settings.log_anchor_file
+    report = verifier.verify(
+        anchor=anchor if anchor is not None and (args.anchor or anchor.exists()) else None,
+        max_seal_age=timedelta(seconds=args.max_seal_age) if args.max_seal_age else None,
+    )
+    print(json.dumps(report.as_dict(), indent=1))
+    return 0 if report.ok else 1
+
+
+def _log_export(args: argparse.Namespace, settings: Settings, log: Any) -> int:
+    from gateway.evidence.export import EvidenceExporter
+
+    exporter = EvidenceExporter(
+        log, trust_anchors=list(settings.trust_anchors), crls=list(settings.crls),
+        tsa_trust_anchors=list(settings.log_tsa_trust_anchors),
+    )
+    if args.action == "export":
+        data = exporter.for_message(args.subject)
+    else:
+        data = exporter.for_application(args.subject)
+    out = Path(args.out or f"evidence-{args.subject}.zip")
+    out.write_bytes(data)
+    print(f"evidence written to {out} ({len(data)} bytes): unzip it and follow README.txt")
     return 0
 
 
@@ -178,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--population-port", type=int, default=8081)
     s.add_argument("--mobile-port", type=int, default=8082)
+    s.add_argument("--tsa-port", type=int, default=8083)
     s.add_argument("--pki-dir", default="var/pki")
     s.set_defaults(func=cmd_simulators)
 
@@ -196,10 +276,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--database-url")
     s.set_defaults(func=cmd_load_insurers)
 
-    s = sub.add_parser("log", help="the hash-chained message log")
-    s.add_argument("action", choices=["verify", "export"])
-    s.add_argument("message_id", nargs="?")
+    s = sub.add_parser("log", help="the sealed message log (docs/message-log.md)")
+    s.add_argument("action", choices=["verify", "seal", "export", "export-application", "erase"],
+                   help="verify: entries, seals, time-stamps; seal: seal what is unsealed now; "
+                        "export MESSAGE_ID / export-application APPLICATION_ID: evidence zip; "
+                        "erase: retention (payloads of old sealed entries)")
+    s.add_argument("subject", nargs="?", metavar="ID", help="the X-Road message id or the "
+                                                           "application id to export")
     s.add_argument("--database-url")
+    s.add_argument("--out", help="export: the zip file to write (default evidence-ID.zip)")
+    s.add_argument("--anchor", help="verify: the anchor file naming the newest seal "
+                                    "(default: log_anchor_file when it exists)")
+    s.add_argument("--max-seal-age", type=float, help="verify: fail when the newest seal is "
+                                                      "older than this many seconds")
+    s.add_argument("--force", action="store_true", help="seal: make a seal even if idle")
+    s.add_argument("--before", help="erase: entries logged before this ISO time (default: "
+                                    "log_retention_days ago)")
     s.set_defaults(func=cmd_log)
 
     s = sub.add_parser("finish-submitted", help="finish applications accepted while upstream "
@@ -219,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     # answer them as faults ourselves, so nothing of spyne's gets through.
     logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if args.command == "log" and args.action == "export" and not args.message_id:
-        print("log export needs a message id", file=sys.stderr)
+    if args.command == "log" and args.action.startswith("export") and not args.subject:
+        print(f"log {args.action} needs an id", file=sys.stderr)
         return 2
     try:
         result: int = args.func(args)

@@ -79,6 +79,21 @@ class Settings:
     # Certificate-to-identity mapping (signing.identity.IdentityMapping defaults).
     seal_policy_oid: str = "1.3.6.1.4.1.63311.1.1"
 
+    # The message log's seals (docs/message-log.md). Empty log_tsa_url: nothing is sealed
+    # (tests only; `serve` starts a TSA simulator); production points at the TSA's URL.
+    log_tsa_url: str = ""
+    log_tsa_trust_anchors: tuple[Path, ...] = ()  # the TSA's CA certificate(s), PEM
+    log_tsa_timeout_seconds: float = 10.0
+    log_seal_interval_seconds: float = 10.0  # how often the background sealer looks
+    log_seal_batch_max: int = 2000  # entries per seal at most
+    # Longer than any transaction lives: an entry whose id was taken earlier but committed
+    # later is still found by the sealer within this window.
+    log_seal_settle_seconds: float = 300.0
+    log_seal_heartbeat_seconds: float = 3600.0  # a seal at least this often, even if idle
+    log_seal_max_delay_seconds: float = 600.0  # older unsealed entries: readiness "degraded"
+    log_anchor_file: Path | None = None  # the newest seal, outside the database
+    log_retention_days: int = 0  # erase payloads of sealed entries older than this (0: never)
+
     # Domain limits.
     ssn_prefix: str = "1"
     ssn_serial_digits: int = 11
@@ -179,6 +194,16 @@ class Settings:
             problems.append("signing_key_file and signing_cert_file go together (or a .p12)")
         if not self.ssn_prefix.isdigit() or not 4 <= self.ssn_serial_digits <= 18:
             problems.append("ssn_prefix must be digits and ssn_serial_digits 4..18")
+        if self.log_tsa_url and not self.log_tsa_trust_anchors:
+            problems.append("log_tsa_url needs log_tsa_trust_anchors (the TSA's CA)")
+        if self.log_tsa_timeout_seconds <= 0 or self.log_seal_interval_seconds <= 0:
+            problems.append("log_tsa_timeout_seconds and log_seal_interval_seconds must be > 0")
+        if not 1 <= self.log_seal_batch_max <= 100_000:
+            problems.append("log_seal_batch_max must be 1..100000")
+        if self.log_seal_settle_seconds < 0 or self.log_seal_heartbeat_seconds <= 0:
+            problems.append("log_seal_settle_seconds >= 0 and log_seal_heartbeat_seconds > 0")
+        if self.log_retention_days < 0:
+            problems.append("log_retention_days must be >= 0 (0: keep payloads)")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
 

@@ -21,4 +21,6 @@ def create_app() -> SoapEndpoint:
     # answer (and log) them as faults ourselves, so nothing of spyne's gets through.
     logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
     gateway = build_gateway(Settings.load(), migrate=False)
+    # Every worker runs a sealer; the lease in the database lets one seal at a time.
+    gateway.start_sealer()
     return gateway.app

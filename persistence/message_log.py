@@ -1,107 +1,194 @@
-"""The message log: every signed request and response exactly as received or sent, hash-chained.
+"""The message log's storage: every signed request and response exactly as received or sent,
+appended without reading anything, sealed later in batches.
 
-For entry *n*::
+Writers never wait for each other: :func:`append_entries` is one plain ``INSERT`` in the
+caller's transaction (the request's unit of work, or its own for :meth:`MessageLog.append`). It
+reads no other row and takes no lock beyond the new row itself, so any number of workers on any
+number of hosts append in parallel; the order of entries is their id order.
 
-    payload_sha256[n] = SHA-256(payload[n])
-    chain_hash[n]     = SHA-256(chain_hash[n-1] || payload_sha256[n] || metadata[n])
+Integrity comes afterwards, from the sealer (``gateway.evidence.seal``): it reads entries that
+no seal covers yet, builds a Merkle tree over them, signs a seal document that chains to the
+previous seal, has it timestamped by a TSA (RFC 3161) and stores it here with one leaf row per
+entry (:meth:`MessageLog.store_seal`). What the hashes are is defined in
+``gateway.evidence.merkle``; this module only stores and reads rows.
 
-with the hashes as raw 32-byte values, ``chain_hash[0-1]`` = 32 zero bytes, and ``metadata[n]``
-the canonical JSON (sorted keys, no spaces, UTF-8) of ``at`` (UTC, ISO 8601 with microseconds),
-``direction``, ``message_id``, ``correlation_id``, ``actor_fin``, ``voen`` and ``operation``.
-Changing, removing or reordering any entry breaks the chain at that entry or the next one.
-(Cutting entries off the *end* is invisible to the chain itself: anchor ``ChainReport.last_hash``
-somewhere else — a signed daily statement — to cover that.)
+Which entries are "not sealed yet"? Ids are handed out before commit, so on PostgreSQL a
+transaction that started earlier may commit an entry with a lower id after a seal already
+covered higher ids. The sealer therefore looks for entries without a leaf row above a *floor*:
+the highest entry id covered by seals made more than ``settle`` ago (longer than any
+transaction lives), and takes them lowest id first.
 
-There is one chain, whatever the number of writers: ``append`` serialises on a transaction-level
-advisory lock on PostgreSQL (``pg_advisory_xact_lock``) and on SQLite's write lock (our
-transactions begin IMMEDIATE), so reading the head and inserting the next entry is atomic.
+Append-only is enforced by the database (migration ``0002_message_log_seals``): UPDATE and
+DELETE are refused on the log, its seals and leaves, except the retention procedure
+(:meth:`MessageLog.erase_payloads`), which may only empty the payload of a sealed entry and set
+``erased_at``; its digest stays and the seal still verifies.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, and_, func, insert, select, text, update
+from sqlalchemy.orm import Session
 
-from gateway.domain.errors import NotFound
+from gateway.domain.errors import Conflict, NotFound
 from persistence.db import Database
 from persistence.errors import translates
-from persistence.tables import Direction, MessageLogRow
+from persistence.tables import (
+    Direction,
+    MessageLogLeafRow,
+    MessageLogRow,
+    MessageLogSealRow,
+    MessageLogSubjectRow,
+    SealerLeaseRow,
+)
 
-GENESIS_HASH = "00" * 32
-# Any constant works; it only has to be the same in every process ("DSMF-LOG" in ASCII).
-_ADVISORY_LOCK_KEY = 0x44534D462D4C4F47
-_VERIFY_BATCH = 1000
+_LEASE_ROW = 1
 
 
 @dataclass(frozen=True, slots=True)
-class ChainReport:
-    ok: bool
-    entries: int
-    first_bad_id: int | None
-    last_hash: str | None = None
+class LogEntry:
+    """One message to log: the bytes exactly as on the wire, and what it was about."""
+
+    direction: str
+    payload: bytes
+    message_id: str | None = None
+    correlation_id: str | None = None
+    actor_fin: str | None = None
+    voen: str | None = None
+    operation: str | None = None
+    at: datetime | None = None  # default: now (UTC)
 
 
-def canonical_metadata(
-    *,
-    at: datetime,
-    direction: str,
-    message_id: str | None,
-    correlation_id: str | None,
-    actor_fin: str | None,
-    voen: str | None,
-    operation: str | None,
-) -> bytes:
-    document = {
-        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "direction": direction,
-        "message_id": message_id,
-        "correlation_id": correlation_id,
-        "actor_fin": actor_fin,
-        "voen": voen,
-        "operation": operation,
-    }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    id: int
+    at: datetime
+    direction: str
+    message_id: str | None
+    correlation_id: str | None
+    actor_fin: str | None
+    voen: str | None
+    operation: str | None
+    payload: bytes
+    payload_sha256: str
+    erased_at: datetime | None
 
 
-def chain_hash(prev_hash: str, payload_sha256: str, metadata: bytes) -> str:
-    digest = hashlib.sha256()
-    digest.update(bytes.fromhex(prev_hash))
-    digest.update(bytes.fromhex(payload_sha256))
-    digest.update(metadata)
-    return digest.hexdigest()
+@dataclass(frozen=True, slots=True)
+class StoredSeal:
+    number: int
+    sealed_at: datetime
+    first_entry_id: int | None
+    last_entry_id: int | None
+    entry_count: int
+    tree_head: str
+    seal_xml: bytes
+    seal_sha256: str
+    tsa_token: bytes
+    tsa_time: datetime
 
 
-def _metadata_of(row: MessageLogRow) -> bytes:
-    return canonical_metadata(
-        at=row.at,
-        direction=row.direction,
-        message_id=row.message_id,
-        correlation_id=row.correlation_id,
-        actor_fin=row.actor_fin,
-        voen=row.voen,
-        operation=row.operation,
-    )
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    entry_id: int
+    seal_number: int
+    leaf_index: int
+    leaf_hash: str
 
 
-def _table() -> Table:
-    table = MessageLogRow.__table__
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Entries no seal covers yet (above the floor), and the newest seal."""
+
+    unsealed: int
+    oldest_unsealed_at: datetime | None
+    last_seal: StoredSeal | None
+
+
+class SealConflict(Conflict):
+    """Another sealer stored a seal first (its lease had run out): this batch is dropped."""
+
+    code = "Server.MessageLog.SealConflict"
+
+
+def _table(row: type[Any]) -> Table:
+    table = row.__table__
     assert isinstance(table, Table)
     return table
 
 
+def _hex_sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -> list[int]:
+    """Insert ``entries`` in the caller's transaction; returns their ids, in order.
+
+    One ``INSERT`` that reads no other row and takes no lock, so concurrent writers never wait
+    for each other here (sealing happens later, in batches).
+    """
+    if not entries:
+        return []
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "at": entry.at or now,
+            "direction": Direction(entry.direction).value,
+            "message_id": entry.message_id,
+            "correlation_id": entry.correlation_id,
+            "actor_fin": entry.actor_fin,
+            "voen": entry.voen,
+            "operation": entry.operation,
+            "payload": entry.payload,
+            "payload_sha256": _hex_sha256(entry.payload),
+            "erased_at": None,
+        }
+        for entry in entries
+    ]
+    table = _table(MessageLogRow)
+    if len(rows) == 1:
+        return [int(session.execute(insert(table).returning(table.c.id), rows[0]).scalar_one())]
+    result = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    )
+    return [int(i) for i in result.scalars().all()]
+
+
+def _entry(row: MessageLogRow) -> StoredEntry:
+    return StoredEntry(
+        id=row.id, at=row.at, direction=row.direction, message_id=row.message_id,
+        correlation_id=row.correlation_id, actor_fin=row.actor_fin, voen=row.voen,
+        operation=row.operation, payload=row.payload, payload_sha256=row.payload_sha256,
+        erased_at=row.erased_at,
+    )
+
+
+def _seal(row: MessageLogSealRow) -> StoredSeal:
+    return StoredSeal(
+        number=row.number, sealed_at=row.sealed_at, first_entry_id=row.first_entry_id,
+        last_entry_id=row.last_entry_id, entry_count=row.entry_count, tree_head=row.tree_head,
+        seal_xml=row.seal_xml, seal_sha256=row.seal_sha256, tsa_token=row.tsa_token,
+        tsa_time=row.tsa_time,
+    )
+
+
+def _leaf(row: MessageLogLeafRow) -> Leaf:
+    return Leaf(row.entry_id, row.seal_number, row.leaf_index, row.leaf_hash)
+
+
 class MessageLog:
-    """Append-only, hash-chained log of signed messages (``message_log`` table)."""
+    """The ``message_log`` table and its seals."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    # -- appending -------------------------------------------------------------------------
 
     @translates
     def append(
@@ -115,11 +202,11 @@ class MessageLog:
         voen: str | None = None,
         operation: str | None = None,
     ) -> int:
-        """Appends one message (bytes exactly as on the wire); returns its entry id."""
-        return self._append_all(
-            [(Direction(direction).value, payload)], message_id=message_id,
-            correlation_id=correlation_id, actor_fin=actor_fin, voen=voen, operation=operation,
-        )[0]
+        """Appends one message (bytes exactly as on the wire) in its own transaction."""
+        entry = LogEntry(Direction(direction).value, payload, message_id, correlation_id,
+                         actor_fin, voen, operation)
+        with self._db.transaction() as s:
+            return append_entries(s, [entry])[0]
 
     @translates
     def append_exchange(
@@ -133,168 +220,241 @@ class MessageLog:
         voen: str | None = None,
         operation: str | None = None,
     ) -> list[int]:
-        """A request and its response, adjacent in the chain, in one transaction (one commit
-        per exchange instead of two). ``request`` is None when it was never read (too large)."""
-        messages = [(Direction.IN.value, request)] if request is not None else []
-        messages.append((Direction.OUT.value, response))
-        return self._append_all(
-            messages, message_id=message_id, correlation_id=correlation_id,
-            actor_fin=actor_fin, voen=voen, operation=operation,
+        """A request and its response in one transaction. ``request`` is None when it was
+        never read (too large)."""
+        common = {"message_id": message_id, "correlation_id": correlation_id,
+                  "actor_fin": actor_fin, "voen": voen, "operation": operation}
+        entries = [LogEntry(Direction.IN.value, request, **common)] if request is not None else []
+        entries.append(LogEntry(Direction.OUT.value, response, **common))
+        with self._db.transaction() as s:
+            return append_entries(s, entries)
+
+    # -- sealing ---------------------------------------------------------------------------
+
+    @translates
+    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take (or renew) the sealer lease; False while another holder's lease runs."""
+        table = _table(SealerLeaseRow)
+        with self._db.transaction() as s:
+            result = s.execute(
+                update(table)
+                .where(table.c.id == _LEASE_ROW)
+                .where((table.c.holder.is_(None)) | (table.c.holder == holder)
+                       | (table.c.expires_at < now))
+                .values(holder=holder, expires_at=now + ttl)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    @translates
+    def release_lease(self, holder: str) -> None:
+        table = _table(SealerLeaseRow)
+        with self._db.transaction() as s:
+            s.execute(update(table).where(table.c.id == _LEASE_ROW)
+                      .where(table.c.holder == holder).values(holder=None, expires_at=None))
+
+    def _floor(self, s: Session, now: datetime, settle: timedelta) -> int:
+        return int(s.scalar(
+            select(func.max(MessageLogSealRow.last_entry_id))
+            .where(MessageLogSealRow.sealed_at < now - settle)
+        ) or 0)
+
+    def _unsealed_query(self, floor: int) -> Any:
+        return (
+            select(MessageLogRow)
+            .where(MessageLogRow.id > floor)
+            .where(~select(MessageLogLeafRow.entry_id)
+                   .where(MessageLogLeafRow.entry_id == MessageLogRow.id).exists())
         )
 
-    def _append_all(
+    @translates
+    def last_seal(self) -> StoredSeal | None:
+        with self._db.transaction() as s:
+            row = s.scalars(
+                select(MessageLogSealRow).order_by(MessageLogSealRow.number.desc()).limit(1)
+            ).first()
+            return _seal(row) if row is not None else None
+
+    @translates
+    def unsealed(self, now: datetime, settle: timedelta, limit: int) -> list[StoredEntry]:
+        """Entries no seal covers yet, lowest id first (see the module docstring)."""
+        with self._db.transaction() as s:
+            floor = self._floor(s, now, settle)
+            rows = s.scalars(self._unsealed_query(floor).order_by(MessageLogRow.id).limit(limit))
+            return [_entry(r) for r in rows]
+
+    @translates
+    def backlog(self, now: datetime, settle: timedelta) -> Backlog:
+        with self._db.transaction() as s:
+            floor = self._floor(s, now, settle)
+            sub = self._unsealed_query(floor).subquery()
+            count, oldest = s.execute(select(func.count(), func.min(sub.c.at))).one()
+            row = s.scalars(
+                select(MessageLogSealRow).order_by(MessageLogSealRow.number.desc()).limit(1)
+            ).first()
+            return Backlog(int(count), oldest, _seal(row) if row is not None else None)
+
+    @translates
+    def store_seal(
         self,
-        messages: list[tuple[str, bytes]],
-        *,
-        message_id: str | None,
-        correlation_id: str | None,
-        actor_fin: str | None,
-        voen: str | None,
-        operation: str | None,
-    ) -> list[int]:
-        ids: list[int] = []
+        seal: StoredSeal,
+        leaves: Sequence[Leaf],
+        subjects: Sequence[tuple[str, int]],
+    ) -> None:
+        """Store a seal with its leaves, if it still follows the newest seal; otherwise
+        ``SealConflict`` and nothing is written."""
+        with self._db.transaction() as s:
+            newest = s.scalar(select(func.max(MessageLogSealRow.number))) or 0
+            if newest != seal.number - 1:
+                raise SealConflict(f"seal {seal.number} no longer follows seal {newest}")
+            s.execute(insert(_table(MessageLogSealRow)), {
+                "number": seal.number, "sealed_at": seal.sealed_at,
+                "first_entry_id": seal.first_entry_id, "last_entry_id": seal.last_entry_id,
+                "entry_count": seal.entry_count, "tree_head": seal.tree_head,
+                "seal_xml": seal.seal_xml, "seal_sha256": seal.seal_sha256,
+                "tsa_token": seal.tsa_token, "tsa_time": seal.tsa_time,
+            })
+            if leaves:
+                s.execute(insert(_table(MessageLogLeafRow)), [
+                    {"entry_id": leaf.entry_id, "seal_number": leaf.seal_number,
+                     "leaf_index": leaf.leaf_index, "leaf_hash": leaf.leaf_hash}
+                    for leaf in leaves
+                ])
+            if subjects:
+                s.execute(insert(_table(MessageLogSubjectRow)), [
+                    {"application_id": app, "entry_id": entry_id} for app, entry_id in subjects
+                ])
+
+    # -- reading for verification and evidence -------------------------------------------------
+
+    @translates
+    def seals(self, after: int = 0, limit: int = 100) -> list[StoredSeal]:
+        with self._db.transaction() as s:
+            rows = s.scalars(select(MessageLogSealRow).where(MessageLogSealRow.number > after)
+                             .order_by(MessageLogSealRow.number).limit(limit))
+            return [_seal(r) for r in rows]
+
+    @translates
+    def seal(self, number: int) -> StoredSeal:
+        with self._db.transaction() as s:
+            row = s.get(MessageLogSealRow, number)
+            if row is None:
+                raise NotFound(f"no seal {number}", code="Client.NotFound.Seal")
+            return _seal(row)
+
+    @translates
+    def sealed_entries(self, number: int) -> list[tuple[Leaf, StoredEntry | None]]:
+        """The leaves of seal ``number`` in leaf order, each with its entry (None: deleted)."""
+        with self._db.transaction() as s:
+            rows = s.execute(
+                select(MessageLogLeafRow, MessageLogRow)
+                .outerjoin(MessageLogRow, MessageLogRow.id == MessageLogLeafRow.entry_id)
+                .where(MessageLogLeafRow.seal_number == number)
+                .order_by(MessageLogLeafRow.leaf_index)
+            ).all()
+            return [(_leaf(leaf), _entry(entry) if entry is not None else None)
+                    for leaf, entry in rows]
+
+    @translates
+    def leaf_hashes(self, number: int) -> list[str]:
+        with self._db.transaction() as s:
+            return list(s.scalars(
+                select(MessageLogLeafRow.leaf_hash)
+                .where(MessageLogLeafRow.seal_number == number)
+                .order_by(MessageLogLeafRow.leaf_index)
+            ))
+
+    @translates
+    def entries_without_leaf(self, limit: int = 1000) -> list[StoredEntry]:
+        """Every entry no seal covers (a full scan: for verification, not the hot path)."""
+        with self._db.transaction() as s:
+            rows = s.scalars(self._unsealed_query(0).order_by(MessageLogRow.id).limit(limit))
+            return [_entry(r) for r in rows]
+
+    @translates
+    def count_entries(self) -> int:
+        with self._db.transaction() as s:
+            return int(s.scalar(select(func.count()).select_from(MessageLogRow)) or 0)
+
+    @translates
+    def entries_of_message(self, message_id: str) -> list[tuple[StoredEntry, Leaf | None]]:
+        """The entries logged under X-Road message id ``message_id`` (request, response), each
+        with its leaf (None while not sealed). ``NotFound`` (``Client.NotFound.Message``)."""
+        with self._db.transaction() as s:
+            rows = s.execute(
+                select(MessageLogRow, MessageLogLeafRow)
+                .outerjoin(MessageLogLeafRow, MessageLogLeafRow.entry_id == MessageLogRow.id)
+                .where(MessageLogRow.message_id == message_id)
+                .order_by(MessageLogRow.id)
+            ).all()
+        if not rows:
+            raise NotFound(f"no logged message {message_id}", code="Client.NotFound.Message")
+        return [(_entry(e), _leaf(leaf) if leaf is not None else None) for e, leaf in rows]
+
+    @translates
+    def entries_of_application(self, application_id: str) -> list[tuple[StoredEntry, Leaf]]:
+        """Every sealed entry that mentions ``application_id`` and, for each, the other entries
+        of the same exchange (same correlation id), so requests come with their answers."""
+        with self._db.transaction() as s:
+            ids = select(MessageLogSubjectRow.entry_id).where(
+                MessageLogSubjectRow.application_id == application_id)
+            correlations = select(MessageLogRow.correlation_id).where(MessageLogRow.id.in_(ids))
+            rows = s.execute(
+                select(MessageLogRow, MessageLogLeafRow)
+                .join(MessageLogLeafRow, MessageLogLeafRow.entry_id == MessageLogRow.id)
+                .where(MessageLogRow.id.in_(ids)
+                       | and_(MessageLogRow.correlation_id.is_not(None),
+                              MessageLogRow.correlation_id.in_(correlations)))
+                .order_by(MessageLogRow.id)
+            ).all()
+        if not rows:
+            raise NotFound(f"no sealed message about application {application_id}",
+                           code="Client.NotFound.Message")
+        return [(_entry(e), _leaf(leaf)) for e, leaf in rows]
+
+    # -- retention -------------------------------------------------------------------------
+
+    @translates
+    def erase_payloads(self, logged_before: datetime, now: datetime, limit: int = 1000) -> int:
+        """The retention procedure: empties the payloads (personal data) of sealed entries
+        logged before ``logged_before``; the digest, the metadata and the leaf stay, so seals
+        and other messages' evidence still verify. Returns how many were erased."""
+        table = _table(MessageLogRow)
+        sealed = select(MessageLogLeafRow.entry_id).where(
+            MessageLogLeafRow.entry_id == MessageLogRow.id).exists()
         with self._db.transaction() as s:
             if self._db.dialect == "postgresql":
-                s.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
-            prev = s.scalar(
-                select(MessageLogRow.chain_hash).order_by(MessageLogRow.id.desc()).limit(1)
-            ) or GENESIS_HASH
-            for direction, payload in messages:
-                payload_sha256 = hashlib.sha256(payload).hexdigest()
-                # Taken under the lock, so times never go backwards along the chain.
-                at = datetime.now(UTC)
-                metadata = canonical_metadata(
-                    at=at, direction=direction, message_id=message_id,
-                    correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
-                    operation=operation,
-                )
-                link = chain_hash(prev, payload_sha256, metadata)
-                entry_id = s.execute(
-                    insert(_table()).returning(_table().c.id),
-                    {
-                        "at": at,
-                        "direction": direction,
-                        "message_id": message_id,
-                        "correlation_id": correlation_id,
-                        "actor_fin": actor_fin,
-                        "voen": voen,
-                        "operation": operation,
-                        "payload": payload,
-                        "payload_sha256": payload_sha256,
-                        "prev_hash": prev,
-                        "chain_hash": link,
-                    },
-                ).scalar_one()
-                ids.append(int(entry_id))
-                prev = link
-        return ids
+                # The append-only trigger lets this one change through, nothing else.
+                s.execute(text("SELECT set_config('dsmf.message_log_retention', 'on', true)"))
+            ids = list(s.scalars(
+                select(MessageLogRow.id)
+                .where(MessageLogRow.at < logged_before, MessageLogRow.erased_at.is_(None), sealed)
+                .order_by(MessageLogRow.id).limit(limit)
+            ))
+            if not ids:
+                return 0
+            s.execute(update(table).where(table.c.id.in_(ids)).values(payload=b"", erased_at=now))
+            return len(ids)
 
-    @translates
-    def verify_chain(self) -> ChainReport:
-        """Recomputes every hash from the stored bytes, oldest first, in batches (each its own
-        short transaction, so writers are not held up)."""
-        prev = GENESIS_HASH
-        last_id = 0
-        entries = 0
-        while True:
-            with self._db.transaction() as s:
-                rows = list(
-                    s.scalars(
-                        select(MessageLogRow)
-                        .where(MessageLogRow.id > last_id)
-                        .order_by(MessageLogRow.id)
-                        .limit(_VERIFY_BATCH)
-                    )
-                )
-            if not rows:
-                return ChainReport(ok=True, entries=entries, first_bad_id=None,
-                                   last_hash=None if entries == 0 else prev)
-            for row in rows:
-                entries += 1
-                payload_sha256 = hashlib.sha256(row.payload).hexdigest()
-                expected = chain_hash(prev, payload_sha256, _metadata_of(row))
-                if (
-                    row.payload_sha256 != payload_sha256
-                    or row.prev_hash != prev
-                    or row.chain_hash != expected
-                ):
-                    return ChainReport(ok=False, entries=entries, first_bad_id=row.id,
-                                       last_hash=None)
-                prev = row.chain_hash
-                last_id = row.id
 
-    @translates
-    def export_evidence(self, message_id: str) -> dict[str, Any]:
-        """Everything needed to show a third party what was exchanged under ``message_id``:
-        each logged entry (request, response) with its payload (base64), hashes, the canonical
-        metadata, its position in the chain and its neighbours' hashes, and whether the hashes
-        recompute. Raises ``NotFound`` (``Client.NotFound.Message``) for an unknown id."""
-        with self._db.transaction() as s:
-            rows = list(
-                s.scalars(
-                    select(MessageLogRow)
-                    .where(MessageLogRow.message_id == message_id)
-                    .order_by(MessageLogRow.id)
-                )
-            )
-            if not rows:
-                raise NotFound(f"no logged message {message_id}", code="Client.NotFound.Message")
-            entries = []
-            for row in rows:
-                before = s.execute(
-                    select(MessageLogRow.id, MessageLogRow.chain_hash)
-                    .where(MessageLogRow.id < row.id)
-                    .order_by(MessageLogRow.id.desc())
-                    .limit(1)
-                ).one_or_none()
-                after = s.execute(
-                    select(MessageLogRow.id, MessageLogRow.prev_hash, MessageLogRow.chain_hash)
-                    .where(MessageLogRow.id > row.id)
-                    .order_by(MessageLogRow.id)
-                    .limit(1)
-                ).one_or_none()
-                entries.append(self._evidence_entry(row, before, after))
-        requests = [e for e in entries if e["direction"] == Direction.IN.value]
-        responses = [e for e in entries if e["direction"] == Direction.OUT.value]
-        return {
-            "message_id": message_id,
-            "hash_algorithm": "sha256",
-            "chain_rule": "chain_hash = sha256(prev_hash || payload_sha256 || metadata_canonical)"
-            " over raw digest bytes; genesis prev_hash = 32 zero bytes",
-            "genesis_hash": GENESIS_HASH,
-            "request": requests[0] if requests else None,
-            "response": responses[-1] if responses else None,
-            "entries": entries,
-        }
+def iterate_seals(log: MessageLog, batch: int = 100) -> Iterator[StoredSeal]:
+    """Every seal, oldest first, read in short transactions."""
+    after = 0
+    while True:
+        chunk = log.seals(after, batch)
+        if not chunk:
+            return
+        yield from chunk
+        after = chunk[-1].number
 
-    @staticmethod
-    def _evidence_entry(row: MessageLogRow, before: Any, after: Any) -> dict[str, Any]:
-        metadata = _metadata_of(row)
-        payload_sha256 = hashlib.sha256(row.payload).hexdigest()
-        return {
-            "id": row.id,
-            "direction": row.direction,
-            "at": row.at.isoformat(timespec="microseconds"),
-            "message_id": row.message_id,
-            "correlation_id": row.correlation_id,
-            "actor_fin": row.actor_fin,
-            "voen": row.voen,
-            "operation": row.operation,
-            "payload_base64": base64.b64encode(row.payload).decode("ascii"),
-            "payload_sha256": row.payload_sha256,
-            "metadata_canonical": metadata.decode("utf-8"),
-            "prev_hash": row.prev_hash,
-            "chain_hash": row.chain_hash,
-            "hashes_recompute": (
-                payload_sha256 == row.payload_sha256
-                and chain_hash(row.prev_hash, payload_sha256, metadata) == row.chain_hash
-            ),
-            "previous": None
-            if before is None
-            else {"id": before.id, "chain_hash": before.chain_hash},
-            "next": None
-            if after is None
-            else {"id": after.id, "prev_hash": after.prev_hash, "chain_hash": after.chain_hash},
-            "linked_to_previous": (before.chain_hash if before else GENESIS_HASH)
-            == row.prev_hash,
-        }
+
+__all__ = [
+    "Backlog",
+    "Leaf",
+    "LogEntry",
+    "MessageLog",
+    "SealConflict",
+    "StoredEntry",
+    "StoredSeal",
+    "append_entries",
+    "iterate_seals",
+]

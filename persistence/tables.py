@@ -401,10 +401,11 @@ class IdempotencyRow(Base):
 
 
 class MessageLogRow(Base):
-    """Every signed request and response exactly as received / sent, hash-chained.
+    """Every signed request and response exactly as received / sent (append-only).
 
-    ``chain_hash = sha256(prev_chain_hash || sha256(payload) || canonical metadata)``; see
-    ``persistence.message_log``.
+    A plain insert that reads nothing else: sealing (``message_log_seals``) happens later, in
+    batches; see ``persistence.message_log``. ``erased_at`` is set (and ``payload`` emptied)
+    by the retention procedure, the only change the database accepts.
     """
 
     __tablename__ = "message_log"
@@ -420,5 +421,60 @@ class MessageLogRow(Base):
     operation: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     payload_sha256: Mapped[str] = mapped_column(String(64))
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    chain_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class MessageLogSealRow(Base):
+    """One sealed batch of log entries: the signed seal document (a Merkle tree head chained
+    to the previous seal) and its RFC 3161 time-stamp token, exactly as stored."""
+
+    __tablename__ = "message_log_seals"
+
+    number: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=False)
+    sealed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    first_entry_id: Mapped[int | None] = mapped_column(AutoId, nullable=True)
+    last_entry_id: Mapped[int | None] = mapped_column(AutoId, nullable=True)
+    entry_count: Mapped[int] = mapped_column(Integer)
+    tree_head: Mapped[str] = mapped_column(String(64))
+    seal_xml: Mapped[bytes] = mapped_column(LargeBinary)
+    seal_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    tsa_token: Mapped[bytes] = mapped_column(LargeBinary)
+    tsa_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MessageLogLeafRow(Base):
+    """Which seal covers which entry, at which leaf of its Merkle tree (one row per entry)."""
+
+    __tablename__ = "message_log_leaves"
+
+    entry_id: Mapped[int] = mapped_column(
+        AutoId, ForeignKey("message_log.id"), primary_key=True, autoincrement=False
+    )
+    seal_number: Mapped[int] = mapped_column(
+        AutoId, ForeignKey("message_log_seals.number"), index=True
+    )
+    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+
+
+class MessageLogSubjectRow(Base):
+    """The applications a sealed entry mentions (filled by the sealer, off the hot path), so
+    the evidence about one application is found without reading every payload."""
+
+    __tablename__ = "message_log_subjects"
+
+    application_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        AutoId, ForeignKey("message_log.id"), primary_key=True, autoincrement=False
+    )
+
+
+class SealerLeaseRow(Base):
+    """One row: which sealer (process) may seal until when, so one sealer runs at a time
+    across processes and hosts, and a crashed one is replaced when its lease runs out."""
+
+    __tablename__ = "message_log_sealer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

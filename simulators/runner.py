@@ -1,5 +1,6 @@
-"""Start both upstream simulators on loopback (tests, the embedded demo, ``dsmf-gateway
-simulators``)."""
+"""Start the simulators on loopback (tests, the embedded demo, ``dsmf-gateway simulators``): the
+population registry and Asan İmza (upstream services) and a time-stamping authority (RFC 3161,
+for the message log's seals)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from simulators.mobile import PATH as MOBILE_PATH
 from simulators.mobile import MobileSignatureSimulator, create_mobile_app
 from simulators.population import PATH as POPULATION_PATH
 from simulators.population import create_population_app
+from simulators.tsa import PATH as TSA_PATH
+from simulators.tsa import TsaSimulator, create_tsa_app
 
 __all__ = ["Simulators", "run_forever", "start_simulators"]
 
@@ -26,11 +29,17 @@ def _default_wsdl_dir() -> Path:
 
 @dataclass
 class Simulators:
-    """Both simulators, running. ``mssp`` is the mobile simulator's state (for tests)."""
+    """The simulators, running. ``mssp`` and ``tsa`` are their state (for tests)."""
 
     population_server: RunningServer
     mobile_server: RunningServer
     mssp: MobileSignatureSimulator
+    tsa_server: RunningServer
+    tsa: TsaSimulator
+
+    @property
+    def tsa_url(self) -> str:
+        return self.tsa_server.url.rstrip("/") + TSA_PATH
 
     @property
     def population_url(self) -> str:
@@ -51,6 +60,7 @@ class Simulators:
     def stop(self) -> None:
         self.population_server.stop()
         self.mobile_server.stop()
+        self.tsa_server.stop()
 
     def __enter__(self) -> Simulators:
         return self
@@ -65,6 +75,7 @@ def start_simulators(
     host: str = "127.0.0.1",
     population_port: int = 0,
     mobile_port: int = 0,
+    tsa_port: int = 0,
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
     wsdl_dir: Path | None = None,
@@ -72,7 +83,8 @@ def start_simulators(
     """Serves the population registry and the mobile-signature service, each on its own port.
 
     ``pki_dir`` holds a test PKI (:func:`signing.testpki.build_test_pki`): the Asan İmza holders'
-    keys sign on the simulated phones. Ports 0 pick free ports; the URLs are on the result.
+    keys sign on the simulated phones; the TSA keeps its own PKI in ``pki_dir/tsa``. Ports 0
+    pick free ports; the URLs are on the result.
     """
     wsdl_dir = wsdl_dir or _default_wsdl_dir()
     mssp = MobileSignatureSimulator.from_test_pki(
@@ -81,12 +93,17 @@ def start_simulators(
     population_app = create_population_app(wsdl_dir)
     mobile_app = create_mobile_app(wsdl_dir, mssp)
     population_server = serve_in_thread(population_app, host=host, port=population_port)
+    tsa = TsaSimulator.in_directory(Path(pki_dir) / "tsa")
+    started = [population_server]
     try:
         mobile_server = serve_in_thread(mobile_app, host=host, port=mobile_port)
+        started.append(mobile_server)
+        tsa_server = serve_in_thread(create_tsa_app(tsa), host=host, port=tsa_port)
     except BaseException:
-        population_server.stop()
+        for server in started:
+            server.stop()
         raise
-    return Simulators(population_server, mobile_server, mssp)
+    return Simulators(population_server, mobile_server, mssp, tsa_server, tsa)
 
 
 def run_forever(
@@ -118,6 +135,8 @@ def run_forever(
         print(f"  WSDL: {simulators.population_wsdl_url}")
         print(f"mobile signature:    {simulators.mobile_url}")
         print(f"  WSDL: {simulators.mobile_wsdl_url}")
+        print(f"time-stamping (RFC 3161): {simulators.tsa_url}")
+        print(f"  TSA trust anchor: {simulators.tsa.trust_anchor_path}")
         print("Ctrl-C stops.", flush=True)
         stop.wait()
     finally:

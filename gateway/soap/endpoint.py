@@ -117,8 +117,13 @@ class RequestScope:
 
 @dataclass(frozen=True)
 class HealthCheck:
+    """``probe`` raises when ``name`` is not well. A failing critical check makes the gateway
+    "unavailable" (503); a non-critical one only "degraded" (200: requests are still served,
+    e.g. while the TSA is down and the message log waits to be sealed)."""
+
     name: str
     probe: Callable[[], None]
+    critical: bool = True
 
 
 @dataclass
@@ -235,15 +240,20 @@ class SoapEndpoint:
     def _health(self, start_response: Callable[..., Any]) -> list[bytes]:
         checks: dict[str, str] = {}
         healthy = True
+        degraded = False
         for check in self.health_checks:
             try:
                 check.probe()
                 checks[check.name] = "ok"
             except Exception as exc:  # noqa: BLE001 - any failure makes the service unhealthy
-                healthy = False
+                if check.critical:
+                    healthy = False
+                else:
+                    degraded = True
                 checks[check.name] = describe(exc).message if isinstance(
                     exc, GatewayError | SigningError) else f"{type(exc).__name__}"
-        body = json.dumps({"status": "ok" if healthy else "unavailable", "checks": checks})
+        status_text = "unavailable" if not healthy else "degraded" if degraded else "ok"
+        body = json.dumps({"status": status_text, "checks": checks})
         status = "200 OK" if healthy else "503 Service Unavailable"
         start_response(status, [("Content-Type", "application/json")])
         return [body.encode()]
