@@ -7,7 +7,6 @@ started for real on a free loopback port and stopped with SIGINT.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -295,12 +295,30 @@ def test_load_insurers_csv_names_the_bad_line(tmp_path: Path) -> None:
     assert rows(db_path, "SELECT count(*) FROM insurers") == [(0,)]
 
 
-# -- log verify / export --------------------------------------------------------------------------
+# -- log seal / verify / export / erase -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def log_pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from signing.testpki import build_test_pki
+
+    return build_test_pki(tmp_path_factory.mktemp("log-pki"))
+
+
+@pytest.fixture(scope="module")
+def tsa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    from gateway.wsgi_server import serve_in_thread
+    from simulators.tsa import PATH, TsaSimulator, create_tsa_app
+
+    tsa = TsaSimulator.in_directory(tmp_path_factory.mktemp("tsa"))
+    server = serve_in_thread(create_tsa_app(tsa))
+    yield server.url.rstrip("/") + PATH, tsa.trust_anchor_path
+    server.stop()
 
 
 @pytest.fixture
 def logged_db(tmp_path: Path) -> Iterator[Path]:
-    """A migrated SQLite database with four chained entries: two exchanges, m-1 and m-2."""
+    """A migrated SQLite database with two exchanges, m-1 and m-2 (not sealed yet)."""
     db_path = tmp_path / "log.db"
     done = cli("migrate", "--database-url", sqlite_url(db_path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -308,62 +326,103 @@ def logged_db(tmp_path: Path) -> Iterator[Path]:
     try:
         log = MessageLog(database)
         for n in (1, 2):
-            common = {"message_id": f"m-{n}", "correlation_id": f"c-{n}", "actor_fin": "6ZK4T2P",
-                      "voen": "1403567891", "operation": "FindPerson"}
-            log.append("IN", f"<request n='{n}'/>".encode(), **common)
-            log.append("OUT", f"<response n='{n}'/>".encode(), **common)
+            log.append_exchange(f"<request n='{n}'/>".encode(), f"<response n='{n}'/>".encode(),
+                                message_id=f"m-{n}", correlation_id=f"c-{n}",
+                                actor_fin="6ZK4T2P", voen="1403567891", operation="FindPerson")
     finally:
         database.dispose()
     yield db_path
 
 
-def test_log_verify_on_an_intact_chain(tmp_path: Path, logged_db: Path) -> None:
-    done = cli("log", "verify", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+def log_env(db_path: Path, pki: Any, tsa: tuple[str, Path], **extra: str) -> dict[str, str]:
+    gateway = pki.identity("gateway")
+    return clean_env(
+        DSMF_DATABASE_URL=sqlite_url(db_path),
+        DSMF_TRUST_ANCHORS=",".join(str(p) for p in pki.trust_anchor_paths),
+        DSMF_CRLS=str(pki.crl_path),
+        DSMF_SIGNING_KEY_FILE=str(gateway.key_path),
+        DSMF_SIGNING_CERT_FILE=str(gateway.cert_path),
+        DSMF_LOG_TSA_URL=tsa[0], DSMF_LOG_TSA_TRUST_ANCHORS=str(tsa[1]),
+        DSMF_LOG_SEAL_SETTLE_SECONDS="0", **extra,
+    )
+
+
+def test_log_seal_then_verify(tmp_path: Path, logged_db: Path, log_pki: Any,
+                              tsa_url: tuple[str, Path]) -> None:
+    env = log_env(logged_db, log_pki, tsa_url)
+    done = cli("log", "seal", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"ok": True, "entries": 4, "first_bad_id": None}
+    assert json.loads(done.stdout) == {"seals": [1], "entries": 4}
+    done = cli("log", "verify", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert (report["ok"], report["seals"], report["sealed_entries"]) == (True, 1, 4)
+    assert rows(logged_db, "SELECT count(*) FROM message_log_leaves") == [(4,)]
 
 
-def test_log_verify_finds_a_tampered_payload(tmp_path: Path, logged_db: Path) -> None:
+def test_log_verify_finds_a_tampered_payload(tmp_path: Path, logged_db: Path, log_pki: Any,
+                                             tsa_url: tuple[str, Path]) -> None:
+    env = log_env(logged_db, log_pki, tsa_url)
+    assert cli("log", "seal", cwd=tmp_path, env=env).returncode == 0
     (second_id,) = rows(logged_db, "SELECT id FROM message_log ORDER BY id")[1]
     with sqlite3.connect(logged_db) as conn:
+        conn.execute("DROP TRIGGER message_log_no_update")  # what only a DBA can do
         conn.execute("UPDATE message_log SET payload = ? WHERE id = ?",
                      (b"<response n='forged'/>", second_id))
-    done = cli("log", "verify", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    done = cli("log", "verify", cwd=tmp_path, env=env)
     assert done.returncode == 1
-    assert json.loads(done.stdout) == {"ok": False, "entries": 2, "first_bad_id": second_id}
+    assert json.loads(done.stdout)["problems"] == [
+        f"entry {second_id}: payload changed (digest differs)"]
 
 
-def test_log_verify_on_an_empty_log(tmp_path: Path) -> None:
+def test_the_database_refuses_to_change_the_log(logged_db: Path) -> None:
+    with sqlite3.connect(logged_db) as conn, pytest.raises(sqlite3.DatabaseError,
+                                                           match="append-only"):
+        conn.execute("DELETE FROM message_log")
+    assert rows(logged_db, "SELECT count(*) FROM message_log") == [(4,)]
+
+
+def test_log_verify_on_an_empty_log(tmp_path: Path, log_pki: Any,
+                                    tsa_url: tuple[str, Path]) -> None:
     db_path = tmp_path / "empty.db"
     assert cli("migrate", "--database-url", sqlite_url(db_path), cwd=tmp_path).returncode == 0
-    done = cli("log", "verify", "--database-url", sqlite_url(db_path), cwd=tmp_path)
+    done = cli("log", "verify", cwd=tmp_path, env=log_env(db_path, log_pki, tsa_url))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"ok": True, "entries": 0, "first_bad_id": None}
+    assert json.loads(done.stdout)["ok"] is True and json.loads(done.stdout)["seals"] == 0
 
 
-def test_log_export_prints_the_evidence(tmp_path: Path, logged_db: Path) -> None:
-    done = cli("log", "export", "m-2", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+def test_log_verify_without_the_tsa_anchor_is_exit_2(tmp_path: Path, logged_db: Path) -> None:
+    done = cli("log", "verify", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "log verify needs log_tsa_trust_anchors" in done.stderr
+
+
+def test_log_export_writes_the_evidence_zip(tmp_path: Path, logged_db: Path, log_pki: Any,
+                                            tsa_url: tuple[str, Path]) -> None:
+    import zipfile
+
+    env = log_env(logged_db, log_pki, tsa_url)
+    done = cli("log", "export", "m-2", cwd=tmp_path, env=env)
+    assert done.returncode == 2  # not sealed yet: nothing to prove
+    assert "not sealed yet" in done.stderr
+    assert cli("log", "seal", cwd=tmp_path, env=env).returncode == 0
+    done = cli("log", "export", "m-2", "--out", str(tmp_path / "m2.zip"), cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
-    evidence = json.loads(done.stdout)
-    assert evidence["message_id"] == "m-2"
-    assert evidence["hash_algorithm"] == "sha256"
-    assert [e["direction"] for e in evidence["entries"]] == ["IN", "OUT"]
-    request, response = evidence["request"], evidence["response"]
-    assert base64.b64decode(request["payload_base64"]) == b"<request n='2'/>"
-    assert base64.b64decode(response["payload_base64"]) == b"<response n='2'/>"
-    assert request["payload_sha256"] == hashlib.sha256(b"<request n='2'/>").hexdigest()
-    assert request["correlation_id"] == "c-2" and request["actor_fin"] == "6ZK4T2P"
-    assert all(e["hashes_recompute"] and e["linked_to_previous"] for e in evidence["entries"])
-    # Its place in the chain: after m-1's response, the response is the last entry.
-    ids = [i for (i,) in rows(logged_db, "SELECT id FROM message_log ORDER BY id")]
-    assert request["id"] == ids[2] and request["previous"]["id"] == ids[1]
-    assert request["next"]["id"] == response["id"] == ids[3]
-    assert response["next"] is None
-    assert response["prev_hash"] == request["chain_hash"]
+    with zipfile.ZipFile(tmp_path / "m2.zip") as archive:
+        names = set(archive.namelist())
+        assert {"README.txt", "verify_inclusion.py", "seals/seal-1.xml", "seals/seal-1.tst",
+                "certs/tsa-ca.pem", "certs/crls.pem"} <= names
+        (request,) = [n for n in names if n.endswith("-in.xml")]
+        assert archive.read(request) == b"<request n='2'/>"
+        readme = archive.read("README.txt").decode()
+        digest = hashlib.sha256(b"<request n='2'/>").hexdigest()
+        assert f"sha256sum must print {digest}" in readme
 
 
-def test_log_export_of_an_unknown_message_is_exit_2(tmp_path: Path, logged_db: Path) -> None:
-    done = cli("log", "export", "nope", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
+def test_log_export_of_an_unknown_message_is_exit_2(tmp_path: Path, logged_db: Path,
+                                                    log_pki: Any,
+                                                    tsa_url: tuple[str, Path]) -> None:
+    done = cli("log", "export", "nope", cwd=tmp_path, env=log_env(logged_db, log_pki, tsa_url))
     assert done.returncode == 2
     assert done.stderr == "dsmf-gateway: no logged message nope\n"
     assert done.stdout == ""
@@ -372,7 +431,21 @@ def test_log_export_of_an_unknown_message_is_exit_2(tmp_path: Path, logged_db: P
 def test_log_export_without_a_message_id_is_exit_2(tmp_path: Path, logged_db: Path) -> None:
     done = cli("log", "export", "--database-url", sqlite_url(logged_db), cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr == "log export needs a message id\n"
+    assert done.stderr == "log export needs an id\n"
+
+
+def test_log_erase_empties_old_sealed_payloads(tmp_path: Path, logged_db: Path, log_pki: Any,
+                                               tsa_url: tuple[str, Path]) -> None:
+    env = log_env(logged_db, log_pki, tsa_url)
+    assert cli("log", "seal", cwd=tmp_path, env=env).returncode == 0
+    before = datetime.now(UTC).isoformat()
+    done = cli("log", "erase", "--before", before, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["erased"] == 4
+    assert rows(logged_db, "SELECT count(*) FROM message_log WHERE length(payload) = 0 "
+                           "AND erased_at IS NOT NULL") == [(4,)]
+    done = cli("log", "verify", cwd=tmp_path, env=env)
+    assert done.returncode == 0 and json.loads(done.stdout)["erased_entries"] == 4
 
 
 # -- serve ----------------------------------------------------------------------------------------
