@@ -222,10 +222,13 @@ class MessageLog:
     ) -> list[int]:
         """A request and its response in one transaction. ``request`` is None when it was
         never read (too large)."""
-        common = {"message_id": message_id, "correlation_id": correlation_id,
-                  "actor_fin": actor_fin, "voen": voen, "operation": operation}
-        entries = [LogEntry(Direction.IN.value, request, **common)] if request is not None else []
-        entries.append(LogEntry(Direction.OUT.value, response, **common))
+        def entry(direction: Direction, payload: bytes) -> LogEntry:
+            return LogEntry(direction.value, payload, message_id=message_id,
+                            correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
+                            operation=operation)
+
+        entries = [entry(Direction.IN, request)] if request is not None else []
+        entries.append(entry(Direction.OUT, response))
         with self._db.transaction() as s:
             return append_entries(s, entries)
 

@@ -76,7 +76,7 @@ class SealFields:
 
 
 def seal_document(fields: SealFields) -> etree._Element:
-    root = etree.Element(_q("Seal"), nsmap={None: SEAL_NS})
+    root = etree.Element(_q("Seal"), nsmap={None: SEAL_NS})  # type: ignore[dict-item]
 
     def add(name: str, value: object) -> None:
         etree.SubElement(root, _q(name)).text = str(value)
