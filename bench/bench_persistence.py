@@ -7,7 +7,7 @@ Per database, one transaction per operation (as the gateway does per request), o
     unit of work (``session.add``), to show what Core buys;
   * SSN issue (serial allocation + insert);
   * a whole registration's writes: add application, issue SSN, update to REGISTERED;
-  * message-log append (hash chain under the lock), replay-cache remember;
+  * message-log append (a plain insert), replay-cache remember;
   * a registry search (surname prefix, first page of 20) over what was inserted.
 PostgreSQL runs when DSMF_TEST_POSTGRES_URL is set (a throwaway database is created and dropped).
 Each measurement stops after --n operations or --seconds, whichever comes first. Not a test.
@@ -172,10 +172,6 @@ def run(db: Database, n: int, seconds: float) -> None:
     measure("replay cache remember", n, seconds,
             lambda i: cache.remember(f"bench-{uuid.uuid4()}", until))
     measure("registry search (prefix, page of 20)", n, seconds, search)
-    started = time.perf_counter()
-    report = log.verify_chain()
-    print(f"  verify_chain: {report.entries} entries in {time.perf_counter() - started:.2f} s, "
-          f"ok={report.ok}")
 
 
 def main() -> int:
