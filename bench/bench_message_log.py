@@ -13,7 +13,9 @@ dropped).
 To compare with another checkout (e.g. the hash chain before this change, which took a global
 lock per append), point DSMF_BENCH_CODE at it: its ``persistence`` package is used for the
 appends (the sealing step is skipped when that code has no sealer). The machine's core count
-bounds what 4 writers can gain; the ratio is what matters. Not a test.
+bounds what 4 writers can gain on plain appends; ``--hold-ms 5`` keeps each transaction open
+5 ms after its append, as the rest of a request's unit of work would, which shows whether
+the append makes transactions wait for each other whatever the load. Not a test.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 CODE = os.environ.get("DSMF_BENCH_CODE") or str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, CODE)
@@ -34,33 +37,54 @@ sys.path.insert(0, CODE)
 PAYLOAD = b"<soapenv:Envelope>" + b"x" * 5000 + b"</soapenv:Envelope>"
 
 
-def writer(url: str, tag: str, start_at: float, seconds: float) -> int:
+def writer(url: str, tag: str, seconds: float, hold: float, barrier: Any,
+           results: Any) -> None:
     from persistence.db import Database
     from persistence.message_log import MessageLog
 
     database = Database(url)
     log = MessageLog(database)
+
+    def one(n: int) -> None:
+        common = {"message_id": f"{tag}-{n}", "correlation_id": f"c-{tag}-{n}",
+                  "actor_fin": "6ZK4T2P", "voen": "1403567891", "operation": "SubmitRegistration"}
+        if not hold:
+            log.append_exchange(PAYLOAD, PAYLOAD, **common)
+            return
+        from persistence.message_log import LogEntry, append_entries
+
+        # The request's unit of work: the log entries, then the rest of its work before the
+        # commit (here: waiting, not computing, so the CPU count does not bound the result).
+        with database.transaction() as session:
+            append_entries(session, [LogEntry("IN", PAYLOAD, **common),
+                                     LogEntry("OUT", PAYLOAD, **common)])
+            time.sleep(hold)
+
     try:
-        log.append_exchange(PAYLOAD, PAYLOAD, message_id=f"{tag}-warm", correlation_id="w")
-        time.sleep(max(0.0, start_at - time.time()))
-        deadline = start_at + seconds
+        one(-1)
+        barrier.wait()  # every writer imported, connected and warm: start together
+        deadline = time.perf_counter() + seconds
         count = 0
-        while time.time() < deadline:
-            log.append_exchange(PAYLOAD, PAYLOAD, message_id=f"{tag}-{count}",
-                                correlation_id=f"c-{tag}-{count}", actor_fin="6ZK4T2P",
-                                voen="1403567891", operation="SubmitRegistration")
+        while time.perf_counter() < deadline:
+            one(count)
             count += 1
-        return count
+        results.put(count)
     finally:
         database.dispose()
 
 
-def throughput(url: str, writers: int, seconds: float) -> float:
+def throughput(url: str, writers: int, seconds: float, hold: float = 0.0) -> float:
     context = multiprocessing.get_context("spawn")
-    start_at = time.time() + 3.0  # every process imported and connected by then
-    with context.Pool(writers) as pool:
-        counts = pool.starmap(writer, [(url, f"w{writers}-{k}", start_at, seconds)
-                                       for k in range(writers)])
+    barrier = context.Barrier(writers)
+    results = context.Queue()
+    processes = [context.Process(target=writer,
+                                 args=(url, f"w{writers}-{k}", seconds, hold, barrier, results))
+                 for k in range(writers)]
+    for process in processes:
+        process.start()
+    counts = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
     return sum(counts) / seconds
 
 
@@ -117,6 +141,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--writers", default="1,4")
+    parser.add_argument("--hold-ms", type=float, default=0.0,
+                        help="also keep each transaction open this long after the append "
+                             "(the rest of a request's unit of work); needs append_entries")
     args = parser.parse_args()
     counts = [int(n) for n in args.writers.split(",")]
     print(f"code: {CODE}   cores: {os.cpu_count()}")
@@ -125,7 +152,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, databases(Path(tmp)) as each:
         for name, url in each:
             upgrade(url)
-            results = {n: throughput(url, n, args.seconds) for n in counts}
+            results = {n: throughput(url, n, args.seconds, args.hold_ms / 1000) for n in counts}
             line = ", ".join(f"{n} writer(s): {rate:.0f} exchanges/s" for n, rate in
                              results.items())
             ratio = results[counts[-1]] / results[counts[0]]
