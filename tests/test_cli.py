@@ -496,13 +496,16 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
              "--data-dir", str(data_dir)],
-            cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=err,
+            cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1", DSMF_LOG_SEAL_INTERVAL_SECONDS="0.5",
+                                        DSMF_LOG_SEAL_SETTLE_SECONDS="0"),
+            stdout=out, stderr=err,
         )
     try:
         root = f"http://127.0.0.1:{port}"
         health = wait_for_health(f"{root}/health", process, err_path)
         assert health.json() == {"status": "ok", "checks": {"database": "ok",
-                                                            "population-registry": "ok"}}
+                                                            "population-registry": "ok",
+                                                            "message-log-seal": "ok"}}
         # The banner is printed before the process waits for a signal.
         banner = wait_for_text(out_path, "Ctrl-C stops.")
         endpoint = f"{root}/soap"
@@ -551,6 +554,17 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         )
         assert refused.returncode == 1, refused.stdout
         assert refused.stderr.startswith("refused: "), refused.stderr
+
+        # The embedded sealer seals both exchanges with the TSA simulator, and says so.
+        deadline = time.monotonic() + 60
+        while True:
+            metrics = requests.get(f"{root}/metrics", timeout=10).text
+            if re.search(r"^dsmf_message_log_unsealed_entries 0\.0$", metrics, re.M) and \
+                    re.search(r"^dsmf_message_log_last_seal_number [1-9]", metrics, re.M):
+                break
+            assert time.monotonic() < deadline, metrics[-2000:]
+            time.sleep(0.2)
+        assert json.loads((data_dir / "message-log-anchor.json").read_text())["number"] >= 1
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, err_path.read_text()[-2000:]
