@@ -8,7 +8,7 @@ Where things are:
 * ``unit_of_work`` ``SqlUnitOfWork``, implementing ``gateway.services.ports.UnitOfWork``
 * ``repositories`` one class per repository port (rows ⇄ frozen domain dataclasses)
 * ``stores``       Asan İmza transactions, sessions (token hash only), the replay cache
-* ``message_log``  the append-only log of signed messages: lock-free appends, stored seals and leaves
+* ``message_log``  the append-only log of signed messages: lock-free appends, seals, leaves
 * ``seed``         reference data (offices, insurers, e-services) and the demo set
 * ``errors``       the error tree; no SQLAlchemy exception leaves this package
 """

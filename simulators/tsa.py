@@ -6,7 +6,7 @@ CMS SignedData over a TSTInfo (asn1crypto builds the ASN.1; cryptography signs),
 accepts it. The TSA has its own little PKI (a root and the TSA certificate with the critical
 ``timeStamping`` extended key usage), kept in ``<directory>`` (``ca.pem`` is the trust anchor
 to configure as ``log_tsa_trust_anchors``). ``available = False`` makes it answer 503, as a TSA
-that is down.
+that is down; ``refusal = "system_failure"`` makes it refuse every request.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class TsaSimulator:
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     available: bool = True
+    refusal: str | None = None  # e.g. "system_failure": refuse every request with that reason
     issued: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,6 +108,8 @@ class TsaSimulator:
 
     def respond(self, request_der: bytes) -> bytes:
         """A DER ``TimeStampResp`` for a DER ``TimeStampReq``."""
+        if self.refusal is not None:
+            return _rejection(self.refusal)
         try:
             request = tsp.TimeStampReq.load(request_der)
             algorithm = request["message_imprint"]["hash_algorithm"]["algorithm"].native
@@ -173,8 +176,15 @@ class TsaSimulator:
         return cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
 
 
+class _Rejection(core.Sequence):  # type: ignore[misc]
+    """``TimeStampResp`` without a token (asn1crypto's class requires one; RFC 3161 §2.4.2
+    makes it OPTIONAL: absent when the request is refused)."""
+
+    _fields = [("status", tsp.PKIStatusInfo)]  # noqa: RUF012 - read by asn1crypto
+
+
 def _rejection(failure: str) -> bytes:
-    return tsp.TimeStampResp({
+    return _Rejection({
         "status": {"status": "rejection", "fail_info": tsp.PKIFailureInfo({failure})},
     }).dump()
 

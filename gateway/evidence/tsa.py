@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import requests
-from asn1crypto import cms, tsp
+from asn1crypto import cms, core, tsp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +35,16 @@ _MAX_REPLY = 64 * 1024
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
 }
+
+
+class _TimeStampResp(core.Sequence):  # type: ignore[misc]
+    """RFC 3161 §2.4.2 ``TimeStampResp``: the token is OPTIONAL (absent when refused), which
+    asn1crypto's own class does not allow."""
+
+    _fields = [  # noqa: RUF012 - asn1crypto reads this class attribute
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
 
 
 @dataclass(frozen=True)
@@ -97,10 +107,10 @@ class TimeStampClient:
         if len(body) > _MAX_REPLY:
             raise TimestampInvalid("TSA reply too large")
         try:
-            response = tsp.TimeStampResp.load(body)
+            response = _TimeStampResp.load(body)
             status = response["status"]["status"].native
             token = response["time_stamp_token"]
-            token_der = token.dump() if token.native is not None else b""
+            token_der = b"" if isinstance(token, core.Void) else token.dump()
         except (ValueError, TypeError, KeyError) as error:
             raise TimestampInvalid(f"TSA reply is not a TimeStampResp: {error}") from error
         if status not in ("granted", "granted_with_mods") or not token_der:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from asn1crypto import tsp
+from asn1crypto import core, tsp
 
 from gateway.evidence.errors import TimestampUnavailable
 from gateway.evidence.tsa import REPLY_TYPE, REQUEST_TYPE, TimeStampClient
@@ -41,13 +41,33 @@ def test_openssl_query_and_verify(tsa_server: tuple[TsaSimulator, str], tmp_path
 
 def test_bad_queries_are_refused(tsa_server: tuple[TsaSimulator, str]) -> None:
     tsa, url = tsa_server
-    rejected = tsp.TimeStampResp.load(tsa.respond(b"not DER"))
-    assert rejected["status"]["status"].native == "rejection"
+    rejected = tsp.PKIStatusInfo.load(_status(tsa.respond(b"not DER")))
+    assert rejected["status"].native == "rejection"
+    assert rejected["fail_info"].native == {"bad_data_format"}
     md5 = tsp.TimeStampReq({"version": "v1", "message_imprint": {
         "hash_algorithm": {"algorithm": "md5"}, "hashed_message": b"0" * 16}}).dump()
-    assert tsp.TimeStampResp.load(tsa.respond(md5))["status"]["fail_info"].native == {"bad_alg"}
+    assert tsp.PKIStatusInfo.load(_status(tsa.respond(md5)))["fail_info"].native == {"bad_alg"}
     assert requests.get(url, timeout=10).status_code == 405
     assert requests.post(url, data=b"", timeout=10).status_code == 400
+
+
+def _status(response: bytes) -> bytes:
+    """The PKIStatusInfo of a TimeStampResp without a token (the first and only field)."""
+    sequence = core.Sequence.load(response)
+    return bytes(sequence[0].dump())
+
+
+def test_a_refusing_tsa_is_unavailable(tsa_server: tuple[TsaSimulator, str]) -> None:
+    tsa, url = tsa_server
+    from gateway.evidence.tsa import load_certificates
+
+    client = TimeStampClient(url, load_certificates([tsa.trust_anchor_path]), timeout=5)
+    tsa.refusal = "system_failure"
+    try:
+        with pytest.raises(TimestampUnavailable, match="rejection"):
+            client.stamp(b"anything")
+    finally:
+        tsa.refusal = None
 
 
 def test_an_unreachable_tsa_is_unavailable(tsa_server: tuple[TsaSimulator, str]) -> None:
