@@ -65,6 +65,22 @@ def test_append_entries_in_the_callers_transaction(db: Database, log: MessageLog
     assert log.count_entries() == 2  # nothing of the failed transaction stays
 
 
+def test_an_append_never_waits_for_another_open_transaction(db: Database,
+                                                           log: MessageLog) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time whatever the log does (BEGIN IMMEDIATE)")
+    # A request's transaction has appended and is still open (its unit of work goes on)...
+    with db.transaction() as first:
+        append_entries(first, [LogEntry("IN", b"<first/>", "m-1")])
+        # ...and another request's append commits meanwhile. Under the old global chain it
+        # waited for the first transaction's lock; lock_timeout turns any wait into an error.
+        with db.transaction() as second:
+            second.execute(text("SET LOCAL lock_timeout = '2s'"))
+            append_entries(second, [LogEntry("IN", b"<second/>", "m-2")])
+        assert [e.payload for e, _ in log.entries_of_message("m-2")] == [b"<second/>"]
+    assert log.count_entries() == 2
+
+
 def test_seals_cover_every_entry_and_chain(log: MessageLog, sealer: Sealer,
                                            verifier: LogVerifier, tmp_path: Path) -> None:
     for n in range(7):
