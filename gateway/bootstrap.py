@@ -152,6 +152,7 @@ def build_sealer(settings: Settings, log: MessageLog, signer: Signer) -> Sealer 
         settle=timedelta(seconds=settings.log_seal_settle_seconds),
         heartbeat=timedelta(seconds=settings.log_seal_heartbeat_seconds),
         anchor_file=settings.log_anchor_file,
+        crl_files=list(settings.crls),
     )
 
 

@@ -39,6 +39,7 @@ from persistence.db import Database
 from persistence.errors import translates
 from persistence.tables import (
     Direction,
+    MessageLogCrlRow,
     MessageLogLeafRow,
     MessageLogRow,
     MessageLogSealRow,
@@ -302,9 +303,11 @@ class MessageLog:
         seal: StoredSeal,
         leaves: Sequence[Leaf],
         subjects: Sequence[tuple[str, int]],
+        crls: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        """Store a seal with its leaves, if it still follows the newest seal; otherwise
-        ``SealConflict`` and nothing is written."""
+        """Store a seal with its leaves (and the CRLs it names, ``(sha256, bytes)``, kept once
+        each), if it still follows the newest seal; otherwise ``SealConflict`` and nothing is
+        written."""
         with self._db.transaction() as s:
             newest = s.scalar(select(func.max(MessageLogSealRow.number))) or 0
             if newest != seal.number - 1:
@@ -325,6 +328,14 @@ class MessageLog:
             if subjects:
                 s.execute(insert(_table(MessageLogSubjectRow)), [
                     {"application_id": app, "entry_id": entry_id} for app, entry_id in subjects
+                ])
+            known = set(s.scalars(select(MessageLogCrlRow.sha256).where(
+                MessageLogCrlRow.sha256.in_([digest for digest, _ in crls]))))
+            new = {digest: data for digest, data in crls if digest not in known}
+            if new:
+                s.execute(insert(_table(MessageLogCrlRow)), [
+                    {"sha256": digest, "crl": data, "first_seal": seal.number}
+                    for digest, data in new.items()
                 ])
 
     # -- reading for verification and evidence -------------------------------------------------
@@ -356,6 +367,14 @@ class MessageLog:
             ).all()
             return [(_leaf(leaf), _entry(entry) if entry is not None else None)
                     for leaf, entry in rows]
+
+    @translates
+    def crls(self, digests: Sequence[str]) -> dict[str, bytes]:
+        """The archived CRLs with these SHA-256 digests (those found)."""
+        with self._db.transaction() as s:
+            rows = s.execute(select(MessageLogCrlRow.sha256, MessageLogCrlRow.crl)
+                             .where(MessageLogCrlRow.sha256.in_(list(digests))))
+            return {digest: bytes(data) for digest, data in rows}
 
     @translates
     def leaf_hashes(self, number: int) -> list[str]:

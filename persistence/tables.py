@@ -442,6 +442,17 @@ class MessageLogSealRow(Base):
     tsa_time: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class MessageLogCrlRow(Base):
+    """The CRLs configured when seals were made (each once, by digest): an export gives the
+    CRLs in force when its messages were checked, not the ones of the day it is made."""
+
+    __tablename__ = "message_log_crls"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    crl: Mapped[bytes] = mapped_column(LargeBinary)
+    first_seal: Mapped[int] = mapped_column(AutoId)
+
+
 class MessageLogLeafRow(Base):
     """Which seal covers which entry, at which leaf of its Merkle tree (one row per entry)."""
 

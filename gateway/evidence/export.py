@@ -12,7 +12,7 @@ Layout (documented in the README.txt inside, and in ``docs/message-log.md``)::
     messages/<id>-<in|out>.signer.pem  the certificate that signed it (BinarySecurityToken)
     seals/seal-<n>.xml, .tst     the signed seal and its RFC 3161 time-stamp token (DER)
     certs/national-ca.pem, ca-<k>.pem  the configured trust anchors (root and issuing CAs)
-    certs/crls.pem               the CRLs configured when the export was made
+    certs/crls.pem               the CRLs configured when the seals were made (kept with them)
     certs/tsa-ca.pem             the TSA's trust anchor(s)
 """
 
@@ -22,7 +22,7 @@ import base64
 import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from lxml import etree
 
 from gateway.evidence.errors import EvidenceError
 from gateway.evidence.merkle import inclusion_path, leaf_data
+from gateway.evidence.seal import read_seal
 from persistence.message_log import Leaf, MessageLog, StoredEntry, StoredSeal
 from signing import ns
 from signing.errors import SigningError
@@ -92,6 +93,7 @@ class EvidenceExporter:
                     tree_cache[leaf.seal_number] = self.log.leaf_hashes(leaf.seal_number)
                 steps += self._entry(archive, entry, leaf, seals[leaf.seal_number],
                                      tree_cache[leaf.seal_number])
+            archive.writestr("certs/crls.pem", self._crls_of(seals.values()))
             for number, seal in sorted(seals.items()):
                 archive.writestr(f"seals/seal-{number}.xml", seal.seal_xml)
                 archive.writestr(f"seals/seal-{number}.tst", seal.tsa_token)
@@ -108,9 +110,20 @@ class EvidenceExporter:
             archive.writestr(f"certs/ca-{k}.pem", pem)
         self._anchor_count = len(anchors)
         archive.writestr("certs/national-ca.pem", b"".join(anchors))
-        archive.writestr("certs/crls.pem", b"".join(Path(p).read_bytes() for p in self.crls))
         archive.writestr("certs/tsa-ca.pem",
                          b"".join(Path(p).read_bytes() for p in self.tsa_trust_anchors))
+
+    def _crls_of(self, seals: Iterable[StoredSeal]) -> bytes:
+        """The CRLs the seals name (archived when they were made), else the configured ones."""
+        digests: list[str] = []
+        for seal in seals:
+            for digest in read_seal(parse_xml(seal.seal_xml, _LIMITS)).crls:
+                if digest not in digests:
+                    digests.append(digest)
+        if not digests:
+            return b"".join(Path(p).read_bytes() for p in self.crls)
+        archived = self.log.crls(digests)
+        return b"".join(archived[d] for d in digests if d in archived)
 
     def _entry(
         self, archive: zipfile.ZipFile, entry: StoredEntry, leaf: Leaf, seal: StoredSeal,
@@ -200,8 +213,8 @@ def _readme(subject: str, steps: list[str]) -> str:
         "              certificate that signed it (.signer.pem)",
         "  seals/      the seal of each batch (.xml, signed by the gateway) and its RFC 3161",
         "              time-stamp token (.tst, DER)",
-        "  certs/      the national CA certificates, the CRLs configured when this was",
-        "              exported, and the TSA's CA",
+        "  certs/      the national CA certificates, the CRLs configured when the seals",
+        "              were made (kept with them), and the TSA's CA",
         "  verify_inclusion.py  20 lines of standard-library Python: leaf -> tree head",
         "",
         "How the pieces fit",
@@ -216,8 +229,7 @@ def _readme(subject: str, steps: list[str]) -> str:
         "commands, lines with # explain them). Tools: sha256sum (coreutils), python3 (no",
         "packages), xmlsec1 (1.2.x with OpenSSL), openssl (1.1 or 3.x).",
         "  openssl verify -attime checks the signer's certificate at the time the message was",
-        "  logged, with the CRLs in certs/crls.pem; for an old message use the CRL archived",
-        "  for that time.",
+        "  logged, with the CRLs in force when it was sealed (certs/crls.pem).",
         "",
     ]
     lines += [f"  {step}" for step in steps]

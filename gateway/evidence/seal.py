@@ -12,6 +12,8 @@ the stored seal bytes, verifiable with ``openssl ts -verify -data seal.xml``)::
       <TreeHead>…hex…</TreeHead>              RFC 6962 tree head (gateway.evidence.merkle)
       <PreviousSeal>…hex…</PreviousSeal>      SHA-256 of seal 6's stored bytes (zeros for 1)
       <PreviousTimestamp>…hex…</PreviousTimestamp>  SHA-256 of seal 6's TSA token
+      <Crl>…hex…</Crl>                        SHA-256 of each CRL configured (kept in the
+                                              database, for exports: "the CRLs used")
       <ds:Signature>…</ds:Signature>
     </Seal>
 
@@ -35,7 +37,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,6 +75,7 @@ class SealFields:
     tree_head: str
     previous_seal: str
     previous_timestamp: str
+    crls: tuple[str, ...] = ()
 
 
 def seal_document(fields: SealFields) -> etree._Element:
@@ -90,6 +93,8 @@ def seal_document(fields: SealFields) -> etree._Element:
     add("TreeHead", fields.tree_head)
     add("PreviousSeal", fields.previous_seal)
     add("PreviousTimestamp", fields.previous_timestamp)
+    for digest in fields.crls:
+        add("Crl", digest)
     return root
 
 
@@ -117,6 +122,7 @@ def read_seal(root: etree._Element) -> SealFields:
             tree_head=text("TreeHead") or "",
             previous_seal=text("PreviousSeal") or "",
             previous_timestamp=text("PreviousTimestamp") or "",
+            crls=tuple((e.text or "").strip() for e in root.findall(_q("Crl"))),
         )
     except ValueError as error:
         raise EvidenceError(f"malformed seal: {error}") from error
@@ -152,9 +158,11 @@ class Sealer:
         settle: timedelta = timedelta(seconds=300),
         heartbeat: timedelta = timedelta(hours=1),
         anchor_file: Path | None = None,
+        crl_files: Sequence[Path] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.log = log
+        self.crl_files = list(crl_files)
         self.signer = signer
         self.tsa = tsa
         self.batch_max = batch_max
@@ -184,8 +192,9 @@ class Sealer:
                     now - head.sealed_at < self.heartbeat):
                 self.last_error = None
                 return None
-            seal, leaves, subjects = self._make(pending, head, now)
-            self.log.store_seal(seal, leaves, subjects)
+            crls = self._crls()
+            seal, leaves, subjects = self._make(pending, head, now, crls)
+            self.log.store_seal(seal, leaves, subjects, crls)
         except EvidenceError as error:
             self.last_error = error.message
             raise
@@ -207,8 +216,20 @@ class Sealer:
             if seal.entry_count < self.batch_max:
                 return made
 
+    def _crls(self) -> list[tuple[str, bytes]]:
+        """The configured CRL files as they are now (the verifier reads the same files)."""
+        crls = []
+        for path in self.crl_files:
+            try:
+                data = Path(path).read_bytes()
+            except OSError as error:
+                raise EvidenceError(f"cannot read CRL {path}: {error}") from error
+            crls.append((hashlib.sha256(data).hexdigest(), data))
+        return crls
+
     def _make(
-        self, pending: list[StoredEntry], head: StoredSeal | None, now: datetime
+        self, pending: list[StoredEntry], head: StoredSeal | None, now: datetime,
+        crls: Sequence[tuple[str, bytes]] = (),
     ) -> tuple[StoredSeal, list[Leaf], list[tuple[str, int]]]:
         number = (head.number if head else 0) + 1
         hashes = [leaf_hash(leaf_data(entry)) for entry in pending]
@@ -219,6 +240,7 @@ class Sealer:
             tree_head=tree_head(hashes),
             previous_seal=head.seal_sha256 if head else ZERO_HASH,
             previous_timestamp=hashlib.sha256(head.tsa_token).hexdigest() if head else ZERO_HASH,
+            crls=tuple(digest for digest, _ in crls),
         )
         document = sign_document(seal_document(fields), self.signer)
         seal_xml = serialize(document)

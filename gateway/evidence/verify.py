@@ -129,6 +129,12 @@ class LogVerifier:
                 self.document_verifier.verify_document(root, at=stamped_at)
             except (SigningError, GatewayError) as error:
                 problems.append(f"seal {n}: signature invalid ({error})")
+        if fields.crls:
+            archived = self.log.crls(fields.crls)
+            for digest in fields.crls:
+                data = archived.get(digest)
+                if data is None or hashlib.sha256(data).hexdigest() != digest:
+                    problems.append(f"seal {n}: CRL {digest[:16]}… missing or changed")
         self._check_leaves(seal, fields.tree_head, fields.entry_count, report)
 
     def _check_leaves(

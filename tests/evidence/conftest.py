@@ -66,7 +66,7 @@ def sealer(log: MessageLog, pki: TestPki, tsa_server: tuple[TsaSimulator, str],
            tsa_trust: list[x509.Certificate], tmp_path: Path) -> Sealer:
     client = TimeStampClient(tsa_server[1], tsa_trust, timeout=5)
     return Sealer(log, pki.signer("gateway"), client, settle=timedelta(0), batch_max=50,
-                  anchor_file=tmp_path / "anchor.json")
+                  anchor_file=tmp_path / "anchor.json", crl_files=pki.crl_paths)
 
 
 @pytest.fixture

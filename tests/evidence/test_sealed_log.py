@@ -40,7 +40,8 @@ def exchange(log: MessageLog, n: int, *, app: str | None = None) -> list[int]:
 
 def tamper(db: Database, sql: str, **params: object) -> None:
     """What only a database administrator can do: switch the append-only triggers off."""
-    tables = ("message_log", "message_log_seals", "message_log_leaves", "message_log_subjects")
+    tables = ("message_log", "message_log_seals", "message_log_leaves", "message_log_subjects",
+              "message_log_crls")
     with db.transaction() as s:
         if db.dialect == "postgresql":
             for table in tables:
@@ -99,6 +100,10 @@ def test_seals_cover_every_entry_and_chain(log: MessageLog, sealer: Sealer,
     assert fields[1].previous_seal == seals[0].seal_sha256
     assert fields[2].previous_timestamp == hashlib.sha256(seals[1].tsa_token).hexdigest()
     assert fields[1].first_entry == fields[1].last_entry - 1
+    # The CRLs in force are kept with the seals, once each, for the exports.
+    crl_digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sealer.crl_files]
+    assert all(f.crls == tuple(crl_digests) for f in fields)
+    assert set(log.crls(crl_digests)) == set(crl_digests)
     for seal in seals:  # each token stamps exactly the stored seal bytes
         check_token(seal.tsa_token, seal.seal_xml, verifier.tsa_trust)
     report = verifier.verify(anchor=tmp_path / "anchor.json")
@@ -218,6 +223,13 @@ def test_a_changed_seal_is_found(db: Database, log: MessageLog, verifier: LogVer
     assert "seal 1: its bytes do not match its digest" in problems
     assert any(p.startswith("seal 1: time-stamp token invalid") for p in problems)
     assert any(p.startswith("seal 1: signature invalid") for p in problems)
+
+
+def test_a_changed_archived_crl_is_found(db: Database, verifier: LogVerifier,
+                                         sealed: list[int]) -> None:
+    tamper(db, "UPDATE message_log_crls SET crl = :c", c=b"-----BEGIN X509 CRL-----\n")
+    problems = verifier.verify().problems
+    assert len(problems) == 4 and all("missing or changed" in p for p in problems)
 
 
 def test_an_entry_slipped_in_later_is_found(db: Database, log: MessageLog, verifier: LogVerifier,

@@ -4,8 +4,9 @@ global hash chain, and append-only enforced by the database.
 * ``message_log`` loses ``prev_hash``/``chain_hash`` (an append no longer reads the previous
   entry) and gains ``erased_at`` (retention). Entries logged before this revision are sealed by
   the first run of the sealer like any new entry.
-* ``message_log_seals``, ``message_log_leaves``, ``message_log_subjects``: the seals, which seal
-  covers which entry, and which applications an entry mentions.
+* ``message_log_seals``, ``message_log_leaves``, ``message_log_subjects``, ``message_log_crls``:
+  the seals, which seal covers which entry, which applications an entry mentions, and the CRLs
+  configured when the seals were made.
 * ``message_log_sealer``: the one-row lease that lets one sealer run at a time.
 * Triggers (PostgreSQL and SQLite) refuse UPDATE and DELETE on the log, its seals and leaves,
   except the retention procedure's erasure of a sealed payload: ``payload`` emptied,
@@ -30,7 +31,8 @@ depends_on = None
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _KEPT = ("id", "at", "direction", "message_id", "correlation_id", "actor_fin", "voen",
          "operation", "payload_sha256")
-_SEALED = ("message_log_seals", "message_log_leaves", "message_log_subjects")
+_SEALED = ("message_log_seals", "message_log_leaves", "message_log_subjects",
+           "message_log_crls")
 
 _PG_GUARD = f"""
 CREATE FUNCTION message_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -106,6 +108,13 @@ def upgrade() -> None:
                                 name=op.f("pk_message_log_subjects")),
     )
     op.create_table(
+        "message_log_crls",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("crl", sa.LargeBinary(), nullable=False),
+        sa.Column("first_seal", _ID, nullable=False),
+        sa.PrimaryKeyConstraint("sha256", name=op.f("pk_message_log_crls")),
+    )
+    op.create_table(
         "message_log_sealer",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("holder", sa.String(length=64), nullable=True),
@@ -148,6 +157,7 @@ def downgrade() -> None:
         for table in _SEALED:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
     op.drop_table("message_log_sealer")
+    op.drop_table("message_log_crls")
     op.drop_table("message_log_subjects")
     op.drop_index(op.f("ix_message_log_leaves_seal_number"), table_name="message_log_leaves")
     op.drop_table("message_log_leaves")
