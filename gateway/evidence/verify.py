@@ -119,9 +119,14 @@ class LogVerifier:
         previous_token = hashlib.sha256(previous.tsa_token).hexdigest() if previous else ZERO_HASH
         if fields.previous_timestamp != previous_token:
             problems.append(f"seal {n}: does not chain to the previous seal's time-stamp")
+        if (fields.sealed_at, fields.first_entry, fields.last_entry) != (
+                seal.sealed_at, seal.first_entry_id, seal.last_entry_id):
+            problems.append(f"seal {n}: its row differs from its signed document")
         stamped_at = seal.tsa_time
         try:
             stamped_at = check_token(seal.tsa_token, seal.seal_xml, self.tsa_trust).time
+            if stamped_at != seal.tsa_time:
+                problems.append(f"seal {n}: its row's time differs from its time-stamp")
         except GatewayError as error:
             problems.append(f"seal {n}: time-stamp token invalid ({error.message})")
         if self.document_verifier is not None:

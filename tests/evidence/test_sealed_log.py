@@ -225,6 +225,15 @@ def test_a_changed_seal_is_found(db: Database, log: MessageLog, verifier: LogVer
     assert any(p.startswith("seal 1: signature invalid") for p in problems)
 
 
+def test_changed_seal_rows_are_found(db: Database, verifier: LogVerifier,
+                                     sealed: list[int]) -> None:
+    tamper(db, "UPDATE message_log_seals SET last_entry_id = last_entry_id + 1, "
+               "tsa_time = :t WHERE number = 1", t=datetime(2030, 1, 1, tzinfo=UTC))
+    assert verifier.verify().problems == [
+        "seal 1: its row differs from its signed document",
+        "seal 1: its row's time differs from its time-stamp"]
+
+
 def test_a_changed_archived_crl_is_found(db: Database, verifier: LogVerifier,
                                          sealed: list[int]) -> None:
     tamper(db, "UPDATE message_log_crls SET crl = :c", c=b"-----BEGIN X509 CRL-----\n")
