@@ -57,9 +57,14 @@ class EvidenceExporter:
         tsa_trust_anchors: Sequence[Path],
     ) -> None:
         self.log = log
-        self.trust_anchors = list(trust_anchors)
         self.crls = list(crls)
         self.tsa_trust_anchors = list(tsa_trust_anchors)
+        # One PEM file per CA: xmlsec1's --trusted-pem reads one certificate per file.
+        self.anchors = [
+            cert.public_bytes(Encoding.PEM)
+            for path in trust_anchors
+            for cert in x509.load_pem_x509_certificates(Path(path).read_bytes())
+        ]
 
     def for_message(self, message_id: str) -> bytes:
         """The evidence of one X-Road message id (its request and answer)."""
@@ -102,14 +107,9 @@ class EvidenceExporter:
         return buffer.getvalue()
 
     def _certs(self, archive: zipfile.ZipFile) -> None:
-        anchors: list[bytes] = []
-        for path in self.trust_anchors:
-            for cert in x509.load_pem_x509_certificates(Path(path).read_bytes()):
-                anchors.append(cert.public_bytes(Encoding.PEM))
-        for k, pem in enumerate(anchors, 1):
+        for k, pem in enumerate(self.anchors, 1):
             archive.writestr(f"certs/ca-{k}.pem", pem)
-        self._anchor_count = len(anchors)
-        archive.writestr("certs/national-ca.pem", b"".join(anchors))
+        archive.writestr("certs/national-ca.pem", b"".join(self.anchors))
         archive.writestr("certs/tsa-ca.pem",
                          b"".join(Path(p).read_bytes() for p in self.tsa_trust_anchors))
 
@@ -169,7 +169,7 @@ class EvidenceExporter:
 
     def _seal_steps(self, seal: StoredSeal) -> list[str]:
         trusted = " ".join(f"--trusted-pem certs/ca-{k}.pem"
-                           for k in range(1, self._anchor_count + 1))
+                           for k in range(1, len(self.anchors) + 1))
         when = seal.tsa_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         return [
             f"# seal {seal.number}: {seal.entry_count} entries, time-stamped "
