@@ -47,7 +47,7 @@ from lxml import etree
 from gateway.evidence.errors import EvidenceError
 from gateway.evidence.merkle import leaf_data, leaf_hash, tree_head
 from gateway.evidence.tsa import TimeStampClient
-from persistence.message_log import Leaf, MessageLog, StoredEntry, StoredSeal
+from persistence.message_log import Leaf, MessageLog, SealConflict, StoredEntry, StoredSeal
 from signing.parser import serialize
 from signing.signer import Signer
 from signing.wsse import sign_document
@@ -282,6 +282,8 @@ class SealWorker:
                         break
             except EvidenceError as error:
                 log.warning("message log sealing delayed: %s", error.message)
+            except SealConflict as conflict:  # another sealer took over a lapsed lease
+                log.info("message log seal dropped: %s", conflict.message)
             except Exception:
                 log.exception("message log sealing failed")
 
