@@ -7,7 +7,10 @@ trust, and returns a WSGI application with everything it needs.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +19,7 @@ from typing import Any
 
 from gateway.config import ConfigError, Settings
 from gateway.domain import calendar
+from gateway.domain.errors import GatewayError
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.authorities import AuthorityService
@@ -36,10 +40,10 @@ from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
 from persistence.db import Database
-from persistence.guard import SqlMessageGuard
-from persistence.message_log import MessageLog
+from persistence.guard import SqlRequestLedger
 from persistence.migrate import upgrade
-from persistence.stores import MobileStore, SessionStore
+from persistence.stores import MobileStore, SessionStore, SqlWorkerLeases
+from signing.algorithms import DigestMethod, key_algorithm_of, method_for
 from signing.identity import IdentityMapping
 from signing.parser import ParserLimits
 from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
@@ -50,6 +54,8 @@ from signing.trust import LapsedCertificateValidator, TrustStore
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
 
 log = logging.getLogger("gateway")
+
+FINISHER_LEASE = "finish-submitted"
 
 
 @dataclass(frozen=True)
@@ -83,13 +89,29 @@ class Gateway:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_worker(self) -> None:
-        """Finish SUBMITTED applications in the background (the registry was down)."""
+        """Finish SUBMITTED applications in the background (accepted while the registry was
+        down). Every process runs this loop; the ``finish-submitted`` lease lets one of them
+        work at a time across hosts (the writes are safe with several anyway)."""
+        leases = SqlWorkerLeases(self.database)
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        interval = self.settings.retry_submitted_every_seconds
+        batch = self.settings.finisher_batch_size
+
         def loop() -> None:
-            while not self._stop.wait(self.settings.retry_submitted_every_seconds):
+            while not self._stop.wait(interval):
                 try:
-                    n = self.services.registration.finish_submitted()
-                    if n:
-                        log.info("finished %d submitted application(s)", n)
+                    while not self._stop.is_set() and leases.acquire(
+                            FINISHER_LEASE, holder, timedelta(seconds=interval * 3 + 30)):
+                        n = self.services.registration.finish_submitted(limit=batch)
+                        if n:
+                            log.info("finished %d submitted application(s)", n)
+                        if n < batch:
+                            break  # caught up, or the registry is still down
+                except GatewayError as exc:
+                    # The database or the registry is away (restart, outage): say so and try
+                    # again next round; a traceback would only hide the message.
+                    log.warning("finishing submitted applications paused: %s %s",
+                                exc.code, exc.message)
                 except Exception:
                     log.exception("finishing submitted applications failed")
 
@@ -101,6 +123,12 @@ class Gateway:
         if self._worker is not None:
             self._worker.join(timeout=5)
         self.database.dispose()
+
+
+def _probe_signer(signer: Signer) -> None:
+    """The answer key can sign (a PKCS#11 token still logged in, a key file loaded)."""
+    method = method_for(key_algorithm_of(signer.public_key()), DigestMethod.SHA256)
+    signer.sign(b"dsmf readiness probe", method)
 
 
 def load_signer(settings: Settings) -> Signer:
@@ -211,8 +239,7 @@ def build_gateway(
         verifier=verifier,
         resolve_actor=resolve_actor,
         response_signer=signer,
-        guard=SqlMessageGuard(database, ttl=timedelta(seconds=settings.idempotency_ttl_seconds)),
-        journal=MessageLog(database),
+        ledger=SqlRequestLedger(database),
         limits=ParserLimits(
             max_bytes=settings.max_message_bytes,
             max_depth=settings.max_xml_depth,
@@ -223,7 +250,10 @@ def build_gateway(
         public_url=settings.public_url,
         health_checks=(
             HealthCheck("database", database.ping),
-            HealthCheck("population-registry", registry.ping),
+            HealthCheck("signing-key", lambda: _probe_signer(signer)),
+            # Down, the registry degrades the service (submissions are accepted as SUBMITTED),
+            # it does not make it unready: a load balancer must keep sending traffic.
+            HealthCheck("population-registry", registry.ping, critical=False),
         ),
         clock=clock,
         resolve_session=services.mobile.resolve_session if services.mobile else None,

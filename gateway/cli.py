@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 from gateway.config import ConfigError, Settings
 from gateway.domain.errors import GatewayError
+from gateway.logging_config import configure_logging
 from signing.errors import SigningError
 
 EXAMPLE = """\
@@ -211,13 +213,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # spyne logs every exception our operations raise (at CRITICAL, with a traceback); we
-    # answer them as faults ourselves, so nothing of spyne's gets through.
-    logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
+    configure_logging(os.environ.get("DSMF_LOG_FORMAT", "text"),
+                      "DEBUG" if args.verbose else os.environ.get("DSMF_LOG_LEVEL", "INFO"))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "log" and args.action == "export" and not args.message_id:
         print("log export needs a message id", file=sys.stderr)

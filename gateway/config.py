@@ -85,7 +85,16 @@ class Settings:
     max_page_size: int = 200
     max_batch_items: int = 500
     session_ttl_seconds: int = 1800
+    # Finishing SUBMITTED applications (the registry was down): every gateway process runs the
+    # loop; a database lease lets one of them work at a time. A full batch is followed at once
+    # by the next, so a backlog drains at the rate the registry answers.
     retry_submitted_every_seconds: float = 10.0
+    finisher_batch_size: int = 200
+    finisher_enabled: bool = True
+
+    # Logging: "text" (time, level, logger, correlation id) or "json" (one object a line).
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     # Demo data (embedded default).
     demo: bool = False
@@ -179,6 +188,13 @@ class Settings:
             problems.append("signing_key_file and signing_cert_file go together (or a .p12)")
         if not self.ssn_prefix.isdigit() or not 4 <= self.ssn_serial_digits <= 18:
             problems.append("ssn_prefix must be digits and ssn_serial_digits 4..18")
+        if self.retry_submitted_every_seconds <= 0 or not 1 <= self.finisher_batch_size <= 10_000:
+            problems.append("retry_submitted_every_seconds must be > 0 and "
+                            "finisher_batch_size 1..10000")
+        if self.log_format not in ("text", "json"):
+            problems.append("log_format must be text or json")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
 

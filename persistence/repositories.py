@@ -64,7 +64,6 @@ from persistence.tables import (
     AuthorityEvent,
     AuthorityRow,
     EServiceRow,
-    IdempotencyRow,
     InsuredPersonRow,
     InsurerRow,
     LocalOfficeRow,
@@ -614,6 +613,18 @@ class SqlApplicationRepository:
         return found[0] if found else None
 
     @translates
+    def get_for_update(self, application_id: str) -> Application | None:
+        """The current state, locked until the unit of work ends (``FOR UPDATE`` on
+        PostgreSQL; SQLite's write transactions are exclusive anyway): a writer that decides
+        from this state cannot be overtaken by another one."""
+        found = self._load(
+            select(ApplicationRow)
+            .where(ApplicationRow.application_id == application_id)
+            .with_for_update()
+        )
+        return found[0] if found else None
+
+    @translates
     def previous_values(self, application_id: str) -> CorrectionBaseline | None:
         """For a registered CORRECTION: the values it replaced; otherwise ``None``."""
         data = self._session.scalar(
@@ -980,58 +991,3 @@ class SqlInsuredPersonRepository:
         ).returning(table.c.last_serial)
         return int(self._session.execute(bump).scalar_one())
 
-
-# --------------------------------------------------------------------------------------------
-# Idempotency
-# --------------------------------------------------------------------------------------------
-
-
-class SqlIdempotencyStore:
-    """Responses by request message id, so a retried request gets the original response."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    @translates
-    def get_response(self, message_id: str) -> bytes | None:
-        return self._session.scalar(
-            select(IdempotencyRow.response).where(IdempotencyRow.message_id == message_id)
-        )
-
-    @translates
-    def get_request_hash(self, message_id: str) -> str | None:
-        return self._session.scalar(
-            select(IdempotencyRow.request_hash).where(IdempotencyRow.message_id == message_id)
-        )
-
-    @translates
-    def put_response(self, message_id: str, request_hash: str, response: bytes) -> None:
-        """First writer wins. Storing again for the same request is a no-op; the same message id
-        with a different request is a ``Conflict`` (``Client.Conflict.MessageIdReused``)."""
-        stmt = (
-            dialect_insert(self._session, _table(IdempotencyRow))
-            .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(IdempotencyRow.message_id)
-        )
-        values = {
-            "message_id": message_id,
-            "request_hash": request_hash,
-            "response": response,
-            "created_at": _now(),
-        }
-        if self._session.execute(stmt, values).first() is not None:
-            return
-        stored = self.get_request_hash(message_id)
-        if stored != request_hash:
-            raise Conflict(
-                f"message id {message_id} was already used for a different request",
-                code="Client.Conflict.MessageIdReused",
-                field="id",
-            )
-
-    @translates
-    def purge(self, before: datetime) -> int:
-        """Forget responses stored before ``before``; returns how many."""
-        table = _table(IdempotencyRow)
-        result = self._session.execute(delete(table).where(table.c.created_at < before))
-        return int(rowcount(result))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -25,6 +25,7 @@ from persistence.tables import (
     MobileTransactionRow,
     ReplayCacheRow,
     SessionRow,
+    WorkerLeaseRow,
 )
 
 
@@ -388,3 +389,40 @@ class SqlReplayCache:
         with self._db.transaction() as s:
             result = s.execute(delete(table).where(table.c.expires_at < (now or _now())))
             return int(rowcount(result))
+
+
+# --------------------------------------------------------------------------------------------
+# Worker leases
+# --------------------------------------------------------------------------------------------
+
+
+class SqlWorkerLeases:
+    """One holder of a named background job at a time, across processes and hosts.
+
+    ``acquire`` takes the lease when it is free or expired, or renews it for its holder, in one
+    ``INSERT … ON CONFLICT DO UPDATE … WHERE``; a holder that dies simply lets it run out.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @translates
+    def acquire(self, name: str, holder: str, ttl: timedelta) -> bool:
+        now = _now()
+        table = _table(WorkerLeaseRow)
+        values = {"name": name, "holder": holder, "expires_at": now + ttl}
+        with self._db.transaction() as s:
+            stmt = dialect_insert(s, table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+                where=(table.c.expires_at < now) | (table.c.holder == holder),
+            ).returning(table.c.name)
+            return s.execute(stmt, values).first() is not None
+
+    @translates
+    def release(self, name: str, holder: str) -> None:
+        table = _table(WorkerLeaseRow)
+        with self._db.transaction() as s:
+            s.execute(delete(table).where(table.c.name == name, table.c.holder == holder))
+

@@ -389,15 +389,30 @@ class ReplayCacheRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
-class IdempotencyRow(Base):
-    """The signed response to a state-changing request, returned again on a retry."""
+class RequestLedgerRow(Base):
+    """One row per (sender, X-Road id) within its lifetime: the digest of the signed content it
+    was used for, and for a request that changed state its final signed answer and HTTP status
+    (returned again to a retry of the same content). Written in the request's own transaction."""
 
-    __tablename__ = "idempotency"
+    __tablename__ = "request_ledger"
 
-    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(128))
-    response: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_digest: Mapped[str] = mapped_column(String(64))
+    response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class WorkerLeaseRow(Base):
+    """Who runs a background job now (e.g. finishing SUBMITTED applications), until when: one
+    holder at a time across every process and host; a crashed holder's lease just runs out."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class MessageLogRow(Base):

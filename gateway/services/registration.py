@@ -195,45 +195,55 @@ class RegistrationService:
             uow.commit()
             return app
 
-    def finish_submitted(self, limit: int = 50) -> int:
-        """Finish applications accepted while the registry was down. Returns how many changed."""
+    def finish_submitted(self, limit: int = 200) -> int:
+        """Finish applications accepted while the registry was down; returns how many changed.
+
+        Safe with any number of finishers on any number of hosts: the registry is asked outside
+        any transaction, and the writing transaction re-reads the application locked and changes
+        it only while it is still SUBMITTED, so one finisher can never overwrite what another
+        one (or a client) did. Stops at the first registry outage, keeping the order."""
         done = 0
         with self.uow() as uow:
-            pending = list(uow.applications.list_by_status(ApplicationStatus.SUBMITTED, limit))
-        for app in pending:
+            pending = [a.application_id for a in
+                       uow.applications.list_by_status(ApplicationStatus.SUBMITTED, limit)]
+        for application_id in pending:
+            with self.uow() as uow:
+                app = uow.applications.get(application_id)
+            if app is None or app.status is not ApplicationStatus.SUBMITTED:
+                continue
             try:
                 person = self.registry.find_person(app.document_type, app.fin)
             except (PersonNotFoundUpstream, DocumentInvalid) as exc:
-                with self.uow() as uow:
-                    current = uow.applications.get(app.application_id)
-                    if current is None or current.status is not ApplicationStatus.SUBMITTED:
-                        continue
-                    uow.applications.update(current.with_status(
-                        ApplicationStatus.REJECTED, self.clock(), None, f"{exc.code}: {exc}"
-                    ))
-                    uow.commit()
-                done += 1
+                done += self._reject_submitted(application_id, f"{exc.code}: {exc}")
                 continue
             except UpstreamError:
-                break  # still down: try again later, keep the order
+                break  # still down: try again later
             with self.uow() as uow:
-                current = uow.applications.get(app.application_id)
+                current = uow.applications.get_for_update(application_id)
                 if current is None or current.status is not ApplicationStatus.SUBMITTED:
                     continue
                 try:
                     self._register(uow, current, person, self.clock(), None, False)
                 except Conflict as exc:
-                    uow.rollback()
-                    with self.uow() as uow2:
-                        uow2.applications.update(current.with_status(
-                            ApplicationStatus.REJECTED, self.clock(), None, exc.message
-                        ))
-                        uow2.commit()
+                    reason = exc.message
+                else:
+                    uow.commit()
                     done += 1
                     continue
-                uow.commit()
-            done += 1
+            # The FIN got its SSN through another application meanwhile.
+            done += self._reject_submitted(application_id, reason)
         return done
+
+    def _reject_submitted(self, application_id: str, reason: str) -> int:
+        with self.uow() as uow:
+            current = uow.applications.get_for_update(application_id)
+            if current is None or current.status is not ApplicationStatus.SUBMITTED:
+                return 0
+            uow.applications.update(current.with_status(
+                ApplicationStatus.REJECTED, self.clock(), None, reason
+            ))
+            uow.commit()
+        return 1
 
     def _register(
         self,
