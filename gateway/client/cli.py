@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _gateway(args: argparse.Namespace) -> Gateway:
     if not args.wsdl or not args.voen:
-        raise InputError("--wsdl və --voen (və ya DSMF_WSDL, DSMF_VOEN) lazımdır")
+        raise InputError(text("usage.connection"))
     trust = load_trust(args.trust_anchor, args.crl)
     signer = open_signer(CardSettings(
         pkcs11_module=args.pkcs11_module, token_label=args.token_label,
