@@ -367,6 +367,11 @@ def cmd_notice(args: argparse.Namespace, out: Console) -> int:
     except SigningError as exc:
         out.print(text("notice.bad_signature", code=exc.code, detail=exc.message), markup=False)
         return 5
+    # Any certificate of the trust list makes a valid signature; a notice is the gateway's.
+    if verified.certificate != gateway.last_answer_signer():
+        out.print(text("notice.bad_signature", code="Client.Signature.Untrusted",
+                       detail=verified.certificate.subject.rfc4514_string()), markup=False)
+        return 5
     # The name comes from the gateway: keep only its last part, never a path.
     pdf_name = Path(str(answer.fileName)).name or f"{args.application_id}.pdf"
     xml_name = pdf_name.removesuffix(".pdf") + ".xml"

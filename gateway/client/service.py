@@ -22,6 +22,7 @@ from typing import Any
 import requests
 import zeep
 import zeep.exceptions
+from cryptography import x509
 from lxml import etree
 from zeep.cache import InMemoryCache
 from zeep.transports import Transport
@@ -91,6 +92,12 @@ class Gateway:
         except Exception as exc:  # every failure below is mapped to one of our errors
             raise _translate(exc, client.service._binding_options["address"]) from exc
         return _body(answer)
+
+    def last_answer_signer(self) -> x509.Certificate | None:
+        """The certificate that signed this thread's last verified answer (the gateway's)."""
+        plugin = getattr(self._local, "plugin", None)
+        verified = plugin.last_response if plugin is not None else None
+        return verified.certificate if verified is not None else None
 
     def prepare(self, operation: str, message_id: str, **arguments: Any) -> PreparedRequest:
         """Build and sign ``operation`` under ``message_id`` without sending it."""

@@ -189,7 +189,7 @@ def employees(tmp_path: Path, people: list[seed.SeedPerson],
         (row("B8", people[0].fin), text("row.fin.duplicate", other=2)),
     ]
     bad_lines: dict[int, str] = {}
-    for index, (cells, message) in enumerate(bad):
+    for index, (cells, _message) in enumerate(bad):
         position = min(len(rows), 5 + index * 18)
         rows.insert(position, cells)
     for line, cells in enumerate(rows, start=2):
