@@ -307,13 +307,15 @@ def cmd_find(args: argparse.Namespace, out: Console) -> int:
                           fin=args.fin.strip().upper())
     if answer.outcome == "SSN_EXISTS" and answer.existingInsured is not None:
         e = answer.existingInsured
-        print(text("find.exists", surname=e.surname, name=e.name, patronymic=e.patronymic or "",
-                   ssn=e.ssn))
+        print(text("find.exists", full_name=_full_name(e), ssn=e.ssn))
     else:
         p = answer.person
-        print(text("find.found", surname=p.surname, name=p.name, patronymic=p.patronymic or "",
-                   birth_date=p.birthDate))
+        print(text("find.found", full_name=_full_name(p), birth_date=p.birthDate))
     return 0
+
+
+def _full_name(person: Any) -> str:
+    return " ".join(part for part in (person.surname, person.name, person.patronymic) if part)
 
 
 REGISTRY_COLUMNS = ("applicationId", "applicationType", "fin", "surname", "name", "patronymic",

@@ -30,7 +30,15 @@ from simulators import people as seed
 from simulators.population import PATH as POPULATION_PATH
 from simulators.population import PopulationDirectory, create_population_app
 from simulators.runner import Simulators
-from tests.e2e.conftest import DEMO_VOEN, OTHER_VOEN, Stack, make_settings, serve_gateway
+from tests.e2e.conftest import (
+    DEMO_VOEN,
+    OTHER_VOEN,
+    Stack,
+    make_settings,
+    serve_gateway,
+    sibling_stack,
+)
+from tests.e2e.test_meta import closed_port_url
 from tests.e2e.test_registration_flow import service
 
 PIN = "918273"
@@ -336,3 +344,117 @@ def _fin_on(path: Path, line: int) -> str:
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     return rows[line - 1][2].strip().upper() or "-"
+
+
+# --- an xlsx file, the registry down (SUBMITTED), wait, find, registry, notice -------------
+
+
+@pytest.mark.softhsm
+def test_xlsx_submitted_rows_are_followed_until_registered_then_read_back(
+    card: Card, tmp_path: Path
+) -> None:
+    from openpyxl import Workbook, load_workbook
+
+    stack = card.stack
+    people = PEOPLE[200:203]
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Sənəd növü", "FİN", "Mobil telefon", "E-poçt"])
+    sheet.append(["şəxsiyyət vəsiqəsi", people[0].fin, 501234567, "a@example.az"])
+    sheet.append(["ID_CARD", people[1].fin.lower(), None, None])
+    sheet.append(["ID_CARD", people[2].fin, "+994 55 765 43 21", None])
+    path = tmp_path / "hires.xlsx"
+    book.save(path)
+
+    # The population registry is down: the gateway accepts the rows as SUBMITTED.
+    with sibling_stack(stack, tmp_path / "down", population_url=closed_port_url()) as down:
+        submitted = card.run("register", str(path),
+                             extra=["--wsdl", down.wsdl])  # the later --wsdl wins
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    output = tmp_path / "hires.result.xlsx"
+    rows = list(load_workbook(output).worksheets[0].iter_rows(values_only=True))
+    assert rows[0][-5:] == ("ssn", "application_id", "status", "fault_code", "message")
+    assert [r[-3] for r in rows[1:]] == ["SUBMITTED"] * 3
+    assert all(r[-4] and not r[-5] for r in rows[1:])  # an application id, no SSN yet
+
+    # The registry is back; "wait" follows the rows until the gateway has finished them.
+    waiting = subprocess.Popen(
+        card.command("wait", str(path), extra=["--interval", "0.2", "--max-wait", "60"]),
+        env=card.environment(PIN), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert stack.gateway.services.registration.finish_submitted() == 3
+        _out, err = waiting.communicate(timeout=120)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
+    assert waiting.returncode == 0, err[-3000:]
+    assert text("wait.done", output=output) in err
+    rows = list(load_workbook(output).worksheets[0].iter_rows(values_only=True))
+    assert [r[-3] for r in rows[1:]] == ["REGISTERED"] * 3
+    ssn = {str(r[1]).upper(): r[-5] for r in rows[1:]}
+    assert all(ssn.values()) and len(set(ssn.values())) == 3
+    app_id = rows[1][-4]
+
+    # find: the person now has an SSN.
+    found = card.run("find", people[0].fin)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert text("find.exists", full_name=f"{people[0].surname} {people[0].name}",
+                ssn=ssn[people[0].fin]) in found.stdout
+
+    # registry: CSV on standard output, one line per application.
+    listed = card.run("registry", "--from", "2000-01-01", "--status", "REGISTERED")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    lines = list(csv.DictReader(listed.stdout.splitlines()))
+    assert {(r["fin"], r["ssn"]) for r in lines} == set(ssn.items())
+
+    # notice: the signed XML and the PDF, saved only after the signature verified.
+    notice = card.run("notice", str(app_id), "--out-dir", str(tmp_path / "notices"))
+    assert notice.returncode == 0, notice.stderr[-2000:]
+    saved = sorted(p.name for p in (tmp_path / "notices").iterdir())
+    assert [Path(n).suffix for n in saved] == [".pdf", ".xml"]
+    assert (tmp_path / "notices" / saved[0]).read_bytes().startswith(b"%PDF")
+    assert ssn[people[0].fin].encode() in (tmp_path / "notices" / saved[1]).read_bytes()
+    assert "DSMF Insured Registration Gateway" in notice.stderr
+
+
+# --- card problems: one clear sentence each, nothing sent ---------------------------------
+
+
+@pytest.mark.softhsm
+@pytest.mark.parametrize("problem", ["wrong PIN", "no token", "no key"])
+def test_card_problems_are_one_clear_sentence(card: Card, tmp_path: Path, problem: str) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text(f"document_type,fin\nID_CARD,{PEOPLE[300].fin}\n", encoding="utf-8")
+    pin, extra, expected = {
+        "wrong PIN": ("000000", [], text("card.pin_incorrect")),
+        "no token": (PIN, ["--token-label", "no-such-card"], "Kart tapılmadı"),
+        "no key": (PIN, ["--key-label", "nobody"], "Kartda bu adla açar"),
+    }[problem]
+    result = card.run("register", str(path), pin=pin, extra=extra)
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert PIN not in result.stdout + result.stderr
+    assert service(card.stack).SearchApplications(voen=DEMO_VOEN).total == 0
+
+
+def test_an_expired_certificate_is_refused_before_anything_is_sent(
+    desk: Stack, tmp_path: Path
+) -> None:
+    expired = desk.pki.identity("expired")
+    path = tmp_path / "one.csv"
+    path.write_text(f"document_type,fin\nID_CARD,{PEOPLE[301].fin}\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.client.cli", "register", str(path),
+         *connection_args(desk), "--key-file", str(expired.key_path),
+         "--cert-file", str(expired.cert_path)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DSMF_")},
+    )
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert text("card.expired", date=f"{expired.certificate.not_valid_after_utc:%Y-%m-%d}") \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+    assert service(desk).SearchApplications(voen=DEMO_VOEN).total == 0
