@@ -103,7 +103,7 @@ class Gateway:
         """Build and sign ``operation`` under ``message_id`` without sending it."""
         client, plugin = self._client()
         binding = client.service._binding
-        plugin.message_ids = lambda: message_id
+        fresh_ids, plugin.message_ids = plugin.message_ids, lambda: message_id
         try:
             # zeep builds the envelope and runs the plugin (X-Road headers, signature) on it.
             _envelope, http_headers = binding._create(operation, (), arguments, client=client)
@@ -111,6 +111,8 @@ class Gateway:
             from gateway.client.card import card_error
 
             raise card_error(exc) from exc
+        finally:
+            plugin.message_ids = fresh_ids  # every other call gets a new id
         assert plugin.last_request is not None and plugin.last_message_id == message_id
         return PreparedRequest(operation, message_id, plugin.last_request,
                                {str(k): str(v) for k, v in http_headers.items()})

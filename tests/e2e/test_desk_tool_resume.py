@@ -1,0 +1,110 @@
+"""The desk tool's recovery paths, driven in-process against the real gateway on loopback: a
+journaled request whose signature has aged (never sent, or done by the gateway with the answer
+lost), and a gateway whose batch limit is smaller than the tool's chunks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gateway.client.journal import PENDING, Journal
+from gateway.client.register import BATCH, Registrar, RunOptions
+from gateway.client.service import Gateway, PreparedRequest
+from signing.parser import parse_xml, serialize
+from signing.wsse import sign_envelope
+from tests.e2e.conftest import DEMO_VOEN, Stack, sibling_stack
+from tests.e2e.test_desk_tool import PEOPLE, desk, population_url, registry  # noqa: F401
+
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+def desk_gateway(stack: Stack) -> Gateway:
+    return Gateway(stack.wsdl, stack.pki.signer("director"), voen=DEMO_VOEN,
+                   trust=stack.pki.trust_store())
+
+
+def journal_with(tmp_path: Path, fins: list[str]) -> Journal:
+    journal = Journal(tmp_path / "hires.csv.dsmf-journal.sqlite")
+    journal.add_rows([(fin, f"r{n}", n + 2, {"clientRef": f"r{n}", "documentType": "ID_CARD",
+                                             "fin": fin, "actualAddressDiffers": False})
+                      for n, fin in enumerate(fins)])
+    return journal
+
+
+def aged(stack: Stack, request: PreparedRequest, minutes: int = 10) -> PreparedRequest:
+    """The same request (same message id, same body) as if it had been signed long ago."""
+    envelope = parse_xml(request.body)
+    header = envelope.find(f"{{{SOAP_ENV}}}Header")
+    assert header is not None
+    security = header.find(f"{{{WSSE}}}Security")
+    assert security is not None
+    header.remove(security)
+    old = datetime.now(UTC) - timedelta(minutes=minutes)
+    body = serialize(sign_envelope(envelope, stack.pki.signer("director"), now=old))
+    return PreparedRequest(request.operation, request.message_id, body, request.http_headers)
+
+
+def journaled_chunk(gateway: Gateway, journal: Journal) -> tuple[PreparedRequest, int]:
+    rows = journal.rows(state=PENDING)
+    request = gateway.prepare(BATCH, str(uuid.uuid4()), voen=DEMO_VOEN,
+                              item=[row.item for row in rows])
+    chunk = journal.open_chunk(request, [row.fin for row in rows])
+    return request, chunk.chunk_id
+
+
+def test_an_aged_request_never_sent_is_signed_again_under_its_message_id(
+    desk: Stack, tmp_path: Path  # noqa: F811
+) -> None:
+    fins = [p.fin for p in PEOPLE[310:313]]
+    gateway, journal = desk_gateway(desk), journal_with(tmp_path, fins)
+    request, chunk_id = journaled_chunk(gateway, journal)
+    old = aged(desk, request)
+    journal.replace_request(journal.open_chunks()[0], old)
+
+    Registrar(gateway, journal, RunOptions(backoff_seconds=0.01)).run()
+
+    rows = journal.rows()
+    assert [(r.fin, r.outcome, r.chunk_id) for r in rows] == [
+        (fin, "REGISTERED", chunk_id) for fin in fins]
+    chunk = journal._db.execute("SELECT message_id, request, open FROM chunk").fetchall()
+    assert [(c[0], c[2]) for c in chunk] == [(request.message_id, 0)]
+    assert bytes(chunk[0][1]) != old.body  # signed again, same id
+    assert {a.fin: a.ssn for a in registry(desk)} == {r.fin: r.ssn for r in rows}
+
+
+def test_an_aged_request_the_gateway_already_did_is_settled_from_the_registry(
+    desk: Stack, tmp_path: Path  # noqa: F811
+) -> None:
+    fins = [p.fin for p in PEOPLE[320:324]]
+    gateway, journal = desk_gateway(desk), journal_with(tmp_path, fins)
+    request, _chunk_id = journaled_chunk(gateway, journal)
+    # The gateway does it; the answer is lost (the tool was killed before it was recorded).
+    gateway.send(request)
+    journal.replace_request(journal.open_chunks()[0], aged(desk, request))
+
+    Registrar(gateway, journal, RunOptions(backoff_seconds=0.01)).run()
+
+    applications = registry(desk)
+    assert sorted(a.fin for a in applications) == sorted(fins)  # nobody registered twice
+    rows = journal.rows()
+    assert {r.fin: (r.outcome, r.ssn, r.application_id) for r in rows} == {
+        a.fin: ("REGISTERED", a.ssn, a.applicationId) for a in applications}
+    assert not journal.open_chunks()
+
+
+def test_chunks_shrink_to_the_gateways_batch_limit(desk: Stack, tmp_path: Path) -> None:  # noqa: F811
+    fins = [p.fin for p in PEOPLE[330:335]]
+    with sibling_stack(desk, tmp_path / "small", max_batch_items=2,
+                       population_url=desk.gateway.settings.population_url) as small:
+        gateway, journal = desk_gateway(small), journal_with(tmp_path, fins)
+        stats = Registrar(gateway, journal, RunOptions(chunk_size=5)).run()
+    assert stats.batch_limit == 2
+    assert [(r.outcome, r.fault_code) for r in journal.rows()] == [("REGISTERED", None)] * 5
+    assert sorted(a.fin for a in registry(desk)) == sorted(fins)
+    sizes = journal._db.execute(
+        "SELECT count(*) FROM row GROUP BY chunk_id ORDER BY chunk_id").fetchall()
+    assert [s[0] for s in sizes] == [2, 2, 1]
+
+
