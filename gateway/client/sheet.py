@@ -151,7 +151,7 @@ def write_results(path: Path, header: Sequence[str],
         from openpyxl import Workbook
 
         workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet("nəticə")
+        sheet = workbook.create_sheet(text("output.sheet_name"))
         sheet.append(columns)
         for cells, result in rows:
             sheet.append([*cells, *result])
