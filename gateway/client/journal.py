@@ -80,6 +80,7 @@ class JournalRow:
     application_id: str | None
     fault_code: str | None
     message: str | None
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class Journal:
     def rows(self, *, state: str | None = None, outcome: str | None = None,
              chunk_id: int | None = None) -> list[JournalRow]:
         query = ("SELECT fin, client_ref, line, item, state, chunk_id, outcome, ssn, "
-                 "application_id, fault_code, message FROM row")
+                 "application_id, fault_code, message, attempts FROM row")
         where: list[str] = []
         args: list[object] = []
         if state is not None:

@@ -116,11 +116,16 @@ class Registrar:
         try:
             # Rows can come back to PENDING (a request refused as a whole, a smaller batch
             # limit, a reconciliation); a few rounds settle them all.
-            for _round in range(5):
+            for round_number in range(self.options.attempts + 1):
                 chunks = self.journal.open_chunks()
                 pending = self.journal.rows(state=PENDING)
                 if not chunks and not pending:
                     break
+                if round_number:
+                    # What is left came back from the gateway (a Server.* failure of an item,
+                    # a smaller batch limit): give it a moment, longer each time.
+                    time.sleep(min(self.options.max_backoff_seconds,
+                                   self.options.backoff_seconds * 2 ** (round_number - 1)))
                 self._round(chunks, pending)
         finally:
             self.stats.seconds = time.monotonic() - started
@@ -288,15 +293,24 @@ class Registrar:
     def _record(self, chunk: Chunk, rows: Sequence[JournalRow],
                 outcomes: Sequence[Outcome]) -> None:
         settled = {row.fin: outcome for row, outcome in zip(rows, outcomes, strict=True)}
+        # An item the gateway failed on its side (Server.*) is tried again in a later request,
+        # a bounded number of times; then its FAILED outcome stands.
+        again = [row.fin for row in rows
+                 if settled[row.fin].outcome == "FAILED"
+                 and (settled[row.fin].fault_code or "").startswith("Server.")
+                 and row.attempts < self.options.attempts]
+        for fin in again:
+            del settled[fin]
         # SSN_EXISTS: the row carries the SSN too - and if the application is ours (a request
         # whose answer was lost did register it), it is a registration, not a conflict.
         for row in rows:
-            if settled[row.fin].outcome == "SSN_EXISTS" and not settled[row.fin].ssn:
+            if row.fin in settled and settled[row.fin].outcome == "SSN_EXISTS" \
+                    and not settled[row.fin].ssn:
                 settled[row.fin] = self._existing(row, settled[row.fin])
-        self.journal.close_chunk(chunk, settled)
+        self.journal.close_chunk(chunk, settled, back_to_pending=again)
         with self._size_lock:
-            self.stats.sent_rows += len(rows)
-        self.progress(len(rows))
+            self.stats.sent_rows += len(settled)
+        self.progress(len(settled))
 
     def _existing(self, row: JournalRow, outcome: Outcome) -> Outcome:
         try:

@@ -103,8 +103,10 @@ class Card:
 
     def run(self, *argv: str, pin: str | None = PIN, extra: list[str] | None = None,
             timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        # No terminal on stdin: the PIN comes from the environment or not at all.
         return subprocess.run(self.command(*argv, extra=extra), capture_output=True, text=True,
-                              timeout=timeout, env=self.environment(pin), check=False)
+                              timeout=timeout, env=self.environment(pin), check=False,
+                              stdin=subprocess.DEVNULL)
 
     def command(self, *argv: str, extra: list[str] | None = None) -> list[str]:
         return [sys.executable, "-m", "gateway.client.cli", *argv, *self.args, *(extra or [])]
@@ -283,7 +285,7 @@ def test_a_spreadsheet_is_checked_then_registered_exactly_once_across_a_kill(
     # 2. With --skip-invalid it registers - and is killed (SIGKILL) midway.
     extra = ["--skip-invalid", "--chunk-size", "5", "--in-flight", "2"]
     process = subprocess.Popen(card.command("register", str(sheet.path), extra=extra),
-                               env=card.environment(PIN), stdout=subprocess.PIPE,
+                               env=card.environment(PIN), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -381,7 +383,7 @@ def test_xlsx_submitted_rows_are_followed_until_registered_then_read_back(
     # The registry is back; "wait" follows the rows until the gateway has finished them.
     waiting = subprocess.Popen(
         card.command("wait", str(path), extra=["--interval", "0.2", "--max-wait", "60"]),
-        env=card.environment(PIN), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=card.environment(PIN), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert stack.gateway.services.registration.finish_submitted() == 3
         _out, err = waiting.communicate(timeout=120)
@@ -423,12 +425,14 @@ def test_xlsx_submitted_rows_are_followed_until_registered_then_read_back(
 
 
 @pytest.mark.softhsm
-@pytest.mark.parametrize("problem", ["wrong PIN", "no token", "no key"])
+@pytest.mark.parametrize("problem", ["wrong PIN", "no PIN", "no token", "no key"])
 def test_card_problems_are_one_clear_sentence(card: Card, tmp_path: Path, problem: str) -> None:
     path = tmp_path / "one.csv"
     path.write_text(f"document_type,fin\nID_CARD,{PEOPLE[300].fin}\n", encoding="utf-8")
+    pin: str | None
     pin, extra, expected = {
         "wrong PIN": ("000000", [], text("card.pin_incorrect")),
+        "no PIN": (None, [], text("card.no_pin")),  # no terminal to ask on, no variable
         "no token": (PIN, ["--token-label", "no-such-card"], "Kart tapılmadı"),
         "no key": (PIN, ["--key-label", "nobody"], "Kartda bu adla açar"),
     }[problem]
@@ -450,7 +454,7 @@ def test_an_expired_certificate_is_refused_before_anything_is_sent(
         [sys.executable, "-m", "gateway.client.cli", "register", str(path),
          *connection_args(desk), "--key-file", str(expired.key_path),
          "--cert-file", str(expired.cert_path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("DSMF_")},
     )
     assert result.returncode == 4, result.stderr[-2000:]

@@ -13,8 +13,10 @@ from gateway.client.register import BATCH, Registrar, RunOptions
 from gateway.client.service import Gateway, PreparedRequest
 from signing.parser import parse_xml, serialize
 from signing.wsse import sign_envelope
+from simulators import people as seed
 from tests.e2e.conftest import DEMO_VOEN, Stack, sibling_stack
 from tests.e2e.test_desk_tool import PEOPLE, desk, population_url, registry  # noqa: F401
+from tests.e2e.test_registration_flow import service
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -108,3 +110,25 @@ def test_chunks_shrink_to_the_gateways_batch_limit(desk: Stack, tmp_path: Path) 
     assert [s[0] for s in sizes] == [2, 2, 1]
 
 
+
+
+def test_one_by_one_gives_each_row_its_own_outcome(desk: Stack, tmp_path: Path) -> None:  # noqa: F811
+    new = PEOPLE[340].fin
+    existing = "9QW3E5R"  # holds an SSN in the demo data, registered by nobody here
+    gateway = desk_gateway(desk)
+    journal = journal_with(tmp_path, [new, existing, seed.NOT_FOUND_FIN])
+    stats = Registrar(gateway, journal, RunOptions(one_by_one=True, chunk_size=50)).run()
+    rows = {r.fin: r for r in journal.rows()}
+    assert (rows[new].outcome, rows[new].fault_code) == ("REGISTERED", None)
+    assert rows[new].ssn and rows[new].application_id
+    found = service(desk).FindPerson(voen=DEMO_VOEN, documentType="ID_CARD", fin=existing)
+    assert (rows[existing].outcome, rows[existing].fault_code, rows[existing].ssn) == (
+        "SSN_EXISTS", "Client.Conflict.SsnExists", found.existingInsured.ssn)
+    unknown = rows[seed.NOT_FOUND_FIN]
+    assert (unknown.outcome, unknown.fault_code) == ("FAILED", "Client.Person.NotFound")
+    # One SubmitRegistration per row, each under its own message id.
+    chunks = journal._db.execute("SELECT operation, message_id FROM chunk").fetchall()
+    assert [c[0] for c in chunks] == ["SubmitRegistration"] * 3
+    assert len({c[1] for c in chunks}) == 3
+    assert stats.sent_rows == 3
+    assert [a.fin for a in registry(desk)] == [new]
