@@ -285,8 +285,8 @@ def test_a_spreadsheet_is_checked_then_registered_exactly_once_across_a_kill(
     # 2. With --skip-invalid it registers - and is killed (SIGKILL) midway.
     extra = ["--skip-invalid", "--chunk-size", "5", "--in-flight", "2"]
     process = subprocess.Popen(card.command("register", str(sheet.path), extra=extra),
-                               env=card.environment(PIN), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               env=card.environment(PIN), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while journal_done(journal) < 30 and process.poll() is None \
@@ -383,7 +383,8 @@ def test_xlsx_submitted_rows_are_followed_until_registered_then_read_back(
     # The registry is back; "wait" follows the rows until the gateway has finished them.
     waiting = subprocess.Popen(
         card.command("wait", str(path), extra=["--interval", "0.2", "--max-wait", "60"]),
-        env=card.environment(PIN), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=card.environment(PIN), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     try:
         assert stack.gateway.services.registration.finish_submitted() == 3
         _out, err = waiting.communicate(timeout=120)
