@@ -53,6 +53,8 @@ def open_signer(settings: CardSettings, *, now: datetime | None = None) -> Signe
         signer = _open(settings)
         certificate = signer.certificate  # logs in to the card: PIN problems surface here
     except SigningError as exc:
+        if not settings.pkcs11_module and settings.key_file:
+            raise CardError(text("card.key_file", detail=exc.message)) from exc
         raise card_error(exc) from exc
     moment = now or datetime.now(UTC)
     if certificate.not_valid_after_utc < moment:

@@ -195,6 +195,12 @@ def cmd_register(args: argparse.Namespace, out: Console) -> int:
     try:
         journal.add_rows([(c.fin, c.client_ref, c.row.line, c.item) for c in checked
                           if c.ok and c.item is not None], retry_failed=args.retry_failed)
+        sent = {row.fin: row for row in journal.rows() if row.state != "PENDING"}
+        for c in checked:
+            earlier = sent.get(c.fin)
+            if c.ok and earlier is not None and earlier.item != c.item:
+                out.print(text("report.row", row=c.row.line, fin=c.fin,
+                               message=text("run.input_changed")), markup=False)
         counts = journal.counts()
         pending = counts.get("PENDING", 0) + counts.get("SENT", 0)
         done = sum(v for k, v in counts.items() if k not in ("PENDING", "SENT"))
@@ -215,8 +221,15 @@ def cmd_register(args: argparse.Namespace, out: Console) -> int:
                                   progress=lambda n: progress.advance(task, n))
             try:
                 stats = registrar.run()
-            finally:
+            except ClientError as exc:
+                # The journal keeps what was sent; the next run picks up from here.
                 _write_output(sheet, checked, journal, output)
+                out.print(text("run.stopped", reason=exc.message), markup=False)
+                return exc.exit_code
+            except BaseException:
+                _write_output(sheet, checked, journal, output)
+                raise
+            _write_output(sheet, checked, journal, output)
         if stats.batch_limit:
             out.print(text("run.batch_limit", limit=stats.batch_limit), markup=False)
         counts = journal.counts()

@@ -152,6 +152,12 @@ class Journal:
         again only when asked."""
         now = _now()
         with self._transaction() as db:
+            # A row taken out of the file since the last run is not sent - if it was never in
+            # a request. (One that was stays: the gateway may have done it.)
+            present = {fin for fin, _ref, _line, _item in rows}
+            for (fin,) in db.execute("SELECT fin FROM row WHERE state = 'PENDING'").fetchall():
+                if fin not in present:
+                    db.execute("DELETE FROM row WHERE fin = ? AND state = 'PENDING'", (fin,))
             for fin, ref, line, item in rows:
                 data = json.dumps(item, ensure_ascii=False, sort_keys=True)
                 db.execute(
@@ -277,6 +283,11 @@ class Journal:
             for fin in back_to_pending:
                 db.execute("UPDATE row SET state = 'PENDING', chunk_id = NULL, updated_at = ? "
                            "WHERE fin = ? AND chunk_id = ?", (now, fin, chunk.chunk_id))
+            # A row the answer said nothing about must not stay SENT in a closed chunk (never
+            # resent, never settled): it waits for another request. If the gateway did it after
+            # all, that request's answer says its SSN exists and the registry shows it as ours.
+            db.execute("UPDATE row SET state = 'PENDING', chunk_id = NULL, updated_at = ? "
+                       "WHERE chunk_id = ? AND state = 'SENT'", (now, chunk.chunk_id))
             db.execute("UPDATE chunk SET open = 0, closed_at = ? WHERE chunk_id = ?",
                        (now, chunk.chunk_id))
 
