@@ -7,10 +7,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from gateway.client.journal import PENDING, Journal
 from gateway.client.register import BATCH, Registrar, RunOptions
 from gateway.client.service import Gateway, PreparedRequest
+from gateway.wsgi_server import serve_in_thread
 from signing.parser import parse_xml, serialize
 from signing.wsse import sign_envelope
 from simulators import people as seed
@@ -132,3 +137,55 @@ def test_one_by_one_gives_each_row_its_own_outcome(desk: Stack, tmp_path: Path) 
     assert len({c[1] for c in chunks}) == 3
     assert stats.sent_rows == 3
     assert [a.fin for a in registry(desk)] == [new]
+
+
+class AnswerLosingProxy:
+    """A real HTTP hop in front of the gateway (a load balancer, say) that passes each request
+    on and, for the first ``lose`` POSTs, loses the gateway's answer (502, no body)."""
+
+    def __init__(self, target: str, lose: int) -> None:
+        self.target = target
+        self.lose = lose
+        self.posted: list[bytes] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        query = environ.get("QUERY_STRING", "")
+        url = self.target + (f"?{query}" if query else "")
+        # The gateway writes its own address into the WSDL from the Host header: the proxy's.
+        headers = {"Host": environ["HTTP_HOST"]}
+        if environ["REQUEST_METHOD"] == "POST":
+            headers["Content-Type"] = environ.get("CONTENT_TYPE", "text/xml")
+            headers["SOAPAction"] = environ.get("HTTP_SOAPACTION", "")
+            answer = requests.post(url, data=body, headers=headers, timeout=60)
+            self.posted.append(body)
+            if len(self.posted) <= self.lose:
+                start_response("502 Bad Gateway", [("Content-Length", "0")])
+                return [b""]
+        else:
+            answer = requests.get(url, headers=headers, timeout=60)
+        start_response(f"{answer.status_code} {answer.reason}",
+                       [("Content-Type", answer.headers.get("Content-Type", "text/xml"))])
+        return [answer.content]
+
+
+def test_a_lost_answer_is_fetched_again_with_the_same_bytes(
+    desk: Stack, tmp_path: Path  # noqa: F811
+) -> None:
+    fins = [p.fin for p in PEOPLE[350:353]]
+    proxy = AnswerLosingProxy(desk.url, lose=1)
+    server = serve_in_thread(proxy)
+    try:
+        wsdl = server.url.rstrip("/") + urlsplit(desk.url).path + "?wsdl"
+        gateway = Gateway(wsdl, desk.pki.signer("director"), voen=DEMO_VOEN,
+                          trust=desk.pki.trust_store())
+        journal = journal_with(tmp_path, fins)
+        Registrar(gateway, journal, RunOptions(backoff_seconds=0.01)).run()
+    finally:
+        server.stop()
+    # The gateway did the first copy; the second, byte for byte the same, got its stored answer.
+    assert len(proxy.posted) == 2 and proxy.posted[0] == proxy.posted[1]
+    rows = journal.rows()
+    assert [(r.outcome, r.chunk_id) for r in rows] == [("REGISTERED", 1)] * 3
+    assert {a.fin: a.ssn for a in registry(desk)} == {r.fin: r.ssn for r in rows}
