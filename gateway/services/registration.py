@@ -396,10 +396,13 @@ class RegistrationService:
     def _refuse_if_insured(self, uow: UnitOfWork, fin: str) -> None:
         existing = uow.insured_persons.get(fin)
         if existing is not None:
+            person = " ".join(
+                part for part in (existing.surname, existing.name, existing.patronymic) if part
+            )
             raise Conflict(
-                f"the person's SSN exists: {existing.surname} {existing.name} "
-                f"{existing.patronymic or ''} {existing.ssn}".replace("  ", " "),
+                f"the person's SSN exists: {person} {existing.ssn}",
                 code="Client.Conflict.SsnExists", field="fin",
+                params={"person": person, "ssn": existing.ssn},
             )
 
     def _new_application(

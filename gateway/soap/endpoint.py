@@ -8,7 +8,8 @@ POST (SOAP 1.1), in this order — each step refuses with its own fault code:
   with the X-Road headers echoed and ``requestHash`` → signed with the gateway's key.
 Every request and response, refusals included, goes to the hash-chained message log.
 
-GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``/health``, ``/metrics``.
+GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``?faults`` (the fault
+catalogue), ``/health``, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 
 from gateway.domain.errors import GatewayError, ValidationFailed
 from gateway.domain.model import Actor
+from gateway.messages import DEFAULT_LOCALE, negotiate
+from gateway.messages.tools import faults_xml
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
@@ -105,6 +108,8 @@ class RequestScope:
     operations: dict[str, Operation]
     session_token: str | None = None
     error: BaseException | None = None
+    #: The caller's language for texts in the answer (``gateway.messages``).
+    locale: str = DEFAULT_LOCALE
 
     def dispatch(self, operation: str, request: Any) -> Any:
         try:
@@ -186,7 +191,7 @@ class SoapEndpoint:
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"POST a SOAP 1.1 request\n")
         body = self._read_body(environ)
-        outcome = self.handle(body)
+        outcome = self.handle(body, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")))
         headers = [("Content-Type", 'text/xml; charset="utf-8"'),
                    ("Content-Length", str(len(outcome.body)))]
         start_response(outcome.status, headers)
@@ -219,6 +224,9 @@ class SoapEndpoint:
         url = self.public_url or _request_url(environ)
         if query.lower() == "wsdl":
             return _xml(start_response, self.contract.wsdl_for(url))
+        if query.lower() == "faults":
+            # The fault catalogue (docs/faults.md as XML): every code, meaning and action.
+            return _xml(start_response, faults_xml())
         if query.startswith("xsd="):
             doc = self.contract.xsd_for(query[4:], url)
             if doc is None:
@@ -250,7 +258,8 @@ class SoapEndpoint:
 
     # -- one SOAP request ------------------------------------------------------------------
 
-    def handle(self, request: bytes | None) -> Outcome:
+    def handle(self, request: bytes | None, *, locale: str = DEFAULT_LOCALE) -> Outcome:
+        """``locale``: the language of fault messages and of texts in answers (``az``/``en``)."""
         started = time.perf_counter()
         correlation_id = uuid.uuid4().hex
         headers = XRoadHeaders({})
@@ -314,6 +323,7 @@ class SoapEndpoint:
                 request_bytes=request,
                 operations=self.operations,
                 session_token=session_token,
+                locale=locale,
             )
             result = self.dispatcher.call(payload, scope)
             response = self._respond(result, headers, request)
@@ -323,8 +333,9 @@ class SoapEndpoint:
             if info.code == "Server.Internal":
                 log.exception("internal error, correlation id %s", correlation_id)
             else:
-                log.info("refused %s: %s (%s)", operation, info.code, correlation_id)
-            response = self._fault(info, correlation_id, headers, request)
+                log.info("refused %s: %s %s (%s)", operation, info.code, info.message,
+                         correlation_id)
+            response = self._fault(info, correlation_id, headers, request, locale)
             status, outcome = "500 Internal Server Error", info.code
         if claimed is not None:
             try:
@@ -344,9 +355,10 @@ class SoapEndpoint:
         return serialize(sign_envelope(envelope, self.signer))
 
     def _fault(
-        self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None
+        self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None,
+        locale: str,
     ) -> bytes:
-        envelope = build_fault_envelope(info, correlation_id)
+        envelope = build_fault_envelope(info, correlation_id, locale)
         header = envelope.find(f"{{{SOAP_ENV}}}Header")
         assert header is not None
         try:
@@ -354,7 +366,7 @@ class SoapEndpoint:
             return serialize(sign_envelope(envelope, self.signer))
         except Exception:
             log.exception("cannot sign fault %s (%s)", info.code, correlation_id)
-            return serialize(build_fault_envelope(info, correlation_id))
+            return serialize(build_fault_envelope(info, correlation_id, locale))
 
     def _log(
         self,
