@@ -425,7 +425,8 @@ def _payload_of(body: etree._Element) -> etree._Element:
     children = [c for c in body if isinstance(c.tag, str)]
     if len(children) != 1:
         raise ValidationFailed(
-            "the SOAP Body must hold exactly one element", code="Client.Validation.Schema"
+            "the SOAP Body must hold exactly one element", code="Client.Validation.Schema",
+            field="Body", params={"rule": "other"},
         )
     return children[0]
 
