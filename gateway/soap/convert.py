@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.domain import model as dm
-from gateway.domain.calendar import business_date
+from gateway.domain.calendar import baku_time, business_date
 from gateway.domain.values import Address, Contacts
 from gateway.soap import models as m
 
@@ -77,8 +77,9 @@ def from_person(person: dm.PersonRecord | None) -> m.Person | None:
     )
 
 
-def utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def answer_time(value: datetime) -> datetime:
+    """A dateTime of an answer: Baku time, +04:00 (naive values are UTC instants)."""
+    return baku_time(value)
 
 
 def application_result(app: dm.Application, message: str | None = None) -> m.ApplicationResult:
@@ -136,7 +137,8 @@ def application_detail(app: dm.Application) -> m.ApplicationDetail:
 
 def status_change(change: dm.StatusChange) -> m.StatusChange:
     return m.StatusChange(
-        status=change.status.value, at=utc(change.at), actorFin=change.actor_fin, note=change.note
+        status=change.status.value, at=answer_time(change.at), actorFin=change.actor_fin,
+        note=change.note,
     )
 
 
@@ -155,8 +157,8 @@ def authority(a: dm.Authority, eservice_name: str, today: Any) -> m.Authority:
         validFrom=a.valid_from,
         validTo=a.valid_to,
         state=a.state(today).value,
-        grantedAt=utc(a.granted_at),
+        grantedAt=answer_time(a.granted_at),
         grantedByFin=a.granted_by_fin,
-        revokedAt=utc(a.revoked_at) if a.revoked_at else None,
+        revokedAt=answer_time(a.revoked_at) if a.revoked_at else None,
         revokedByFin=a.revoked_by_fin,
     )
