@@ -6,4 +6,6 @@ Each is (msgctxt, English msgid); the code that shows one calls
 
 from __future__ import annotations
 
-TEXTS: tuple[tuple[str, str], ...] = ()
+from gateway.messages.notes import NOTE_CONTEXT, NOTE_TEXTS
+
+TEXTS: tuple[tuple[str, str], ...] = tuple((NOTE_CONTEXT, msgid) for msgid in NOTE_TEXTS)

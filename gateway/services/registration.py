@@ -226,7 +226,8 @@ class RegistrationService:
                     uow.rollback()
                     with self.uow() as uow2:
                         uow2.applications.update(current.with_status(
-                            ApplicationStatus.REJECTED, self.clock(), None, exc.message
+                            ApplicationStatus.REJECTED, self.clock(), None,
+                            f"{exc.code}: {exc.message}",
                         ))
                         uow2.commit()
                     done += 1
