@@ -169,3 +169,35 @@ def test_the_served_catalogue_lists_every_code_in_both_languages() -> None:
     first = root[0]
     langs = [el.get("{http://www.w3.org/XML/1998/namespace}lang") for el in first]
     assert sorted(langs) == ["az", "az", "en", "en"]
+
+
+@pytest.mark.parametrize(("stored", "az"), [
+    ("SSN 100200300", "SSN 100200300 verildi"),
+    ("corrected", "Düzəliş edildi"),
+    ("population registry unavailable; finished automatically when it is back",
+     "Əhali reyestri əlçatan deyildi; bərpa olunduqdan sonra avtomatik tamamlandı"),
+    ("signing failed: Client.Certificate.Expired: certificate expired at 2026-01-01",
+     "İmzalama alınmadı: İmza sertifikatının müddəti bitib."),
+    ("signing failed: Asan İmza signing failed: USER_CANCEL: ETSI 401",
+     "İmzalama alınmadı: Asan İmza: İmzalama telefonda ləğv edildi."),
+    ("previous actual address: Bakı, Nizami küçəsi, 5; previous contacts: +994501234567",
+     "Əvvəlki faktiki ünvan: Bakı, Nizami küçəsi, 5; əvvəlki əlaqə vasitələri: +994501234567"),
+    ("Client.Conflict.SsnExists: the person's SSN exists: Rzayev Elvin 100200300",
+     "İmtina edildi: Şəxsin SSN-i mövcuddur: —, SSN —."),
+])
+def test_history_notes_are_shown_in_azerbaijani(stored: str, az: str) -> None:
+    from gateway.messages.notes import note
+
+    assert note(stored, "az") == az
+    assert note(stored, "en") != az
+
+
+def test_a_draft_reason_keeps_its_code_for_machines() -> None:
+    from gateway.messages.notes import reason
+
+    assert reason("Asan İmza signing failed: SIGNATURE_MISMATCH: the draft changed after it "
+                  "was sent to the phone", "az", with_code=True) == (
+        "SIGNATURE_MISMATCH: Asan İmza: Qaralama imzalanmaq üçün telefona göndərildikdən sonra "
+        "dəyişdirilib.")
+    assert reason("Client.Certificate.Expired: expired", "en", with_code=True) == \
+        "Client.Certificate.Expired: The signing certificate has expired."

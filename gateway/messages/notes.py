@@ -33,25 +33,45 @@ _CODE = re.compile(r"^(?P<code>(?:Client|Server)(?:\.[A-Za-z]+)+)(?::.*)?$", re.
 _ETSI = re.compile(r"^(?P<name>[A-Z][A-Z_]+)(?::.*)?$", re.DOTALL)
 
 
-def reason(value: str, locale: str = DEFAULT_LOCALE) -> str:
+#: Asan İmza refusal reasons of the contract (MobileSigningRefusalReason) that are not ETSI
+#: status names, and the fault code whose text tells them.
+_REASON_CODES = {
+    "SIGNATURE_MISMATCH": "Client.Signature.Invalid",
+    "CERTIFICATE_REVOKED": "Client.Mobile.RevokedCertificate",
+    "CERTIFICATE_EXPIRED": "Client.Certificate.Expired",
+    "NOT_AUTHORIZED": "Client.NotAuthorized",
+    "INTERNAL_ERROR": "Server.Upstream.Fault",
+}
+
+
+def reason(value: str, locale: str = DEFAULT_LOCALE, *, with_code: bool = False) -> str:
     """A draft reason or refusal (``"Client.X.Y: developer text"``, ``"Asan İmza signing failed:
-    USER_CANCEL: ETSI 401"``) as the catalogue's message for it."""
+    USER_CANCEL: ETSI 401"``) as the catalogue's message for it. ``with_code``: prefixed with the
+    code or reason name it was recognised by (``"USER_CANCEL: İmzalama telefonda ləğv
+    edildi."``), for answers that machines read too."""
     value = value.strip()
     if value.startswith("Asan İmza signing failed:"):
         inner = value.removeprefix("Asan İmza signing failed:").strip()
-        return text(ASAN_FAILED, locale, context=NOTE_CONTEXT, reason=_refusal(inner, locale))
-    return _refusal(value, locale)
+        token, said = _refusal(inner, locale)
+        shown = text(ASAN_FAILED, locale, context=NOTE_CONTEXT, reason=said)
+    else:
+        token, said = _refusal(value, locale)
+        shown = said
+    return f"{token}: {shown}" if with_code and token else shown
 
 
-def _refusal(value: str, locale: str) -> str:
+def _refusal(value: str, locale: str) -> tuple[str | None, str]:
     code = _CODE.match(value)
     if code:
-        return fault_message(code.group("code"), locale)
+        return code.group("code"), fault_message(code.group("code"), locale)
     etsi = _ETSI.match(value)
     if etsi:
-        camel = "".join(part.capitalize() for part in etsi.group("name").split("_"))
-        return fault_message(f"Client.Mobile.{camel}", locale)
-    return fault_message("Client", locale) if _looks_english(value) else value
+        name = etsi.group("name")
+        if name == "SIGNATURE_MISMATCH" and "changed" in value:
+            return name, fault_message("Client.Conflict.DraftChanged", locale)
+        camel = "".join(part.capitalize() for part in name.split("_"))
+        return name, fault_message(_REASON_CODES.get(name, f"Client.Mobile.{camel}"), locale)
+    return None, fault_message("Client", locale) if _looks_english(value) else value
 
 
 def _looks_english(value: str) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from gateway.domain import model as dm
 from gateway.domain.calendar import baku_time, business_date
 from gateway.domain.values import Address, Contacts
+from gateway.messages import DEFAULT_LOCALE, notes
 from gateway.soap import models as m
 
 
@@ -109,7 +110,7 @@ def application_summary(app: dm.Application) -> m.ApplicationSummary:
     )
 
 
-def application_detail(app: dm.Application) -> m.ApplicationDetail:
+def application_detail(app: dm.Application, locale: str = DEFAULT_LOCALE) -> m.ApplicationDetail:
     signed = app.signed_by
     return m.ApplicationDetail(
         summary=application_summary(app),
@@ -130,15 +131,18 @@ def application_detail(app: dm.Application) -> m.ApplicationDetail:
             ),
             credential=signed.credential,
         ) if signed is not None and signed.fin else None,
-        draftReason=app.draft_reason,
+        draftReason=(notes.reason(app.draft_reason, locale, with_code=True)
+                     if app.draft_reason else None),
         person=from_person(app.person),
     )
 
 
-def status_change(change: dm.StatusChange) -> m.StatusChange:
+def status_change(change: dm.StatusChange, locale: str = DEFAULT_LOCALE) -> m.StatusChange:
+    """A history line; its note in the caller's language (stored notes are fixed English
+    forms, shown through the catalogue: ``gateway.messages.notes``)."""
     return m.StatusChange(
         status=change.status.value, at=answer_time(change.at), actorFin=change.actor_fin,
-        note=change.note,
+        note=notes.note(change.note, locale) if change.note else None,
     )
 
 
