@@ -29,6 +29,7 @@ from spyne.util.xml import get_object_as_xml, get_xml_as_object
 from xmlschema.extras.wsdl import Wsdl11Document
 
 from gateway.domain.errors import ValidationFailed
+from gateway.messages import fault_message
 from gateway.messages.faults import BY_CODE
 from gateway.soap import models
 from gateway.soap.contract import Contract
@@ -564,6 +565,9 @@ def test_golden_response(path: Path) -> None:
         assert _lxml_errors(details[0]) == []
         code = details[0].findtext(f"{{{TNS}}}code")
         assert payload.findtext("faultcode") == f"soapenv:{code}"
+        # The example speaks as the gateway does: the catalogue's Azerbaijani text.
+        assert code in BY_CODE
+        assert payload.findtext("faultstring") == fault_message(code, "az")
         return
     for el in [*headers, payload]:
         assert _lxml_errors(el) == []
