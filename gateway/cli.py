@@ -156,6 +156,19 @@ def cmd_finish_submitted(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_messages(args: argparse.Namespace) -> int:
+    from gateway.messages import tools
+
+    if args.action == "extract":
+        print(tools.extract())
+    elif args.action == "update":
+        for path in tools.update():
+            print(path)
+    else:  # faults: the catalogue document (docs/faults.md)
+        sys.stdout.write(tools.faults_markdown())
+    return 0
+
+
 def _stop_on_signal() -> threading.Event:
     """Installed before anything starts listening, so an early Ctrl-C still stops cleanly."""
     stop = threading.Event()
@@ -208,6 +221,11 @@ def parser() -> argparse.ArgumentParser:
                                                  "was down")
     s.add_argument("--limit", type=int, default=100)
     s.set_defaults(func=cmd_finish_submitted)
+
+    s = sub.add_parser("messages", help="message catalogues: extract the template, update the "
+                                         ".po files, print the fault catalogue (docs/faults.md)")
+    s.add_argument("action", choices=["extract", "update", "faults"])
+    s.set_defaults(func=cmd_messages)
     return p
 
 

@@ -19,14 +19,21 @@ into them at their edge, so nothing foreign crosses into the service layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class GatewayError(Exception):
+    """``message`` is the developer's English text (for the log); the user reads the catalogue's
+    text for ``code`` (``gateway.messages``), filled with ``field`` and the named ``params``."""
+
     code: str = "Server.Internal"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 params: Mapping[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.params: Mapping[str, object] = dict(params or {})
         if code is not None:
             self.code = code
 

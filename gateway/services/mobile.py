@@ -625,6 +625,6 @@ def _user_id(value: str) -> str:
     value = (value or "").strip()
     if not (value.isdigit() and value.isascii() and 6 <= len(value) <= 10):
         raise ValidationFailed("userId: the Asan İmza user id is 6 to 10 digits",
-                               code="Client.Validation.UserId", field="userId")
+                               code="Client.Validation.AsanUserId", field="userId")
     return value
 

@@ -225,7 +225,7 @@ class RegistrationService:
                 try:
                     self._register(uow, current, person, self.clock(), None, False)
                 except Conflict as exc:
-                    reason = exc.message
+                    reason = f"{exc.code}: {exc.message}"
                 else:
                     uow.commit()
                     done += 1
@@ -406,10 +406,13 @@ class RegistrationService:
     def _refuse_if_insured(self, uow: UnitOfWork, fin: str) -> None:
         existing = uow.insured_persons.get(fin)
         if existing is not None:
+            person = " ".join(
+                part for part in (existing.surname, existing.name, existing.patronymic) if part
+            )
             raise Conflict(
-                f"the person's SSN exists: {existing.surname} {existing.name} "
-                f"{existing.patronymic or ''} {existing.ssn}".replace("  ", " "),
+                f"the person's SSN exists: {person} {existing.ssn}",
                 code="Client.Conflict.SsnExists", field="fin",
+                params={"person": person, "ssn": existing.ssn},
             )
 
     def _new_application(

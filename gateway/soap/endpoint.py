@@ -8,7 +8,8 @@ POST (SOAP 1.1), in this order — each step refuses with its own fault code:
   with the X-Road headers echoed and ``requestHash`` → signed with the gateway's key.
 Every request and response, refusals included, goes to the hash-chained message log.
 
-GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``/health``, ``/metrics``.
+GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``?faults`` (the fault
+catalogue), ``/health``, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from gateway.domain.errors import GatewayError, ValidationFailed
 from gateway.domain.model import Actor
 from gateway.logging_config import correlation
+from gateway.messages import DEFAULT_LOCALE, negotiate
+from gateway.messages.tools import faults_xml
 from gateway.services.ports import (
     Exchange,
     RequestClaim,
@@ -91,6 +94,8 @@ class RequestScope:
     operations: dict[str, Operation]
     session_token: str | None = None
     error: BaseException | None = None
+    #: The caller's language for texts in the answer (``gateway.messages``).
+    locale: str = DEFAULT_LOCALE
 
     def dispatch(self, operation: str, request: Any) -> Any:
         try:
@@ -173,7 +178,7 @@ class SoapEndpoint:
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"POST a SOAP 1.1 request\n")
         body = self._read_body(environ)
-        outcome = self.handle(body)
+        outcome = self.handle(body, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")))
         headers = [("Content-Type", 'text/xml; charset="utf-8"'),
                    ("Content-Length", str(len(outcome.body)))]
         start_response(outcome.status, headers)
@@ -206,6 +211,9 @@ class SoapEndpoint:
         url = self.public_url or _request_url(environ)
         if query.lower() == "wsdl":
             return _xml(start_response, self.contract.wsdl_for(url))
+        if query.lower() == "faults":
+            # The fault catalogue (docs/faults.md as XML): every code, meaning and action.
+            return _xml(start_response, faults_xml())
         if query.startswith("xsd="):
             doc = self.contract.xsd_for(query[4:], url)
             if doc is None:
@@ -245,8 +253,10 @@ class SoapEndpoint:
 
     # -- one SOAP request ------------------------------------------------------------------
 
-    def handle(self, request: bytes | None) -> Outcome:
-        """One request, one transaction: the handler's writes, the ledger row of (sender, id)
+    def handle(self, request: bytes | None, *, locale: str = DEFAULT_LOCALE) -> Outcome:
+        """``locale``: the language of fault messages and of texts in answers (``az``/``en``).
+
+        One request, one transaction: the handler's writes, the ledger row of (sender, id)
         with the final answer, and the message-log entries commit together, and the answer
         leaves only after that commit (DESIGN §5). A transient ``Server.*`` failure keeps
         nothing but its log entry, so the client's retry runs again."""
@@ -255,19 +265,22 @@ class SoapEndpoint:
         with correlation(correlation_id), self.ledger.begin() as record:
             request_state = _RequestState()
             try:
-                status, response, outcome = self._process(request, correlation_id, request_state)
+                status, response, outcome = self._process(
+                    request, correlation_id, request_state, locale)
             except Exception as exc:
                 info = describe(exc)
                 if info.code == "Server.Internal":
                     log.exception("internal error, correlation id %s", correlation_id)
                 else:
-                    log.info("refused %s: %s (%s)", request_state.operation, info.code,
-                             correlation_id)
-                response = self._fault(info, correlation_id, request_state.headers, request)
+                    log.info("refused %s: %s %s (%s)", request_state.operation, info.code,
+                             info.message, correlation_id)
+                response = self._fault(info, correlation_id, request_state.headers, request,
+                                       locale)
                 status, outcome = _FAULT_STATUS, info.code
             if request_state.replayed is None:
                 status, response, outcome = self._commit(
-                    record, request, request_state, correlation_id, status, response, outcome)
+                    record, request, request_state, correlation_id, status, response, outcome,
+                    locale)
             else:
                 status, response = request_state.replayed
                 self._commit_log_only(record, request, request_state, correlation_id, response)
@@ -275,7 +288,7 @@ class SoapEndpoint:
         return Outcome(status, response, request_state.operation)
 
     def _process(
-        self, request: bytes | None, correlation_id: str, state: _RequestState
+        self, request: bytes | None, correlation_id: str, state: _RequestState, locale: str
     ) -> tuple[str, bytes, str]:
         if request is None:
             raise XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
@@ -338,6 +351,7 @@ class SoapEndpoint:
             request_bytes=request,
             operations=self.operations,
             session_token=session_token,
+            locale=locale,
         )
         result = self.dispatcher.call(payload, scope)
         return "200 OK", self._respond(result, headers, request), "ok"
@@ -364,6 +378,7 @@ class SoapEndpoint:
         status: str,
         response: bytes,
         outcome: str,
+        locale: str,
     ) -> tuple[str, bytes, str]:
         transient = outcome in _TRANSIENT or outcome.startswith("Server.")
         # Only a request that changed state keeps its answer for retries; a transient failure
@@ -382,8 +397,8 @@ class SoapEndpoint:
                       exc_info=info.code == "Server.Internal")
             if not info.code.startswith("Server."):
                 info = FaultInfo("Server.Storage.Unavailable", "the request could not be stored")
-            return _FAULT_STATUS, self._fault(info, correlation_id, state.headers, request), \
-                info.code
+            fault = self._fault(info, correlation_id, state.headers, request, locale)
+            return _FAULT_STATUS, fault, info.code
         if winner is None:
             return status, response, outcome
         # Another copy of this request committed first: ours is discarded; answer as it did.
@@ -393,7 +408,7 @@ class SoapEndpoint:
             again = self._answer_again(winner, state.claim, message_id)
         except ReplayDetected as exc:
             info = describe(exc)
-            response = self._fault(info, correlation_id, state.headers, request)
+            response = self._fault(info, correlation_id, state.headers, request, locale)
             self._commit_log_only(record, request, state, correlation_id, response)
             return _FAULT_STATUS, response, info.code
         if again is not None:
@@ -440,9 +455,10 @@ class SoapEndpoint:
         return serialize(sign_envelope(envelope, self.signer))
 
     def _fault(
-        self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None
+        self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None,
+        locale: str,
     ) -> bytes:
-        envelope = build_fault_envelope(info, correlation_id)
+        envelope = build_fault_envelope(info, correlation_id, locale)
         header = envelope.find(f"{{{SOAP_ENV}}}Header")
         assert header is not None
         try:
@@ -450,7 +466,7 @@ class SoapEndpoint:
             return serialize(sign_envelope(envelope, self.signer))
         except Exception:
             log.exception("cannot sign fault %s (%s)", info.code, correlation_id)
-            return serialize(build_fault_envelope(info, correlation_id))
+            return serialize(build_fault_envelope(info, correlation_id, locale))
 
     def _observe(self, operation: str | None, outcome: str, started: float) -> None:
         op = operation or "unknown"
@@ -540,7 +556,8 @@ def _payload_of(body: etree._Element) -> etree._Element:
     children = [c for c in body if isinstance(c.tag, str)]
     if len(children) != 1:
         raise ValidationFailed(
-            "the SOAP Body must hold exactly one element", code="Client.Validation.Schema"
+            "the SOAP Body must hold exactly one element", code="Client.Validation.Schema",
+            field="Body", params={"rule": "other"},
         )
     return children[0]
 

@@ -74,7 +74,7 @@ Fin = _string("Fin", pattern="[A-HJ-NP-Z0-9]{5,7}")
 """FIN: 7 characters on an ID card, 5-7 on residence permits (length per document type is a
 domain rule)."""
 Ssn = _string("Ssn", pattern="[0-9]{6,20}")
-PhoneNumber = _string("PhoneNumber", pattern=r"\+994[0-9]{9}")
+PhoneNumber = _string("PhoneNumber", pattern=r"\+?[(0-9][0-9 ()\-]{6,22}")
 Email = _string("Email", min_len=3, max_len=254, pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")
 CardNumber = _token("CardNumber", min_len=1, max_len=64)
 AsanUserId = _string("AsanUserId", pattern="[0-9]{6,10}")

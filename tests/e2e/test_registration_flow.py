@@ -343,7 +343,7 @@ def test_person_with_ssn_cannot_be_registered_again(stack: Stack) -> None:
 @pytest.mark.parametrize(("contacts", "code"), [
     ({"mobilePhone": "+994124987654"}, "Client.Validation.Phone"),     # a Bakı landline
     ({"landlinePhone": "+994000000000"}, "Client.Validation.Phone"),   # no such number
-    ({"email": "sehla.example.az"}, "Client.Validation.Schema"),       # no @: the XSD refuses
+    ({"email": "sehla.example.az"}, "Client.Validation.Email"),        # no @: the XSD refuses
     ({"email": "sehla@-bad-.az"}, "Client.Validation.Email"),         # the XSD lets it through
 ])
 def test_bad_contacts_are_refused(stack: Stack, contacts: dict[str, str], code: str) -> None:
@@ -407,7 +407,7 @@ def test_registry_down_accepts_as_submitted_and_finishes_later(stack: Stack,
         assert pending.application.summary.status == "SUBMITTED"
         assert plain(pending.application.contacts) == CONTACTS
         assert pending.history[-1].status == "SUBMITTED"
-        assert "unavailable" in (pending.history[-1].note or "")
+        assert "Əhali reyestri əlçatan deyildi" in (pending.history[-1].note or "")
         # Still down: nothing changes, nothing is lost.
         assert down.gateway.services.registration.finish_submitted() == 0
 

@@ -70,7 +70,7 @@ def test_lapsed_card_keeps_the_draft_with_the_reason(stack: Stack, identity: str
     kept = details(stack, application_id)
     assert kept.application.summary.status == "DRAFT"
     assert code in kept.application.draftReason
-    assert kept.history[-1].status == "DRAFT" and "signing failed" in kept.history[-1].note
+    assert kept.history[-1].status == "DRAFT" and "İmzalama alınmadı" in kept.history[-1].note
     assert kept.history[-1].actorFin == stack.pki.identity(identity).fin
     # Later, a valid card confirms the kept draft.
     assert confirm_with(stack, "director", application_id) is None

@@ -25,7 +25,7 @@ def operations(services: Any) -> dict[str, Operation]:
         return m.StartMobileLoginResponse(
             transactionId=started.transaction_id,
             verificationCode=started.verification_code,
-            expiresAt=convert.utc(started.expires_at),
+            expiresAt=convert.answer_time(started.expires_at),
         )
 
     def start_signing(scope: RequestScope, r: Any) -> m.StartMobileSigningResponse:
@@ -33,7 +33,7 @@ def operations(services: Any) -> dict[str, Operation]:
         return m.StartMobileSigningResponse(
             transactionId=started.transaction_id,
             verificationCode=started.verification_code,
-            expiresAt=convert.utc(started.expires_at),
+            expiresAt=convert.answer_time(started.expires_at),
         )
 
     def status(scope: RequestScope, r: Any) -> m.GetMobileSigningStatusResponse:
@@ -43,7 +43,7 @@ def operations(services: Any) -> dict[str, Operation]:
             state=progress.state,
             reason=progress.reason,
             sessionToken=progress.session_token,
-            sessionExpiresAt=(convert.utc(progress.session_expires_at)
+            sessionExpiresAt=(convert.answer_time(progress.session_expires_at)
                               if progress.session_expires_at else None),
             result=convert.application_result(app) if app is not None else None,
         )

@@ -51,7 +51,7 @@ def operations(services: Any) -> dict[str, Operation]:
         )
         return m.SaveDraftResponse(
             applicationId=app.application_id, status=app.status.value,
-            savedAt=scope.received_at,
+            savedAt=convert.answer_time(scope.received_at),
         )
 
     def delete_draft(scope: RequestScope, request: Any) -> m.DeleteDraftResponse:
@@ -81,7 +81,7 @@ def operations(services: Any) -> dict[str, Operation]:
         )
         return m.SubmitCorrectionResponse(
             applicationId=app.application_id, status=app.status.value,
-            correctedAt=convert.utc(app.created_at),
+            correctedAt=convert.answer_time(app.created_at),
         )
 
     return {

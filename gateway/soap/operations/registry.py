@@ -49,8 +49,8 @@ def operations(services: Any) -> dict[str, Operation]:
     def get_application(scope: RequestScope, r: Any) -> m.GetApplicationResponse:
         app = reg.get(scope.actor, r.voen, r.applicationId)
         return m.GetApplicationResponse(
-            application=convert.application_detail(app),
-            history=[convert.status_change(c) for c in app.history],
+            application=convert.application_detail(app, scope.locale),
+            history=[convert.status_change(c, scope.locale) for c in app.history],
         )
 
     return {"SearchApplications": search, "GetApplication": get_application}
