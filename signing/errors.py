@@ -34,6 +34,8 @@ faults is one table lookup and each refusal is distinguishable by a client (and 
             ├── CertificateNotYetValid  -- Client.Certificate.NotYetValid
             ├── CertificateRevoked      -- Client.Certificate.Revoked
             ├── RevocationUnknown       -- Client.Certificate.RevocationUnknown (no fresh CRL)
+            │   └── RevocationSourceUnusable -- Client.Certificate.RevocationUnusable (a CRL with
+            │                                   an unprocessable critical extension, RFC 5280)
             ├── KeyUsageNotAllowed      -- Client.Certificate.KeyUsage
             └── WeakKey                 -- Client.Certificate.WeakKey (RSA < 2048, ...)
 """
@@ -179,6 +181,14 @@ class CertificateRevoked(CertificateError):
 
 class RevocationUnknown(CertificateError):
     code = "Client.Certificate.RevocationUnknown"
+
+
+class RevocationSourceUnusable(RevocationUnknown):
+    """The revocation data exists but may not be used (RFC 5280 §5.2: a CRL carrying a critical
+    extension we cannot process), so the status is unknown: refused, with a code that tells the
+    operator to look at the CA's CRL rather than at the caller."""
+
+    code = "Client.Certificate.RevocationUnusable"
 
 
 class KeyUsageNotAllowed(CertificateError):

@@ -1,0 +1,63 @@
+"""Revocation against the running gateway: RFC 5280 CRL handling (base + delta, critical
+extensions), each refusal with its exact fault code and nothing written.
+
+The CRLs are real ones signed by the test PKI's issuing CA, given to the gateway through its
+``crls`` setting, as an operator would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+
+from signing.testpki import TestPki, write_crl
+from simulators.runner import Simulators
+from tests.e2e.conftest import Stack, make_settings, serve_gateway
+from tests.e2e.test_security import applications_written, base_request, refused_with
+from tests.signing import attacks
+from tests.signing.attacks import Sender
+
+
+@pytest.fixture
+def gateway_with_crls(
+    tmp_path: Path, test_pki: TestPki, simulators: Simulators
+) -> Iterator[Stack]:
+    # The PKI's own CRL (number 1) lists 'revoked' for key compromise; the issuing CA then
+    # publishes an empty delta on top of it, as a CA does between two full CRLs.
+    delta = write_crl(test_pki, tmp_path / "delta.crl", [], crl_number=2, delta_of=1)
+    settings = make_settings(f"sqlite:///{tmp_path / 'gw.db'}", tmp_path, test_pki, simulators,
+                             crls=(test_pki.crl_path, delta))
+    with serve_gateway(settings, test_pki, simulators) as running:
+        yield running
+
+
+def test_empty_delta_crl_does_not_make_a_revoked_card_valid(gateway_with_crls: Stack) -> None:
+    sender = Sender.from_identity(gateway_with_crls.pki.identity("revoked"))
+    data = attacks.serialize(attacks.signed(sender, base=base_request))
+    refused_with(gateway_with_crls, data, "Client.Certificate.Revoked")
+
+
+def test_base_and_delta_accept_a_good_card(gateway_with_crls: Stack) -> None:
+    sender = Sender.from_identity(gateway_with_crls.pki.identity("director"))
+    response = gateway_with_crls.post(attacks.serialize(attacks.signed(sender,
+                                                                       base=base_request)))
+    assert response.status_code == 200, response.text[:300]
+    assert applications_written(gateway_with_crls) == 1
+
+
+def test_crl_with_unknown_critical_extension_is_refused(
+    tmp_path: Path, test_pki: TestPki, simulators: Simulators
+) -> None:
+    unknown = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.99999.7"), b"\x05\x00")
+    crl = write_crl(test_pki, tmp_path / "odd.crl", [], crl_number=5,
+                    extensions=[(unknown, True)])
+    settings = make_settings(f"sqlite:///{tmp_path / 'gw.db'}", tmp_path, test_pki, simulators,
+                             crls=(crl,))
+    with serve_gateway(settings, test_pki, simulators) as running:
+        sender = Sender.from_identity(test_pki.identity("director"))
+        data = attacks.serialize(attacks.signed(sender, base=base_request))
+        refused_with(running, data, "Client.Certificate.RevocationUnusable")
