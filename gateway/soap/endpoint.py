@@ -89,6 +89,18 @@ class SessionResolver(Protocol):
     def __call__(self, token: str, operation: str) -> Actor: ...
 
 
+class LapsedSignatureKeeper(Protocol):
+    """Keeps what a card whose certificate has lapsed signed (``gateway.soap.lapsed``)."""
+
+    def attribute(self, envelope: etree._Element) -> VerifiedMessage: ...
+
+    def actor(self, verified: VerifiedMessage, operation: str) -> Actor: ...
+
+    def keep(
+        self, payload: etree._Element, operation: str, actor: Actor, error: SigningError
+    ) -> None: ...
+
+
 Operation = Callable[["RequestScope", Any], Any]
 
 
@@ -147,7 +159,7 @@ class SoapEndpoint:
         health_checks: Iterable[HealthCheck] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolve_session: SessionResolver | None = None,
-        on_lapsed_signature: Callable[[etree._Element, SigningError], None] | None = None,
+        on_lapsed_signature: LapsedSignatureKeeper | None = None,
     ) -> None:
         self.contract = contract
         self.dispatcher = dispatcher
@@ -272,8 +284,15 @@ class SoapEndpoint:
                 try:
                     verified = self.verifier.verify(envelope)
                 except (CertificateExpired, CertificateNotYetValid) as lapsed:
-                    if self.on_lapsed_signature is not None:
-                        self.on_lapsed_signature(envelope, lapsed)
+                    if self.on_lapsed_signature is None:
+                        raise
+                    kept = self._keep_lapsed(request, envelope, lapsed)
+                    if isinstance(kept, bytes):
+                        # The same lapsed request again: its stored refusal, nothing rewritten.
+                        self._log(request, kept, headers, correlation_id, actor, operation)
+                        self._observe(operation, "replayed", started)
+                        return Outcome("500 Internal Server Error", kept, operation)
+                    claimed = kept
                     raise
                 headers = XRoadHeaders(dict(verified.signed_headers))
                 payload = _payload_of(verified.body)
@@ -334,6 +353,37 @@ class SoapEndpoint:
         self._log(request, response, headers, correlation_id, actor, operation)
         self._observe(operation, outcome, started)
         return Outcome(status, response, operation)
+
+    def _keep_lapsed(
+        self, request: bytes, envelope: etree._Element, lapsed: SigningError
+    ) -> bytes | tuple[str, str] | None:
+        """The lapsed-card path, through the same checks as every signed request: signed
+        headers naming the operation, then the replay guard on (signer, message id). Returns
+        the stored answer of the same request seen before, the guard claim to complete with the
+        refusal, or None when nothing was kept. The refusal itself always stands."""
+        keeper = self.on_lapsed_signature
+        assert keeper is not None
+        try:
+            verified = keeper.attribute(envelope)
+            headers = XRoadHeaders(dict(verified.signed_headers))
+            payload = _payload_of(verified.body)
+            operation = _operation_of(payload, self.operations)
+            require_headers(headers, operation)
+            actor = keeper.actor(verified, operation)
+            key = _replay_key(actor.credential_kind, actor.credential, headers.message_id or "")
+            digest = request_hash(request)
+            stored = self.guard.claim(key, digest, self.clock() + self.idempotency_ttl)
+        except (GatewayError, SigningError) as exc:
+            log.info("lapsed signature not attributed: %s", getattr(exc, "code", exc))
+            return None
+        if stored is not None:
+            return stored
+        try:
+            keeper.keep(payload, operation, actor, lapsed)
+        except (GatewayError, SigningError) as exc:
+            # Not allowed: the refusal stands and nothing is written.
+            log.info("lapsed signature: draft not kept: %s", getattr(exc, "code", exc))
+        return key, digest
 
     def _respond(self, result: etree._Element, headers: XRoadHeaders, request: bytes) -> bytes:
         envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soapenv": SOAP_ENV})
