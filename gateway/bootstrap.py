@@ -131,6 +131,8 @@ def policy_for(settings: Settings) -> SecurityPolicy:
         max_timestamp_lifetime=timedelta(seconds=settings.max_timestamp_lifetime_seconds),
         clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         min_rsa_bits=settings.min_rsa_bits,
+        max_tokens=settings.max_security_tokens,
+        max_token_bytes=settings.max_security_token_bytes,
     )
 
 
@@ -166,6 +168,8 @@ def build_gateway(
         )
     trust = TrustStore.from_paths(
         list(settings.trust_anchors), list(settings.crls), require_crl=settings.require_crl,
+        max_path_length=settings.max_certificate_path_length,
+        negative_cache_seconds=settings.unknown_issuer_cache_seconds,
     )
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)

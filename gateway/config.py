@@ -68,6 +68,13 @@ class Settings:
     clock_skew_seconds: int = 60
     min_rsa_bits: int = 2048
     idempotency_ttl_seconds: int = 86_400
+    # Cheap refusals before certificate path building (issue #16): BinarySecurityTokens per
+    # message and characters per token, certificates on a path, and how long "this issuer is
+    # unknown" is remembered for the very same issuer and intermediates.
+    max_security_tokens: int = 4
+    max_security_token_bytes: int = 16_384
+    max_certificate_path_length: int = 6
+    unknown_issuer_cache_seconds: int = 60
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
     # for read-only operations; matched on organizationIdentifier (TINAZ-<VÖEN>).
     trusted_systems: tuple[str, ...] = ()
@@ -165,6 +172,14 @@ class Settings:
             problems.append("clock_skew_seconds must be 0..600")
         if self.min_rsa_bits < 2048:
             problems.append("min_rsa_bits below 2048 is not allowed by the profile")
+        if not 1 <= self.max_security_tokens <= 16:
+            problems.append("max_security_tokens must be 1..16")
+        if not 512 <= self.max_security_token_bytes <= 1_000_000:
+            problems.append("max_security_token_bytes must be 512..1000000")
+        if not 1 <= self.max_certificate_path_length <= 16:
+            problems.append("max_certificate_path_length must be 1..16")
+        if not 0 <= self.unknown_issuer_cache_seconds <= 3600:
+            problems.append("unknown_issuer_cache_seconds must be 0..3600")
         if not 1 <= self.max_page_size <= 1000:
             problems.append("max_page_size must be 1..1000")
         if not 1 <= self.max_batch_items <= 5000:

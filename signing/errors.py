@@ -21,6 +21,8 @@ faults is one table lookup and each refusal is distinguishable by a client (and 
         │   └── XmlTooDeep              -- Client.Xml.TooDeep
         ├── SignatureMissing            -- Client.Signature.Missing
         ├── SecurityHeaderMalformed     -- Client.Signature.Malformed
+        │   └── TokenLimitExceeded      -- Client.Signature.TokenLimit (too many / too large
+        │                                  BinarySecurityTokens, refused before any parsing)
         ├── SignatureWrapping           -- Client.Signature.Wrapping
         ├── AlgorithmNotAllowed         -- Client.Signature.Algorithm (SHA-1, MD5, HMAC, ...)
         ├── TransformNotAllowed         -- Client.Signature.Transform (XSLT, XPath, Manifest, ...)
@@ -129,6 +131,10 @@ class SignatureMissing(VerificationError):
 
 class SecurityHeaderMalformed(VerificationError):
     code = "Client.Signature.Malformed"
+
+
+class TokenLimitExceeded(SecurityHeaderMalformed):
+    code = "Client.Signature.TokenLimit"
 
 
 class SignatureWrapping(VerificationError):

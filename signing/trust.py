@@ -105,6 +105,10 @@ class TrustStoreConfig:
     cache_max_entries: int = 10_000
     #: A cached validation is reused at most this long after it was made; 0 turns the cache off.
     cache_max_age_seconds: int = 300
+    #: "No path: the issuer is unknown" is remembered this long for the very same issuer name,
+    #: key id and offered intermediates (an attacker repeating a request); 0 turns it off.
+    negative_cache_seconds: int = 60
+    negative_cache_max_entries: int = 1_000
 
     def __post_init__(self) -> None:
         for name in ("anchor_paths", "crl_paths", "allowed_curves", "allowed_key_usages"):
@@ -125,6 +129,8 @@ class TrustStoreConfig:
             raise ConfigurationError("crl_max_age_seconds must be positive")
         if self.cache_max_entries < 0 or self.cache_max_age_seconds < 0:
             raise ConfigurationError("cache_max_entries and cache_max_age_seconds must be ≥ 0")
+        if self.negative_cache_seconds < 0 or self.negative_cache_max_entries < 0:
+            raise ConfigurationError("the negative cache's size and age must be ≥ 0")
 
     @classmethod
     def from_config(
@@ -151,7 +157,8 @@ class TrustStoreConfig:
             if key in values and not isinstance(values[key], bool):
                 raise ConfigurationError(f"trust store {key} must be true or false")
         for key in ("min_rsa_bits", "max_path_length", "crl_max_age_seconds",
-                    "cache_max_entries", "cache_max_age_seconds"):
+                    "cache_max_entries", "cache_max_age_seconds", "negative_cache_seconds",
+                    "negative_cache_max_entries"):
             if key in values and values[key] is not None and (
                 not isinstance(values[key], int) or isinstance(values[key], bool)
             ):
@@ -665,6 +672,8 @@ class TrustStore:
         self._cache_enabled = config.cache_max_entries > 0 and config.cache_max_age_seconds > 0
         self._cache_max_age = timedelta(seconds=config.cache_max_age_seconds)
         self._cache = ValidationCache(config.cache_max_entries if self._cache_enabled else 0)
+        self._unknown_issuers: OrderedDict[bytes, float] = OrderedDict()
+        self._unknown_lock = threading.Lock()
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -769,8 +778,20 @@ class TrustStore:
         generations = tuple(c.generation for c in self._crl_checkers)
 
         revocation_moment = at if revocation_at is None else revocation_at
+        # Cheap refusals before any signature is checked on the way to an anchor.
+        if len(intermediates) > self._config.max_path_length:
+            raise CertificateUntrusted(
+                f"{len(intermediates)} intermediate certificates offered; no allowed path is "
+                f"longer than {self._config.max_path_length}"
+            )
+        unknown_key = self._unknown_issuer_key(cert, intermediates)
+        if unknown_key is not None and self._is_known_unknown(unknown_key):
+            raise CertificateUntrusted(
+                f"no path from {cert.subject.rfc4514_string()}: its issuer "
+                f"{cert.issuer.rfc4514_string()} is unknown (seen again)"
+            )
         try:
-            path = self._build_path(cert, intermediates)
+            path = self._build_path(cert, intermediates, unknown_key)
             for position, member in enumerate(path):
                 self._check_validity(member, at, is_leaf=position == 0)
             self._check_ca_constraints(path)
@@ -835,22 +856,57 @@ class TrustStore:
         self._cache.put(key, _CacheEntry(result, valid_from, valid_until, expires, generations))
 
     def _build_path(
-        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        unknown_key: bytes | None = None,
     ) -> list[x509.Certificate]:
+        """A path leaf → anchor. Signatures are checked at most once per (child, issuer) pair,
+        and only on offered CAs that themselves reach an anchor, found by working outwards from
+        the anchors: certificates that chain only to each other (attacker-made "CAs" sharing a
+        name) cost name comparisons, not signature checks."""
         subject = leaf.subject.rfc4514_string()
         if _is_ca(leaf):
             raise CertificateUntrusted(f"{subject} is a CA certificate; CAs do not sign messages")
         if leaf.issuer == leaf.subject and _signed_by(leaf, leaf):
             raise CertificateUntrusted(f"{subject} is self-signed")
-        pool: dict[x509.Name, list[x509.Certificate]] = {}
-        for candidate in intermediates:
-            if candidate != leaf and candidate not in self._anchors:
-                pool.setdefault(candidate.subject, []).append(candidate)
+        offered = [c for c in intermediates
+                   if c != leaf and c not in self._anchors and _is_ca(c)]
+        checked: dict[tuple[int, int], bool] = {}
+
+        def signs(issuer: x509.Certificate, child: x509.Certificate) -> bool:
+            pair = (id(child), id(issuer))
+            known = checked.get(pair)
+            if known is None:
+                known = checked[pair] = _signed_by(child, issuer)
+            return known
+
+        # The offered CAs with a path to an anchor, grown outwards from the anchors.
+        reaching: dict[x509.Name, list[x509.Certificate]] = {}
+        pending = list(offered)
+        grew = True
+        while grew and pending:
+            grew = False
+            for candidate in list(pending):
+                for issuer, _ in self._issuer_candidates(candidate, reaching):
+                    if issuer is not candidate and signs(issuer, candidate):
+                        reaching.setdefault(candidate.subject, []).append(candidate)
+                        pending.remove(candidate)
+                        grew = True
+                        break
+
+        if next(iter(self._issuer_candidates(leaf, reaching)), None) is None:
+            if unknown_key is not None:
+                self._remember_unknown(unknown_key)
+            raise CertificateUntrusted(
+                f"no path from {subject}: its issuer {leaf.issuer.rfc4514_string()} is "
+                "neither a trusted CA nor offered with a path to one"
+            )
 
         def extend(chain: list[x509.Certificate]) -> list[x509.Certificate] | None:
             child = chain[-1]
-            for issuer, is_anchor in self._issuer_candidates(child, pool):
-                if issuer in chain or not _signed_by(child, issuer):
+            for issuer, is_anchor in self._issuer_candidates(child, reaching):
+                if issuer in chain or not signs(issuer, child):
                     continue
                 if is_anchor:
                     return [*chain, issuer]
@@ -867,6 +923,37 @@ class TrustStore:
                 "to a trusted CA"
             )
         return path
+
+    def _unknown_issuer_key(
+        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
+    ) -> bytes | None:
+        if self._config.negative_cache_seconds <= 0 or self._config.negative_cache_max_entries <= 0:
+            return None
+        try:
+            parts = [leaf.issuer.public_bytes(), _authority_key_id(leaf) or b""]
+            parts.extend(sorted(_fingerprint(c) for c in intermediates))
+        except ValueError:
+            return None
+        return hashlib.sha256(b"\x00".join(hashlib.sha256(p).digest() for p in parts)).digest()
+
+    def _is_known_unknown(self, key: bytes) -> bool:
+        with self._unknown_lock:
+            expires = self._unknown_issuers.get(key)
+            if expires is None:
+                return False
+            if time.monotonic() > expires:
+                del self._unknown_issuers[key]
+                return False
+            return True
+
+    def _remember_unknown(self, key: bytes) -> None:
+        """Sound only for "no issuer candidate at all": that depends on the leaf's issuer name
+        and key id and on the intermediates offered, never on the leaf's own signature."""
+        with self._unknown_lock:
+            self._unknown_issuers[key] = time.monotonic() + self._config.negative_cache_seconds
+            self._unknown_issuers.move_to_end(key)
+            while len(self._unknown_issuers) > self._config.negative_cache_max_entries:
+                self._unknown_issuers.popitem(last=False)
 
     def _issuer_candidates(
         self, child: x509.Certificate, pool: Mapping[x509.Name, list[x509.Certificate]]

@@ -1,5 +1,6 @@
-"""Revocation against the running gateway: RFC 5280 CRL handling (base + delta, critical
-extensions), each refusal with its exact fault code and nothing written.
+"""Trust against the running gateway: RFC 5280 CRL handling (base + delta, critical
+extensions) and cheap refusals of fake-CA padding, each with its exact fault code and nothing
+written.
 
 The CRLs are real ones signed by the test PKI's issuing CA, given to the gateway through its
 ``crls`` setting, as an operator would.
@@ -20,6 +21,7 @@ from tests.e2e.conftest import Stack, make_settings, serve_gateway
 from tests.e2e.test_security import applications_written, base_request, refused_with
 from tests.signing import attacks
 from tests.signing.attacks import Sender
+from tests.signing.fake_cas import fake_ca_identity, fake_ca_request
 
 
 @pytest.fixture
@@ -61,3 +63,18 @@ def test_crl_with_unknown_critical_extension_is_refused(
         sender = Sender.from_identity(test_pki.identity("director"))
         data = attacks.serialize(attacks.signed(sender, base=base_request))
         refused_with(running, data, "Client.Certificate.RevocationUnusable")
+
+
+def test_five_fake_ca_tokens_are_refused_cheaply(gateway_with_crls: Stack) -> None:
+    """Five attacker-made P-521 "CA" tokens: refused by count, before any is decoded."""
+    signer, fakes = fake_ca_identity(5)
+    data = attacks.serialize(fake_ca_request(base_request, signer, fakes))
+    refused_with(gateway_with_crls, data, "Client.Signature.TokenLimit")
+
+
+def test_fake_ca_tokens_within_the_limit_are_untrusted(gateway_with_crls: Stack) -> None:
+    signer, fakes = fake_ca_identity(3)
+    data = attacks.serialize(fake_ca_request(base_request, signer, fakes))
+    refused_with(gateway_with_crls, data, "Client.Certificate.Untrusted")
+    # Again: the same refusal, now from the unknown-issuer cache.
+    refused_with(gateway_with_crls, data, "Client.Certificate.Untrusted")
