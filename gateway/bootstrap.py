@@ -41,12 +41,18 @@ from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
 from persistence.stores import MobileStore, SessionStore
 from signing.identity import IdentityMapping
+from signing.ocsp import OcspConfig, OcspRevocationChecker
 from signing.parser import ParserLimits
 from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
 from signing.policy import SecurityPolicy
 from signing.signer import Signer
 from signing.software import SoftwareSigner
-from signing.trust import LapsedCertificateValidator, TrustStore
+from signing.trust import (
+    CrlRevocationChecker,
+    LapsedCertificateValidator,
+    RevocationChecker,
+    TrustStore,
+)
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
 
 log = logging.getLogger("gateway")
@@ -126,6 +132,23 @@ def load_signer(settings: Settings) -> Signer:
     return SoftwareSigner.from_pem(key, settings.signing_cert_file, password=password)
 
 
+def revocation_checkers(settings: Settings) -> list[RevocationChecker]:
+    """The revocation sources in the configured order (the first definite answer wins)."""
+    checkers: list[RevocationChecker] = []
+    for source in settings.revocation_sources:
+        if source == "crl":
+            checkers.append(CrlRevocationChecker(settings.crls))
+        else:
+            checkers.append(OcspRevocationChecker(OcspConfig(
+                url=settings.ocsp_url or None,
+                timeout_seconds=settings.ocsp_timeout_seconds,
+                require_nonce=settings.ocsp_require_nonce,
+                cert_id_hash=settings.ocsp_cert_id_hash,
+                clock_skew_seconds=settings.clock_skew_seconds,
+            )))
+    return checkers
+
+
 def policy_for(settings: Settings) -> SecurityPolicy:
     return SecurityPolicy(
         max_timestamp_lifetime=timedelta(seconds=settings.max_timestamp_lifetime_seconds),
@@ -170,6 +193,7 @@ def build_gateway(
         list(settings.trust_anchors), list(settings.crls), require_crl=settings.require_crl,
         max_path_length=settings.max_certificate_path_length,
         negative_cache_seconds=settings.unknown_issuer_cache_seconds,
+        revocation_checkers=revocation_checkers(settings),
     )
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)

@@ -51,7 +51,15 @@ class Settings:
     # Trust and the gateway's own key. Empty: the demo PKI in data_dir/pki (embedded default only).
     trust_anchors: tuple[Path, ...] = ()
     crls: tuple[Path, ...] = ()
+    # A certificate whose revocation status no source can tell is refused; false ("soft
+    # fail") only when an operator explicitly wants it.
     require_crl: bool = True
+    # Revocation sources, asked in this order until one gives a definite answer: "crl", "ocsp".
+    revocation_sources: tuple[str, ...] = ("crl",)
+    ocsp_url: str = ""  # empty: the responder named in each certificate (authorityInfoAccess)
+    ocsp_timeout_seconds: float = 5.0
+    ocsp_require_nonce: bool = True
+    ocsp_cert_id_hash: str = "sha1"
     signing_key_file: Path | None = None  # PEM key, or PKCS#12 bundle
     signing_cert_file: Path | None = None
     signing_key_password_env: str = "DSMF_SIGNING_KEY_PASSWORD"  # noqa: S105 - a variable name
@@ -172,6 +180,12 @@ class Settings:
             problems.append("clock_skew_seconds must be 0..600")
         if self.min_rsa_bits < 2048:
             problems.append("min_rsa_bits below 2048 is not allowed by the profile")
+        if not self.revocation_sources or len(set(self.revocation_sources)) != len(
+            self.revocation_sources
+        ) or not set(self.revocation_sources) <= {"crl", "ocsp"}:
+            problems.append("revocation_sources must list crl and/or ocsp, each once")
+        if self.ocsp_timeout_seconds <= 0 or self.ocsp_cert_id_hash not in ("sha1", "sha256"):
+            problems.append("ocsp_timeout_seconds must be > 0 and ocsp_cert_id_hash sha1/sha256")
         if not 1 <= self.max_security_tokens <= 16:
             problems.append("max_security_tokens must be 1..16")
         if not 512 <= self.max_security_token_bytes <= 1_000_000:

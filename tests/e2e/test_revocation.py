@@ -15,7 +15,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
+from gateway.wsgi_server import serve_in_thread
 from signing.testpki import TestPki, write_crl
+from simulators.ocsp import PATH as OCSP_PATH
+from simulators.ocsp import OcspResponder
 from simulators.runner import Simulators
 from tests.e2e.conftest import Stack, make_settings, serve_gateway
 from tests.e2e.test_security import applications_written, base_request, refused_with
@@ -78,3 +81,46 @@ def test_fake_ca_tokens_within_the_limit_are_untrusted(gateway_with_crls: Stack)
     refused_with(gateway_with_crls, data, "Client.Certificate.Untrusted")
     # Again: the same refusal, now from the unknown-issuer cache.
     refused_with(gateway_with_crls, data, "Client.Certificate.Untrusted")
+
+
+@pytest.fixture
+def gateway_with_ocsp(
+    tmp_path: Path, test_pki: TestPki, simulators: Simulators
+) -> Iterator[tuple[Stack, OcspResponder]]:
+    """OCSP as the only revocation source, against the responder simulator over HTTP."""
+    responder = OcspResponder.from_test_pki(test_pki.directory)
+    server = serve_in_thread(responder)
+    try:
+        settings = make_settings(
+            f"sqlite:///{tmp_path / 'gw.db'}", tmp_path, test_pki, simulators, crls=(),
+            revocation_sources=("ocsp",), ocsp_url=server.url.rstrip("/") + OCSP_PATH,
+        )
+        with serve_gateway(settings, test_pki, simulators) as running:
+            yield running, responder
+    finally:
+        server.stop()
+
+
+def test_ocsp_good_card_is_accepted(gateway_with_ocsp: tuple[Stack, OcspResponder]) -> None:
+    stack, responder = gateway_with_ocsp
+    sender = Sender.from_identity(stack.pki.identity("director"))
+    response = stack.post(attacks.serialize(attacks.signed(sender, base=base_request)))
+    assert response.status_code == 200, response.text[:300]
+    assert responder.requests_served >= 1
+
+
+def test_ocsp_revoked_card_is_refused(gateway_with_ocsp: tuple[Stack, OcspResponder]) -> None:
+    stack, _ = gateway_with_ocsp
+    sender = Sender.from_identity(stack.pki.identity("revoked"))
+    data = attacks.serialize(attacks.signed(sender, base=base_request))
+    refused_with(stack, data, "Client.Certificate.Revoked")
+
+
+def test_ocsp_answer_from_an_unauthorised_responder_is_refused(
+    gateway_with_ocsp: tuple[Stack, OcspResponder]
+) -> None:
+    stack, responder = gateway_with_ocsp
+    responder.set_responder("unauthorised")
+    sender = Sender.from_identity(stack.pki.identity("director"))
+    data = attacks.serialize(attacks.signed(sender, base=base_request))
+    refused_with(stack, data, "Client.Certificate.RevocationUnknown")
