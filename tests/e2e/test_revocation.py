@@ -8,19 +8,23 @@ The CRLs are real ones signed by the test PKI's issuing CA, given to the gateway
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
+from zeep.exceptions import Fault
 
 from gateway.wsgi_server import serve_in_thread
 from signing.testpki import TestPki, write_crl
 from simulators.ocsp import PATH as OCSP_PATH
 from simulators.ocsp import OcspResponder
 from simulators.runner import Simulators
-from tests.e2e.conftest import Stack, make_settings, serve_gateway
+from tests.e2e.conftest import OTHER_VOEN, Stack, fault_code, make_settings, serve_gateway
+from tests.e2e.test_mobile import login, unsigned_client
 from tests.e2e.test_security import applications_written, base_request, refused_with
 from tests.signing import attacks
 from tests.signing.attacks import Sender
@@ -124,3 +128,29 @@ def test_ocsp_answer_from_an_unauthorised_responder_is_refused(
     sender = Sender.from_identity(stack.pki.identity("director"))
     data = attacks.serialize(attacks.signed(sender, base=base_request))
     refused_with(stack, data, "Client.Certificate.RevocationUnknown")
+
+
+def test_session_ends_when_its_certificate_is_revoked(
+    gateway_with_ocsp: tuple[Stack, OcspResponder],
+) -> None:
+    """An Asan İmza session is re-checked against revocation on every use (before: it lived
+    its 30 minutes whatever happened to the certificate)."""
+    stack, responder = gateway_with_ocsp
+    responder.validity = timedelta(seconds=1)  # each OCSP answer holds one second
+    _, done = login(stack)
+    assert done.state == "DONE", done
+    svc = unsigned_client(stack, token=done.sessionToken)
+    svc.SearchApplications(voen=OTHER_VOEN)
+    asan = stack.pki.identity("asan").certificate
+    responder.revoked[asan.serial_number] = (datetime.now(UTC), x509.ReasonFlags.key_compromise)
+    time.sleep(1.5)  # past the nextUpdate of the last GOOD answer (not a timing assertion)
+    with pytest.raises(Fault) as info:
+        svc.SearchApplications(voen=OTHER_VOEN)
+    assert fault_code(info.value) == "Client.Certificate.Revoked"
+    # The session is over for good, even were the revocation lifted.
+    del responder.revoked[asan.serial_number]
+    time.sleep(1.5)
+    with pytest.raises(Fault) as again:
+        svc.SaveDraft(voen=OTHER_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                      actualAddressDiffers=False)
+    assert fault_code(again.value) == "Client.NotAuthorized.SessionInvalid"
