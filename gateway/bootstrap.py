@@ -30,6 +30,7 @@ from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.endpoint import HealthCheck, SoapEndpoint
 from gateway.soap.lapsed import DraftKeeper
 from gateway.soap.operations import build_operations
+from gateway.soap.ratelimit import CallerRateLimiter
 from gateway.soap.service import build_application
 from gateway.soap.xroad import XRoadHeaders
 from gateway.upstream.mobile import ZeepMobileSignatureService
@@ -256,6 +257,12 @@ def build_gateway(
         ),
         clock=clock,
         resolve_session=services.mobile.resolve_session if services.mobile else None,
+        rate_limiter=(
+            CallerRateLimiter(settings.unsigned_rate_limit, settings.unsigned_rate_window_seconds)
+            if settings.unsigned_rate_limit > 0 else None
+        ),
+        rate_limited_operations=settings.rate_limited_operations,
+        caller_header=settings.rate_limit_caller_header,
         on_lapsed_signature=DraftKeeper(
             EnvelopeVerifier(LapsedCertificateValidator(trust), policy_for(settings), None, clock),
             contract, actors, registration,

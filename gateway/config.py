@@ -91,6 +91,13 @@ class Settings:
         "listMethods", "StartMobileLogin", "GetMobileSigningStatus",
     )
 
+    # Per caller (client address, or the proxy header named here): at most this many calls of
+    # the rate-limited unsigned operations per window; 0 turns the limit off.
+    unsigned_rate_limit: int = 30
+    unsigned_rate_window_seconds: int = 60
+    rate_limited_operations: tuple[str, ...] = ("StartMobileLogin",)
+    rate_limit_caller_header: str = ""
+
     # Certificate-to-identity mapping (signing.identity.IdentityMapping defaults).
     seal_policy_oid: str = "1.3.6.1.4.1.63311.1.1"
 
@@ -186,6 +193,8 @@ class Settings:
             problems.append("revocation_sources must list crl and/or ocsp, each once")
         if self.ocsp_timeout_seconds <= 0 or self.ocsp_cert_id_hash not in ("sha1", "sha256"):
             problems.append("ocsp_timeout_seconds must be > 0 and ocsp_cert_id_hash sha1/sha256")
+        if self.unsigned_rate_limit < 0 or not 1 <= self.unsigned_rate_window_seconds <= 86_400:
+            problems.append("unsigned_rate_limit must be ≥ 0 and the window 1..86400 seconds")
         if not 1 <= self.max_security_tokens <= 16:
             problems.append("max_security_tokens must be 1..16")
         if not 512 <= self.max_security_token_bytes <= 1_000_000:

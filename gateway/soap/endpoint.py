@@ -31,6 +31,7 @@ from gateway.domain.model import Actor
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
+from gateway.soap.ratelimit import CallerRateLimiter, caller_of
 from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, request_hash, require_headers
 from signing.errors import (
     CertificateExpired,
@@ -160,6 +161,9 @@ class SoapEndpoint:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolve_session: SessionResolver | None = None,
         on_lapsed_signature: LapsedSignatureKeeper | None = None,
+        rate_limiter: CallerRateLimiter | None = None,
+        rate_limited_operations: Iterable[str] = (),
+        caller_header: str = "",
     ) -> None:
         self.contract = contract
         self.dispatcher = dispatcher
@@ -177,6 +181,9 @@ class SoapEndpoint:
         self.clock = clock
         self.resolve_session = resolve_session
         self.on_lapsed_signature = on_lapsed_signature
+        self.rate_limiter = rate_limiter
+        self.rate_limited = frozenset(rate_limited_operations)
+        self.caller_header = caller_header
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "dsmf_requests", "SOAP requests by operation and outcome",
@@ -198,7 +205,7 @@ class SoapEndpoint:
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"POST a SOAP 1.1 request\n")
         body = self._read_body(environ)
-        outcome = self.handle(body)
+        outcome = self.handle(body, caller=caller_of(environ, self.caller_header))
         headers = [("Content-Type", 'text/xml; charset="utf-8"'),
                    ("Content-Length", str(len(outcome.body)))]
         start_response(outcome.status, headers)
@@ -262,7 +269,7 @@ class SoapEndpoint:
 
     # -- one SOAP request ------------------------------------------------------------------
 
-    def handle(self, request: bytes | None) -> Outcome:
+    def handle(self, request: bytes | None, *, caller: str | None = None) -> Outcome:
         started = time.perf_counter()
         correlation_id = uuid.uuid4().hex
         headers = XRoadHeaders({})
@@ -300,6 +307,9 @@ class SoapEndpoint:
                 headers = read_headers(header_el)
                 payload = _payload_of(body_el)
             operation = _operation_of(payload, self.operations)
+            if self.rate_limiter is not None and caller and operation in self.rate_limited:
+                # Before anything reaches a service or a phone: unsigned calls per caller.
+                self.rate_limiter.check(caller)
             if signed:
                 require_headers(headers, operation)
             elif operation in self.unsigned:
