@@ -143,3 +143,14 @@ def test_certificate_of_another_issuer_is_unauthorised(
                                   revocation_checkers=[ocsp(url)])
     with pytest.raises(RevocationUnknown, match="UNAUTHORIZED"):
         trust.validate(pki.identities["director"].certificate, [pki.issuing], NOW)
+
+
+def test_simulators_start_the_ocsp_responder_when_asked(pki: TestPki) -> None:
+    from simulators.runner import start_simulators
+
+    with start_simulators(pki.directory, approve_delay=0.1, ocsp=True) as sims:
+        assert sims.ocsp_url is not None
+        trust = store(pki, ocsp(sims.ocsp_url))
+        trust.validate(pki.identities["director"].certificate, [], NOW)
+    with start_simulators(pki.directory, approve_delay=0.1) as sims:
+        assert sims.ocsp_url is None
