@@ -44,7 +44,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from signing.errors import ConfigurationError
-from signing.trust import RevocationResult, RevocationStatus
+from signing.revocation import RevocationResult, RevocationStatus
 
 log = logging.getLogger(__name__)
 

@@ -1,21 +1,30 @@
-"""The trust list: which certificates may sign requests, checked against national CAs and CRLs.
+"""The trust list: which certificates may sign requests, checked against national CAs,
+CRLs and OCSP.
 
 Trust comes only from a configured list of anchors -- the national root **and** issuing CAs --
 never from the system store or from certificates inside a message (those only help build a
 path). :meth:`TrustStore.validate` checks, in this order, each failure with its own error:
 
+0. cheap refusals first: more intermediates than a path may hold, or an issuer found unknown
+   for the very same issuer and intermediates moments ago
+   (:class:`~signing.errors.CertificateUntrusted`);
 1. a path from the certificate to an anchor, every signature verified
-   (:class:`~signing.errors.CertificateUntrusted`; also for self-signed or CA leaves);
+   (:class:`~signing.errors.CertificateUntrusted`; also for self-signed or CA leaves); only
+   offered CAs that themselves reach an anchor are tried, each signature at most once;
 2. every certificate on the path valid at the given time
    (:class:`~signing.errors.CertificateExpired`, :class:`~signing.errors.CertificateNotYetValid`);
 3. issuers are CAs (basicConstraints, keyCertSign, pathLenConstraint) (``CertificateUntrusted``);
 4. the end entity's key usage allows signing: nonRepudiation or digitalSignature
    (:class:`~signing.errors.KeyUsageNotAllowed`);
 5. key strength: RSA ≥ 2048 bits, EC only on P-256/384/521 (:class:`~signing.errors.WeakKey`);
-6. revocation of every non-anchor certificate by the configured CRLs of its issuer, the CRL's
-   own signature verified (:class:`~signing.errors.CertificateRevoked`; no fresh CRL while
-   ``require_crl`` → :class:`~signing.errors.RevocationUnknown`). Further sources (OCSP) plug in
-   as :class:`RevocationChecker` objects, asked in order; the first definite answer wins.
+6. revocation of every non-anchor certificate by the configured sources, asked in order until
+   one gives a definite answer (:class:`RevocationChecker`): CRL files per RFC 5280 -- base
+   plus delta, IssuingDistributionPoint scope, a CRL with an unprocessable critical extension
+   unused (:mod:`signing.crl`) -- and OCSP (:mod:`signing.ocsp`)
+   (:class:`~signing.errors.CertificateRevoked`; no definite answer while ``require_crl`` →
+   :class:`~signing.errors.RevocationUnknown`, or :class:`~signing.errors.RevocationSourceUnusable`
+   when only unusable CRLs were there; ``require_crl=False`` is the operator's explicit soft
+   fail).
 
 Successful validations are cached (:class:`ValidationCache`), keyed on the DER fingerprints of
 the certificate and of the intermediates offered, each with the interval in which the very same
@@ -46,15 +55,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from signing.crl import CrlRevocationChecker
 from signing.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -67,6 +76,24 @@ from signing.errors import (
     SigningError,
     WeakKey,
 )
+from signing.revocation import (
+    RevocationChecker,
+    RevocationResult,
+    RevocationStatus,
+)
+
+__all__ = [
+    "CacheInfo",
+    "CrlRevocationChecker",
+    "LapsedCertificateValidator",
+    "RevocationChecker",
+    "RevocationResult",
+    "RevocationStatus",
+    "TrustStore",
+    "TrustStoreConfig",
+    "ValidatedPath",
+    "ValidationCache",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +104,6 @@ _KEY_USAGE_ATTRS = {
     "digital_signature": "digital_signature",
 }
 
-#: Open ends of a validity interval, and the smallest step between two datetimes.
-_FAR_PAST = datetime.min.replace(tzinfo=UTC)
-_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-_TICK = timedelta(microseconds=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,43 +191,6 @@ class TrustStoreConfig:
         return cls(**values)
 
 
-class RevocationStatus(StrEnum):
-    GOOD = "good"
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class RevocationResult:
-    """One checker's answer about one certificate.
-
-    ``valid_from``/``valid_until`` (inclusive) bound the validation times at which the source, as
-    loaded, gives this same answer; ``valid_until`` None means "unknown", and a validation using
-    such an answer is not cached.
-    """
-
-    status: RevocationStatus
-    source: str
-    revoked_at: datetime | None = None
-    reason: str | None = None
-    detail: str = ""
-    valid_from: datetime | None = field(default=None, compare=False)
-    valid_until: datetime | None = field(default=None, compare=False)
-    #: UNKNOWN because the source's data exists but may not be used (RFC 5280: a CRL with a
-    #: critical extension we cannot process), not merely because it is missing or stale.
-    unusable: bool = field(default=False, compare=False)
-
-
-@runtime_checkable
-class RevocationChecker(Protocol):
-    """A revocation source (CRLs here; OCSP can be plugged in later). Must not raise for
-    "don't know": answer UNKNOWN and let the next checker or ``require_crl`` decide."""
-
-    def check(
-        self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
-    ) -> RevocationResult: ...
-
-
 @dataclass(frozen=True)
 class ValidatedPath:
     """A successful validation: trust only what is in here."""
@@ -215,336 +201,6 @@ class ValidatedPath:
     anchor: x509.Certificate
     validated_at: datetime
     revocation: tuple[RevocationResult, ...] = field(default=())
-
-
-# --------------------------------------------------------------------------------------------
-# CRLs
-# --------------------------------------------------------------------------------------------
-
-
-class CrlRevocationChecker:
-    """Revocation by CRL files, reloadable; each CRL's signature is checked against the issuer
-    found on the path (a CRL whose signature fails is ignored and logged)."""
-
-    def __init__(self, crl_paths: Sequence[str | Path], *, max_age: timedelta | None = None):
-        self._paths = tuple(Path(p) for p in crl_paths)
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._by_issuer: dict[x509.Name, tuple[x509.CertificateRevocationList, ...]] = {}
-        self._signature_ok: dict[tuple[bytes, bytes], bool] = {}
-        self._generation = 0
-        self.reload()
-
-    @property
-    def paths(self) -> tuple[Path, ...]:
-        return self._paths
-
-    @property
-    def generation(self) -> int:
-        """Incremented by every :meth:`reload` (answers of an older generation are void)."""
-        return self._generation
-
-    def reload(self) -> None:
-        """Re-read every CRL file (atomically replaces the loaded set)."""
-        by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
-        for path in self._paths:
-            for crl in _load_crls(path):
-                by_issuer.setdefault(crl.issuer, []).append(crl)
-        frozen = {name: tuple(crls) for name, crls in by_issuer.items()}
-        with self._lock:
-            self._by_issuer = frozen
-            self._signature_ok = {}
-            self._generation += 1
-
-    def check(
-        self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
-    ) -> RevocationResult:
-        """RFC 5280 §6.3 for direct CRLs: the newest fresh *complete* CRL whose scope
-        (IssuingDistributionPoint) covers the certificate, with the newest fresh delta CRL
-        issued against it (or a later base) applied on top. A CRL carrying a critical extension
-        we do not process (or a critical entry extension, e.g. an indirect CRL's
-        certificateIssuer) is not used at all; when that leaves no complete CRL the answer is
-        UNKNOWN with ``unusable`` set. Entries of a scoped-by-reason CRL revoke, but such a CRL
-        never proves a certificate good."""
-        source = f"crl:{issuer.subject.rfc4514_string()}"
-
-        def unknown_until_reload(detail: str, *, unusable: bool = False) -> RevocationResult:
-            return RevocationResult(RevocationStatus.UNKNOWN, source, detail=detail,
-                                    valid_from=_FAR_PAST, valid_until=_FAR_FUTURE,
-                                    unusable=unusable)
-
-        candidates = self._by_issuer.get(issuer.subject, ())
-        if not candidates:
-            return unknown_until_reload("no CRL of the issuer")
-        if not _may_sign_crls(issuer):
-            return unknown_until_reload("the issuer may not sign CRLs")
-        valid = [c for c in candidates if self._signed_by(c, issuer)]
-        if not valid:
-            return unknown_until_reload("no CRL with a valid signature")
-        processable = [c for c in valid if _crl_processable(c)]
-        is_ca = _is_ca(certificate)
-        in_scope = [c for c in processable if _crl_covers(c, certificate, is_ca=is_ca)]
-        complete = [c for c in in_scope if _delta_base(c) is None and not _reasons_limited(c)]
-        if not complete:
-            if len(processable) < len(valid) and not any(
-                _delta_base(c) is None for c in processable
-            ):
-                return unknown_until_reload(
-                    "the CRL carries a critical extension that cannot be processed",
-                    unusable=True,
-                )
-            return unknown_until_reload("no complete CRL covers the certificate")
-        fresh = [c for c in complete if self._is_fresh(c, at)]
-        if not fresh:
-            # Stale from just after the last one lapsed, for good.
-            since = max(self._fresh_until(c) for c in complete)
-            return RevocationResult(
-                RevocationStatus.UNKNOWN, source, detail="the CRL is stale",
-                valid_from=since + _TICK if since < _FAR_FUTURE else since,
-                valid_until=_FAR_FUTURE,
-            )
-        base = max(fresh, key=_crl_rank)
-        valid_from = self._chosen_from(base, complete)
-        valid_until = self._fresh_until(base)
-        used = [base]
-        base_number = _crl_number(base)
-        base_scope = _idp(base)
-        # Deltas: only on top of a base at least as new as the one they were issued against,
-        # with the same scope, and newer than the base itself (RFC 5280 §5.2.4).
-        deltas = [
-            c for c in in_scope
-            if (bn := _delta_base(c)) is not None and base_number is not None
-            and bn <= base_number and (_crl_number(c) or -1) > base_number
-            and _idp(c) == base_scope
-        ]
-        fresh_deltas = [c for c in deltas if self._is_fresh(c, at)]
-        if fresh_deltas:
-            delta = max(fresh_deltas, key=_crl_rank)
-            used.append(delta)
-            valid_from = max(valid_from, self._chosen_from(delta, deltas))
-            valid_until = min(valid_until, self._fresh_until(delta))
-        elif deltas:
-            # A delta that lapsed by now was the newer word before: the answer holds after it.
-            valid_from = max([valid_from] + [self._fresh_until(c) + _TICK for c in deltas])
-        entry = _effective_entry(certificate.serial_number, used)
-        if entry is None:
-            # A CRL limited to some reasons still revokes what it lists.
-            partial = [c for c in in_scope if _reasons_limited(c) and self._is_fresh(c, at)
-                       and _delta_base(c) is None]
-            for crl in sorted(partial, key=_crl_rank, reverse=True):
-                listed = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
-                if listed is not None and _revocation_reason(listed) != "remove_from_crl":
-                    entry = listed
-                    valid_until = min(valid_until, self._fresh_until(crl))
-                    valid_from = max(valid_from, crl.last_update_utc)
-                    break
-        if entry is None:
-            return RevocationResult(RevocationStatus.GOOD, source,
-                                    valid_from=valid_from, valid_until=valid_until)
-        reason = _revocation_reason(entry)
-        revoked_at = entry.revocation_date_utc
-        # Revoked after the time asked about counts as good then -- except for a compromised
-        # key, where the revocation date cannot bound the damage.
-        compromised = reason in ("key_compromise", "ca_compromise")
-        if revoked_at > at and not compromised:
-            return RevocationResult(RevocationStatus.GOOD, source, revoked_at, reason,
-                                    detail="revoked after the validation time",
-                                    valid_from=valid_from,
-                                    valid_until=min(valid_until, revoked_at - _TICK))
-        if not compromised:
-            valid_from = max(valid_from, revoked_at)
-        return RevocationResult(RevocationStatus.REVOKED, source, revoked_at, reason,
-                                valid_from=valid_from, valid_until=valid_until)
-
-    def _chosen_from(
-        self, chosen: x509.CertificateRevocationList,
-        pool: Sequence[x509.CertificateRevocationList],
-    ) -> datetime:
-        """The earliest validation time from which ``chosen`` is the pick of ``pool``: after
-        its lastUpdate, and after every CRL ranking as high that has lapsed by now (earlier,
-        that one would be picked)."""
-        rank = _crl_rank(chosen)
-        return max(
-            [chosen.last_update_utc]
-            + [self._fresh_until(c) + _TICK for c in pool
-               if c is not chosen and _crl_rank(c) >= rank
-               and self._fresh_until(c) < _FAR_FUTURE]
-        )
-
-    def _signed_by(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-        key = (hashlib.sha256(crl.tbs_certlist_bytes + crl.signature).digest(),
-               hashlib.sha256(issuer.tbs_certificate_bytes).digest())
-        known = self._signature_ok.get(key)
-        if known is None:
-            try:
-                known = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-            except (TypeError, ValueError, UnsupportedAlgorithm):
-                known = False
-            if not known:
-                log.warning("CRL of %s has an invalid signature; ignored",
-                            crl.issuer.rfc4514_string())
-            self._signature_ok[key] = known
-        return known
-
-    def _is_fresh(self, crl: x509.CertificateRevocationList, at: datetime) -> bool:
-        return at <= self._fresh_until(crl)
-
-    def _fresh_until(self, crl: x509.CertificateRevocationList) -> datetime:
-        """The last moment (inclusive) at which the CRL counts as fresh."""
-        if crl.next_update_utc is None:
-            return _FAR_PAST
-        if self._max_age is None:
-            return crl.next_update_utc
-        return min(crl.next_update_utc, crl.last_update_utc + self._max_age)
-
-
-def _load_crls(path: Path) -> list[x509.CertificateRevocationList]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read CRL {path}: {exc.strerror}") from exc
-    try:
-        if b"-----BEGIN" in data:
-            marker = b"-----BEGIN X509 CRL-----"
-            blocks = [marker + part for part in data.split(marker)[1:]]
-            if not blocks:
-                raise ValueError("no X509 CRL block")
-            return [x509.load_pem_x509_crl(block) for block in blocks]
-        return [x509.load_der_x509_crl(data)]
-    except ValueError as exc:
-        raise ConfigurationError(f"{path} is not a readable CRL: {exc}") from exc
-
-
-#: CRL extensions whose meaning we apply (RFC 5280 §5.2); any other one marked critical makes
-#: the CRL unusable (§5.2: "must not use the CRL").
-_PROCESSED_CRL_EXTENSIONS = frozenset({
-    x509.ExtensionOID.CRL_NUMBER,
-    x509.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
-    x509.ExtensionOID.DELTA_CRL_INDICATOR,
-    x509.ExtensionOID.ISSUING_DISTRIBUTION_POINT,
-    x509.ExtensionOID.FRESHEST_CRL,
-    x509.ExtensionOID.ISSUER_ALTERNATIVE_NAME,
-    x509.ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
-})
-#: CRL entry extensions we understand. certificateIssuer (critical, indirect CRLs) is not among
-#: them: only direct CRLs are supported, so an indirect one is refused rather than misread.
-_PROCESSED_ENTRY_EXTENSIONS = frozenset({
-    x509.CRLEntryExtensionOID.CRL_REASON,
-    x509.CRLEntryExtensionOID.INVALIDITY_DATE,
-})
-
-
-def _crl_processable(crl: x509.CertificateRevocationList) -> bool:
-    try:
-        for ext in crl.extensions:
-            if ext.critical and ext.oid not in _PROCESSED_CRL_EXTENSIONS:
-                log.warning("CRL of %s has the unprocessable critical extension %s; not used",
-                            crl.issuer.rfc4514_string(), ext.oid.dotted_string)
-                return False
-        idp = _idp(crl)
-        if idp is not None and (idp.indirect_crl or idp.only_contains_attribute_certs):
-            return False
-        for entry in crl:
-            for entry_ext in entry.extensions:
-                if entry_ext.critical and entry_ext.oid not in _PROCESSED_ENTRY_EXTENSIONS:
-                    log.warning("CRL of %s has an entry with the unprocessable critical "
-                                "extension %s; not used", crl.issuer.rfc4514_string(),
-                                entry_ext.oid.dotted_string)
-                    return False
-    except ValueError:
-        return False  # malformed or duplicate extensions
-    return True
-
-
-def _idp(crl: x509.CertificateRevocationList) -> x509.IssuingDistributionPoint | None:
-    try:
-        return crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _delta_base(crl: x509.CertificateRevocationList) -> int | None:
-    """The BaseCRLNumber of a delta CRL; None for a complete CRL."""
-    try:
-        return crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _crl_number(crl: x509.CertificateRevocationList) -> int | None:
-    try:
-        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _crl_rank(crl: x509.CertificateRevocationList) -> tuple[datetime, int]:
-    return crl.last_update_utc, _crl_number(crl) or -1
-
-
-def _reasons_limited(crl: x509.CertificateRevocationList) -> bool:
-    idp = _idp(crl)
-    return idp is not None and idp.only_some_reasons is not None
-
-
-def _crl_covers(
-    crl: x509.CertificateRevocationList, certificate: x509.Certificate, *, is_ca: bool
-) -> bool:
-    """RFC 5280 §6.3.3 (b): does the CRL's IssuingDistributionPoint scope include the
-    certificate? Without the extension a CRL covers every certificate of its issuer."""
-    idp = _idp(crl)
-    if idp is None:
-        return True
-    if idp.only_contains_user_certs and is_ca:
-        return False
-    if idp.only_contains_ca_certs and not is_ca:
-        return False
-    if idp.full_name is None and idp.relative_name is None:
-        return True
-    try:
-        points = certificate.extensions.get_extension_for_class(
-            x509.CRLDistributionPoints
-        ).value
-    except x509.ExtensionNotFound:
-        return False  # a partitioned CRL covers only certificates that point to it
-    for point in points:
-        if idp.full_name is not None and point.full_name is not None and set(
-            idp.full_name
-        ) & set(point.full_name):
-            return True
-        if idp.relative_name is not None and point.relative_name == idp.relative_name:
-            return True
-    return False
-
-
-def _effective_entry(
-    serial: int, crls: Sequence[x509.CertificateRevocationList]
-) -> x509.RevokedCertificate | None:
-    """The entry for ``serial`` in a base CRL with its delta applied (the delta last): a delta
-    entry replaces the base's; removeFromCRL takes a *held* certificate off, nothing else."""
-    entry: x509.RevokedCertificate | None = None
-    for crl in crls:
-        found = crl.get_revoked_certificate_by_serial_number(serial)
-        if found is None:
-            continue
-        if _revocation_reason(found) == "remove_from_crl":
-            if entry is not None and _revocation_reason(entry) == "certificate_hold":
-                entry = None
-            continue
-        entry = found
-    return entry
-
-
-def _revocation_reason(entry: x509.RevokedCertificate) -> str | None:
-    try:
-        return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _may_sign_crls(issuer: x509.Certificate) -> bool:
-    usage = _key_usage(issuer)
-    return usage is None or usage.crl_sign
 
 
 # --------------------------------------------------------------------------------------------
