@@ -393,6 +393,9 @@ class SoapEndpoint:
         except (GatewayError, SigningError) as exc:
             # Not allowed: the refusal stands and nothing is written.
             log.info("lapsed signature: draft not kept: %s", getattr(exc, "code", exc))
+        except Exception:
+            # The claim is still completed with the refusal, so a retry is not a "replay".
+            log.exception("lapsed signature: keeping the draft failed")
         return key, digest
 
     def _respond(self, result: etree._Element, headers: XRoadHeaders, request: bytes) -> bytes:

@@ -28,6 +28,7 @@ from gateway.client.wsse import (
 from gateway.wsgi_server import serve_in_thread
 from signing.errors import ConfigurationError, VerificationError
 from signing.parser import serialize
+from signing.testpki import TestPki
 from signing.wsse import sign_envelope
 from tests.e2e.conftest import DEMO_VOEN, Bodies, Stack
 
@@ -162,3 +163,14 @@ def test_verifying_without_the_gateway_identity_is_a_configuration_error(stack: 
     with pytest.raises(ConfigurationError):
         SigningPlugin(stack.pki.signer("director"), client=XRoadMember("AZ", "COM", DEMO_VOEN),
                       verify_with=stack.pki.trust_store())
+
+
+def test_identity_by_organization_identifier(test_pki: TestPki) -> None:
+    """organizationIdentifier survives the gateway's certificate renewal; here two employers'
+    certificates stand in for 'ours' and 'someone else's'."""
+    ours = GatewayIdentity(organization_identifier="TINAZ-1403567891")
+    ours.check(test_pki.identity("director").certificate)
+    with pytest.raises(AnswerSignerMismatch):
+        ours.check(test_pki.identity("director_b").certificate)
+    with pytest.raises(ConfigurationError):
+        GatewayIdentity()
