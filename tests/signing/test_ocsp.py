@@ -93,11 +93,12 @@ def test_answers_are_cached_until_next_update(
     app, url = responder
     checker = ocsp(url)
     director = pki.identities["director"].certificate
-    first = checker.check(director, pki.issuing, NOW)
+    now = datetime.now(UTC)
+    first = checker.check(director, pki.issuing, now)
     assert first.status is RevocationStatus.GOOD
-    assert first.valid_until is not None and first.valid_until > NOW
+    assert first.valid_until is not None and first.valid_until > now
     served = app.requests_served
-    again = checker.check(director, pki.issuing, NOW + timedelta(minutes=1))
+    again = checker.check(director, pki.issuing, now + timedelta(minutes=1))
     assert again.status is RevocationStatus.GOOD and app.requests_served == served
     # After nextUpdate the cached answer is not used for that time.
     checker.check(director, pki.issuing, first.valid_until + timedelta(seconds=1))
