@@ -34,6 +34,7 @@ from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.endpoint import HealthCheck, SoapEndpoint
 from gateway.soap.lapsed import DraftKeeper
 from gateway.soap.operations import build_operations
+from gateway.soap.ratelimit import CallerRateLimiter
 from gateway.soap.service import build_application
 from gateway.soap.xroad import XRoadHeaders
 from gateway.upstream.mobile import ZeepMobileSignatureService
@@ -45,12 +46,18 @@ from persistence.migrate import upgrade
 from persistence.stores import MobileStore, SessionStore, SqlWorkerLeases
 from signing.algorithms import DigestMethod, key_algorithm_of, method_for
 from signing.identity import IdentityMapping
+from signing.ocsp import OcspConfig, OcspRevocationChecker
 from signing.parser import ParserLimits
 from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
 from signing.policy import SecurityPolicy
 from signing.signer import Signer
 from signing.software import SoftwareSigner
-from signing.trust import LapsedCertificateValidator, TrustStore
+from signing.trust import (
+    CrlRevocationChecker,
+    LapsedCertificateValidator,
+    RevocationChecker,
+    TrustStore,
+)
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
 
 log = logging.getLogger("gateway")
@@ -154,11 +161,30 @@ def load_signer(settings: Settings) -> Signer:
     return SoftwareSigner.from_pem(key, settings.signing_cert_file, password=password)
 
 
+def revocation_checkers(settings: Settings) -> list[RevocationChecker]:
+    """The revocation sources in the configured order (the first definite answer wins)."""
+    checkers: list[RevocationChecker] = []
+    for source in settings.revocation_sources:
+        if source == "crl":
+            checkers.append(CrlRevocationChecker(settings.crls))
+        else:
+            checkers.append(OcspRevocationChecker(OcspConfig(
+                url=settings.ocsp_url or None,
+                timeout_seconds=settings.ocsp_timeout_seconds,
+                require_nonce=settings.ocsp_require_nonce,
+                cert_id_hash=settings.ocsp_cert_id_hash,
+                clock_skew_seconds=settings.clock_skew_seconds,
+            )))
+    return checkers
+
+
 def policy_for(settings: Settings) -> SecurityPolicy:
     return SecurityPolicy(
         max_timestamp_lifetime=timedelta(seconds=settings.max_timestamp_lifetime_seconds),
         clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         min_rsa_bits=settings.min_rsa_bits,
+        max_tokens=settings.max_security_tokens,
+        max_token_bytes=settings.max_security_token_bytes,
     )
 
 
@@ -194,6 +220,9 @@ def build_gateway(
         )
     trust = TrustStore.from_paths(
         list(settings.trust_anchors), list(settings.crls), require_crl=settings.require_crl,
+        max_path_length=settings.max_certificate_path_length,
+        negative_cache_seconds=settings.unknown_issuer_cache_seconds,
+        revocation_checkers=revocation_checkers(settings),
     )
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
@@ -230,6 +259,7 @@ def build_gateway(
             session_ttl=timedelta(seconds=settings.session_ttl_seconds),
             transaction_ttl=timedelta(seconds=settings.mobile_poll_timeout_seconds),
             max_open_per_phone=settings.mobile_max_open_per_phone,
+            certificate_check=lambda certificate, at: trust.validate(certificate, [], at),
         )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
     endpoint = SoapEndpoint(
@@ -257,6 +287,12 @@ def build_gateway(
         ),
         clock=clock,
         resolve_session=services.mobile.resolve_session if services.mobile else None,
+        rate_limiter=(
+            CallerRateLimiter(settings.unsigned_rate_limit, settings.unsigned_rate_window_seconds)
+            if settings.unsigned_rate_limit > 0 else None
+        ),
+        rate_limited_operations=settings.rate_limited_operations,
+        caller_header=settings.rate_limit_caller_header,
         on_lapsed_signature=DraftKeeper(
             EnvelopeVerifier(LapsedCertificateValidator(trust), policy_for(settings), None, clock),
             contract, actors, registration,

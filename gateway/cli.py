@@ -42,12 +42,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = demo_settings(data_dir, pki_dir)
     simulators = None
     if not base.population_url:
+        # The demo CA's OCSP responder too, when OCSP is configured without a responder URL.
+        with_ocsp = "ocsp" in base.revocation_sources and not base.ocsp_url
         simulators = start_simulators(
             pki_dir, host="127.0.0.1",
-            approve_delay=base.simulator_approve_delay_seconds,
+            approve_delay=base.simulator_approve_delay_seconds, ocsp=with_ocsp,
         )
         overrides["population_url"] = simulators.population_url
         overrides["mobile_url"] = simulators.mobile_url
+        if simulators.ocsp_url:
+            overrides["ocsp_url"] = simulators.ocsp_url
     if base.trust_anchors:  # an operator-provided trust list wins over the demo PKI
         for key in ("trust_anchors", "crls", "signing_key_file", "signing_cert_file"):
             overrides.pop(key, None)
@@ -66,6 +70,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if simulators is not None:
         print(f"  population-registry simulator: {simulators.population_url}")
         print(f"  mobile-signature simulator:    {simulators.mobile_url}")
+        if simulators.ocsp_url:
+            print(f"  OCSP responder simulator:      {simulators.ocsp_url}")
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
     stop.wait()
@@ -85,10 +91,13 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     init_demo_pki(pki_dir)
     sims = start_simulators(
         pki_dir, host=args.host, population_port=args.population_port,
-        mobile_port=args.mobile_port,
+        mobile_port=args.mobile_port, ocsp=args.ocsp, ocsp_port=args.ocsp_port,
     )
     print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url})")
-    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})", flush=True)
+    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})")
+    if sims.ocsp_url:
+        print(f"OCSP responder:      {sims.ocsp_url}")
+    print(end="", flush=True)
     stop.wait()
     sims.stop()
     return 0
@@ -193,6 +202,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--population-port", type=int, default=8081)
     s.add_argument("--mobile-port", type=int, default=8082)
+    s.add_argument("--ocsp", action="store_true", help="also the demo CA's OCSP responder")
+    s.add_argument("--ocsp-port", type=int, default=8083)
     s.add_argument("--pki-dir", default="var/pki")
     s.set_defaults(func=cmd_simulators)
 

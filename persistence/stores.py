@@ -172,6 +172,8 @@ class SessionRecord:
     expires_at: datetime
     role: str | None = None
     revoked_at: datetime | None = None
+    #: PEM of the certificate the session was opened with (re-checked against revocation).
+    certificate: str | None = None
 
     def is_valid(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -189,6 +191,7 @@ def _session_record(row: SessionRow) -> SessionRecord:
         expires_at=row.expires_at,
         role=row.role,
         revoked_at=row.revoked_at,
+        certificate=row.certificate,
     )
 
 
@@ -209,6 +212,7 @@ class SqlSessionRepository:
         expires_at: datetime,
         role: str | None = None,
         created_at: datetime | None = None,
+        certificate: str | None = None,
     ) -> SessionRecord:
         record = SessionRecord(
             session_id=token_hash(token),
@@ -220,6 +224,7 @@ class SqlSessionRepository:
             created_at=created_at or _now(),
             expires_at=expires_at,
             role=role,
+            certificate=certificate,
         )
         self._session.execute(insert(_table(SessionRow)), self._values(record))
         return record
@@ -280,6 +285,7 @@ class SqlSessionRepository:
             "created_at": record.created_at,
             "expires_at": record.expires_at,
             "revoked_at": record.revoked_at,
+            "certificate": record.certificate,
         }
 
 
@@ -301,12 +307,13 @@ class SessionStore:
         expires_at: datetime,
         role: str | None = None,
         created_at: datetime | None = None,
+        certificate: str | None = None,
     ) -> SessionRecord:
         with self._db.transaction() as s:
             return SqlSessionRepository(s).create(
                 token, fin=fin, voen=voen, name=name, credential=credential,
                 seal_authority=seal_authority, expires_at=expires_at, role=role,
-                created_at=created_at,
+                created_at=created_at, certificate=certificate,
             )
 
     def get(self, token: str) -> SessionRecord | None:

@@ -378,6 +378,8 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The signer's certificate (PEM), re-checked against revocation while the session is used.
+    certificate: Mapped[str | None] = mapped_column(Text)
 
 
 class ReplayCacheRow(Base):

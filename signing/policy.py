@@ -45,6 +45,10 @@ class SecurityPolicy:
         min_rsa_bits: smallest accepted RSA modulus.
         max_references: most ``ds:Reference`` elements read before refusing.
         required_header_refs: X-Road header local names that must be signed when present.
+        max_tokens: most BinarySecurityTokens (the signer's and its issuing CAs') accepted,
+            counted before any is decoded: more is only padding for the path builder.
+        max_token_bytes: longest BinarySecurityToken text (base64) accepted, also checked
+            before decoding.
     """
 
     signature_methods: frozenset[str] = frozenset(m.value for m in SignatureMethod)
@@ -57,6 +61,8 @@ class SecurityPolicy:
     min_rsa_bits: int = 2048
     max_references: int = 8
     required_header_refs: frozenset[str] = DEFAULT_SIGNED_HEADERS
+    max_tokens: int = 4
+    max_token_bytes: int = 16_384
 
     def __post_init__(self) -> None:
         unknown_sig = set(self.signature_methods) - {m.value for m in SignatureMethod}
@@ -77,6 +83,8 @@ class SecurityPolicy:
             raise ConfigurationError("timestamp lifetime must be positive and skew non-negative")
         if not 3 <= self.max_references <= 32:
             raise ConfigurationError("max_references must allow Body + Timestamp + a header")
+        if not 1 <= self.max_tokens <= 16 or not 512 <= self.max_token_bytes <= 1_000_000:
+            raise ConfigurationError("max_tokens must be 1..16 and max_token_bytes 512..1000000")
         unknown_headers = set(self.required_header_refs) - set(ns.XROAD_HEADERS)
         if unknown_headers:
             raise ConfigurationError(f"not X-Road headers: {sorted(unknown_headers)}")
@@ -96,7 +104,7 @@ class SecurityPolicy:
         for key, value in mapping.items():
             if key in ("max_timestamp_lifetime", "clock_skew"):
                 values[key] = _seconds(key, value)
-            elif key in ("min_rsa_bits", "max_references"):
+            elif key in ("min_rsa_bits", "max_references", "max_tokens", "max_token_bytes"):
                 if not isinstance(value, int) or isinstance(value, bool):
                     raise ConfigurationError(f"{key} must be an integer")
                 values[key] = value

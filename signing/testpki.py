@@ -422,6 +422,53 @@ def refresh_crl(pki: TestPki, *, now: datetime | None = None) -> Path:
     return pki.crl_path
 
 
+def write_crl(
+    pki: TestPki,
+    path: Path,
+    serials: Sequence[int],
+    *,
+    crl_number: int,
+    delta_of: int | None = None,
+    scope: x509.IssuingDistributionPoint | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    entry_extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    reason: x509.ReasonFlags | None = x509.ReasonFlags.key_compromise,
+    now: datetime | None = None,
+    last_update: datetime | None = None,
+    next_update: datetime | None = None,
+) -> Path:
+    """A CRL of the issuing CA signed with its real key, for revocation tests and demos: a
+    complete CRL, or a delta CRL (``delta_of`` = BaseCRLNumber, critical as RFC 5280 says), with
+    an IssuingDistributionPoint ``scope`` and any further ``(extension, critical)`` pairs."""
+    now = _utc(now or datetime.now(UTC)).replace(microsecond=0)
+    key = _load_ca_key(pki.directory / "ca" / "issuing-ca.key")
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.issuing.subject)
+        .last_update(last_update or now - timedelta(minutes=5))
+        .next_update(next_update or now + timedelta(days=1))
+        .add_extension(x509.CRLNumber(crl_number), critical=False)
+        .add_extension(_aki(key), critical=False)
+    )
+    if delta_of is not None:
+        builder = builder.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
+    if scope is not None:
+        builder = builder.add_extension(scope, critical=True)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    for serial in serials:
+        entry = (x509.RevokedCertificateBuilder().serial_number(serial)
+                 .revocation_date(now - timedelta(days=1)))
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        for extension, critical in entry_extensions:
+            entry = entry.add_extension(extension, critical=critical)
+        builder = builder.add_revoked_certificate(entry.build())
+    crl = builder.sign(key, hashes.SHA256())
+    _atomic_write(path, crl.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
 def _certificates_usable(pki: TestPki, now: datetime) -> bool:
     later = now + _REUSE_MARGIN
     for cert in (pki.root, pki.issuing, pki.foreign_root):

@@ -74,6 +74,7 @@ from signing.errors import (
     SignatureWrapping,
     TimestampExpired,
     TimestampInFuture,
+    TokenLimitExceeded,
     TransformNotAllowed,
     WeakKey,
 )
@@ -209,9 +210,6 @@ _ID_VALUES = etree.XPath(
 )
 _PREFIX_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
-#: The signer's token plus its issuing CAs; more is padding for the path builder to chew on.
-_MAX_TOKENS = 6
-
 _HASHLIB_NAMES = {
     DigestMethod.SHA256: "sha256",
     DigestMethod.SHA384: "sha384",
@@ -282,7 +280,7 @@ class EnvelopeVerifier:
         if len(seen) != len(expected):
             missing = sorted(role for eid, (role, _) in expected.items() if eid not in seen)
             raise SignatureWrapping(f"not covered by the signature: {', '.join(missing)}")
-        certificate, intermediates = _token_certificates(security, sig.key_info)
+        certificate, intermediates = _token_certificates(security, sig.key_info, policy)
         created, expires = _read_timestamp(timestamp)
 
         # 2. certificate path
@@ -730,7 +728,7 @@ def _certificate_from(text: str, what: str) -> x509.Certificate:
 
 
 def _token_certificates(
-    security: etree._Element, key_info: etree._Element | None
+    security: etree._Element, key_info: etree._Element | None, policy: SecurityPolicy
 ) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
     if key_info is None:
         raise SecurityHeaderMalformed("the Signature has no KeyInfo")
@@ -746,8 +744,16 @@ def _token_certificates(
         raise SecurityHeaderMalformed(f"token reference ValueType {value_type} is not X509v3")
     match = _NCNAME_REF.fullmatch(token_ref.get("URI") or "")
     tokens = [c for c in security if c.tag == ns.WSSE_BST]
-    if len(tokens) > _MAX_TOKENS:
-        raise SecurityHeaderMalformed(f"more than {_MAX_TOKENS} BinarySecurityTokens")
+    # Counted and measured before any is decoded or parsed, let alone chained: the cheap
+    # refusal comes before the expensive work an attacker could make us do.
+    if len(tokens) > policy.max_tokens:
+        raise TokenLimitExceeded(
+            f"{len(tokens)} BinarySecurityTokens; at most {policy.max_tokens} are accepted"
+        )
+    if any(len(_string_value(t)) > policy.max_token_bytes for t in tokens):
+        raise TokenLimitExceeded(
+            f"a BinarySecurityToken is longer than {policy.max_token_bytes} characters"
+        )
     token = next((t for t in tokens if match and t.get(ns.WSU_ID) == match.group(1)), None)
     if token is None:
         raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")

@@ -11,6 +11,7 @@ into them at their edge, so nothing foreign crosses into the service layer.
     │                                 .AuthorityNotYetValid|.AuthorityExpired|.AuthorityRevoked|
     │                                 .WrongCredential|.WrongEService|.SessionExpired|...]
     ├── Conflict                    Client.Conflict[.SsnExists|.NotDraft|.Duplicate|...]
+    ├── RateLimited                 Client.RateLimit.Exceeded (one caller, too many unsigned calls)
     ├── UpstreamError               Server.Upstream[.Unavailable|.Timeout|.Fault]
     │   └── PersonNotFoundUpstream  Client.Person.NotFound (the registry knows no such person)
     ├── NotImplementedOperation     Server.NotImplemented
@@ -52,6 +53,10 @@ class NotAuthorized(GatewayError):
 
 class Conflict(GatewayError):
     code = "Client.Conflict"
+
+
+class RateLimited(GatewayError):
+    code = "Client.RateLimit.Exceeded"
 
 
 class UpstreamError(GatewayError):

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
@@ -146,9 +147,16 @@ class SessionStore(Protocol):
         expires_at: datetime,
         role: str | None = None,
         created_at: datetime | None = None,
+        certificate: str | None = None,
     ) -> Any: ...
 
     def get(self, token: str) -> Any: ...
+
+    def revoke(self, token: str, at: datetime | None = None) -> bool: ...
+
+
+#: Validates a certificate at a moment (``TrustStore.validate``); raises a CertificateError.
+CertificateCheck = Callable[[x509.Certificate, datetime], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +203,10 @@ class MobileService:
         session_ttl: timedelta = timedelta(seconds=1800),
         transaction_ttl: timedelta = timedelta(seconds=120),
         max_open_per_phone: int = 3,
+        certificate_check: CertificateCheck | None = None,
     ) -> None:
         self.uow = uow
+        self.certificate_check = certificate_check
         self.transactions = transactions
         self.sessions = sessions
         self.mobile = mobile
@@ -450,6 +460,7 @@ class MobileService:
             token, fin=actor.fin, voen=voen, name=actor.name, credential=tx.phone,
             seal_authority=seal, expires_at=expires, role="seal" if seal else "delegate",
             created_at=now,
+            certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         )
         self.transactions.update(replace(
             tx, fin=actor.fin, voen=voen, pending=signed_xml, completed_at=now,
@@ -523,6 +534,7 @@ class MobileService:
             raise SignatureMissing(
                 f"{operation} needs the person's signature: a session cannot submit"
             )
+        self._recheck_certificate(token, record.certificate, now)
         return Actor(
             fin=record.fin,
             voen=record.voen,
@@ -531,6 +543,21 @@ class MobileService:
             seal_authority=bool(record.seal_authority),
             name=record.name,
         )
+
+
+    def _recheck_certificate(self, token: str, pem: str | None, now: datetime) -> None:
+        """A session lasts minutes; the certificate it was opened with may be revoked in them.
+        Checked on every use (the trust store caches a good answer only while its CRL or OCSP
+        answer holds): revoked or expired ends the session; an unknown status refuses this use
+        only."""
+        if self.certificate_check is None or pem is None:
+            return
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        try:
+            self.certificate_check(certificate, now)
+        except (CertificateRevoked, CertificateExpired, CertificateNotYetValid):
+            self.sessions.revoke(token, now)
+            raise
 
 
 # --- documents -------------------------------------------------------------------------------

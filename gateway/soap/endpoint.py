@@ -43,6 +43,7 @@ from gateway.services.ports import (
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
+from gateway.soap.ratelimit import CallerRateLimiter, caller_of
 from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, require_headers
 from signing.errors import (
     CertificateExpired,
@@ -76,6 +77,18 @@ class SessionResolver(Protocol):
     raises when the session is unknown or expired, or the operation needs a signature."""
 
     def __call__(self, token: str, operation: str) -> Actor: ...
+
+
+class LapsedSignatureKeeper(Protocol):
+    """Keeps what a card whose certificate has lapsed signed (``gateway.soap.lapsed``)."""
+
+    def attribute(self, envelope: etree._Element) -> VerifiedMessage: ...
+
+    def actor(self, verified: VerifiedMessage, operation: str) -> Actor: ...
+
+    def keep(
+        self, payload: etree._Element, operation: str, actor: Actor, error: SigningError
+    ) -> None: ...
 
 
 Operation = Callable[["RequestScope", Any], Any]
@@ -140,7 +153,10 @@ class SoapEndpoint:
         health_checks: Iterable[HealthCheck] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         resolve_session: SessionResolver | None = None,
-        on_lapsed_signature: Callable[[etree._Element, SigningError], None] | None = None,
+        on_lapsed_signature: LapsedSignatureKeeper | None = None,
+        rate_limiter: CallerRateLimiter | None = None,
+        rate_limited_operations: Iterable[str] = (),
+        caller_header: str = "",
     ) -> None:
         self.contract = contract
         self.dispatcher = dispatcher
@@ -157,6 +173,9 @@ class SoapEndpoint:
         self.clock = clock
         self.resolve_session = resolve_session
         self.on_lapsed_signature = on_lapsed_signature
+        self.rate_limiter = rate_limiter
+        self.rate_limited = frozenset(rate_limited_operations)
+        self.caller_header = caller_header
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "dsmf_requests", "SOAP requests by operation and outcome",
@@ -178,7 +197,8 @@ class SoapEndpoint:
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"POST a SOAP 1.1 request\n")
         body = self._read_body(environ)
-        outcome = self.handle(body, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")))
+        outcome = self.handle(body, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")),
+                              caller=caller_of(environ, self.caller_header))
         headers = [("Content-Type", 'text/xml; charset="utf-8"'),
                    ("Content-Length", str(len(outcome.body)))]
         start_response(outcome.status, headers)
@@ -253,7 +273,9 @@ class SoapEndpoint:
 
     # -- one SOAP request ------------------------------------------------------------------
 
-    def handle(self, request: bytes | None, *, locale: str = DEFAULT_LOCALE) -> Outcome:
+    def handle(
+        self, request: bytes | None, *, locale: str = DEFAULT_LOCALE, caller: str | None = None
+    ) -> Outcome:
         """``locale``: the language of fault messages and of texts in answers (``az``/``en``).
 
         One request, one transaction: the handler's writes, the ledger row of (sender, id)
@@ -266,7 +288,7 @@ class SoapEndpoint:
             request_state = _RequestState()
             try:
                 status, response, outcome = self._process(
-                    request, correlation_id, request_state, locale)
+                    request, correlation_id, request_state, locale, caller)
             except Exception as exc:
                 info = describe(exc)
                 if info.code == "Server.Internal":
@@ -288,7 +310,8 @@ class SoapEndpoint:
         return Outcome(status, response, request_state.operation)
 
     def _process(
-        self, request: bytes | None, correlation_id: str, state: _RequestState, locale: str
+        self, request: bytes | None, correlation_id: str, state: _RequestState, locale: str,
+        caller: str | None,
     ) -> tuple[str, bytes, str]:
         if request is None:
             raise XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
@@ -304,7 +327,10 @@ class SoapEndpoint:
                 verified = self.verifier.verify(envelope)
             except (CertificateExpired, CertificateNotYetValid) as lapsed:
                 if self.on_lapsed_signature is not None:
-                    self.on_lapsed_signature(envelope, lapsed)
+                    state.replayed = self._keep_lapsed(envelope, lapsed, state)
+                    if state.replayed is not None:
+                        # The same lapsed request again: its stored refusal, nothing rewritten.
+                        return state.replayed[0], state.replayed[1], "replayed"
                 raise
             state.headers = XRoadHeaders(dict(verified.signed_headers))
             payload = _payload_of(verified.body)
@@ -313,6 +339,9 @@ class SoapEndpoint:
             payload = _payload_of(body_el)
         headers = state.headers
         state.operation = operation = _operation_of(payload, self.operations)
+        if self.rate_limiter is not None and caller and operation in self.rate_limited:
+            # Before anything reaches a service or a phone: unsigned calls per caller.
+            self.rate_limiter.check(caller)
         actor: Actor | None = None
         if signed:
             require_headers(headers, operation)
@@ -355,6 +384,48 @@ class SoapEndpoint:
         )
         result = self.dispatcher.call(payload, scope)
         return "200 OK", self._respond(result, headers, request), "ok"
+
+    def _keep_lapsed(
+        self, envelope: etree._Element, lapsed: SigningError, state: _RequestState
+    ) -> tuple[str, bytes] | None:
+        """The lapsed-card path (manual §3.1: the draft keeps the reason), through the same
+        checks as every signed request: signed headers naming the operation, then the request
+        ledger on (signer, message id). Returns the stored refusal of the same request seen
+        before; otherwise keeps the draft (in this request's transaction, with the ledger row
+        and the log) and returns None. The refusal itself always stands."""
+        keeper = self.on_lapsed_signature
+        assert keeper is not None
+        try:
+            verified = keeper.attribute(envelope)
+            headers = XRoadHeaders(dict(verified.signed_headers))
+            payload = _payload_of(verified.body)
+            operation = _operation_of(payload, self.operations)
+            require_headers(headers, operation)
+            actor = keeper.actor(verified, operation)
+            claim = RequestClaim(
+                key=_replay_key(actor.credential_kind, actor.credential,
+                                headers.message_id or ""),
+                content_digest=_content_digest(payload, headers),
+                expires_at=self.clock() + self.idempotency_ttl,
+            )
+            stored = self.ledger.lookup(claim.key)
+        except (GatewayError, SigningError) as exc:
+            log.info("lapsed signature not attributed: %s", getattr(exc, "code", exc))
+            return None
+        state.headers, state.operation, state.actor = headers, operation, actor
+        if stored is not None:
+            if stored.content_digest != claim.content_digest or stored.response is None:
+                return None  # another request under this id: refused, nothing kept
+            return _status_line(stored.http_status), stored.response
+        state.claim = claim
+        try:
+            keeper.keep(payload, operation, actor, lapsed)
+        except (GatewayError, SigningError) as exc:
+            # Not allowed: the refusal stands and nothing is written.
+            log.info("lapsed signature: draft not kept: %s", getattr(exc, "code", exc))
+        except Exception:
+            log.exception("lapsed signature: keeping the draft failed")
+        return None
 
     @staticmethod
     def _answer_again(

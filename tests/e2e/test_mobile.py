@@ -52,7 +52,7 @@ def unsigned_client(stack: Stack, *, token: str | None = None,
     """A portal-like client: X-Road headers, no signature, optionally a session token."""
     plugin = SigningPlugin(
         None, client=XRoadMember("AZ", "COM", voen, "portal"), session_token=token,
-        verify_with=stack.pki.trust_store(),
+        verify_with=stack.pki.trust_store(), gateway=stack.gateway_identity,
     )
     return Bodies(zeep.Client(stack.wsdl, plugins=[plugin]).service)
 
@@ -371,6 +371,7 @@ def test_session_requests_are_idempotent_and_protected_from_replay(stack: Stack)
     plugin = SigningPlugin(
         None, client=XRoadMember("AZ", "COM", OTHER_VOEN, "portal"),
         session_token=done.sessionToken, verify_with=stack.pki.trust_store(),
+        gateway=stack.gateway_identity,
         message_ids=lambda: "portal-fixed-id-1",
     )
     svc = Bodies(zeep.Client(stack.wsdl, plugins=[plugin]).service)

@@ -92,3 +92,40 @@ def test_unattributable_failures_change_nothing(stack: Stack, identity: str, cod
     assert kept.application.summary.status == "DRAFT"
     assert kept.application.draftReason is None
     assert [h.status for h in kept.history] == ["DRAFT"]
+
+
+def confirm_envelope(stack: Stack, identity: str, application_id: str, *,
+                     service_code: str = "ConfirmDraft") -> bytes:
+    from signing.parser import serialize
+
+    payload = (f'<t:ConfirmDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+               f"<t:applicationId>{application_id}</t:applicationId></t:ConfirmDraft>")
+    # The X-Road service code is signed: FindPerson here names another operation than the
+    # payload's, which every signed request is refused for (Client.Header.ServiceMismatch).
+    envelope = signed_request(stack.pki.signer(identity), service_code, payload,
+                              message_id=str(uuid.uuid4()))
+    return serialize(envelope)
+
+
+def test_lapsed_card_request_posted_three_times_is_kept_once(stack: Stack) -> None:
+    """The lapsed-card path goes through the replay guard: the same bytes again get the same
+    refusal and write nothing more (before: one history entry per post)."""
+    application_id = new_draft(stack)
+    grant_directly(stack, "expired")
+    data = confirm_envelope(stack, "expired", application_id)
+    answers = [stack.post(data) for _ in range(3)]
+    assert [response_fault_code(a) for a in answers] == ["Client.Certificate.Expired"] * 3
+    assert answers[1].content == answers[0].content == answers[2].content
+    kept = details(stack, application_id)
+    assert [h.status for h in kept.history] == ["DRAFT", "DRAFT"]
+
+
+def test_lapsed_card_request_with_mismatched_service_code_writes_nothing(stack: Stack) -> None:
+    """The lapsed-card path checks the signed X-Road headers like every signed request."""
+    application_id = new_draft(stack)
+    grant_directly(stack, "expired")
+    data = confirm_envelope(stack, "expired", application_id, service_code="FindPerson")
+    assert response_fault_code(stack.post(data)) == "Client.Certificate.Expired"
+    kept = details(stack, application_id)
+    assert kept.application.draftReason is None
+    assert [h.status for h in kept.history] == ["DRAFT"]

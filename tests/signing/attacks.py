@@ -45,6 +45,7 @@ from signing.errors import (
     SignatureWrapping,
     TimestampExpired,
     TimestampInFuture,
+    TokenLimitExceeded,
     TransformNotAllowed,
     VerificationError,
 )
@@ -595,7 +596,7 @@ def token_wrong_value_type(p: Parts, s: Sender) -> None:
     p.token.set("ValueType", "urn:attacker:token")
 
 
-@attack(SecurityHeaderMalformed, "dozens of extra tokens for the path builder to chew on")
+@attack(TokenLimitExceeded, "dozens of extra tokens for the path builder to chew on")
 def token_flood(p: Parts, s: Sender) -> None:
     for index in range(20):
         extra = copy.deepcopy(p.token)
