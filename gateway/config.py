@@ -64,7 +64,7 @@ class Settings:
     max_message_bytes: int = 2_000_000
     max_xml_depth: int = 64
     max_xml_elements: int = 20_000
-    max_timestamp_lifetime_seconds: int = 300
+    max_timestamp_lifetime_seconds: int = 600  # covers node-soap's fixed 10 minutes
     clock_skew_seconds: int = 60
     min_rsa_bits: int = 2048
     idempotency_ttl_seconds: int = 86_400
