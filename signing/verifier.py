@@ -539,6 +539,13 @@ def _read_signature(
         fast = _read_plain_signature(signature, policy)
         if fast is not None:
             return fast
+    return _read_full_signature(signature, policy, document=document)
+
+
+def _read_full_signature(
+    signature: etree._Element, policy: SecurityPolicy, *, document: bool
+) -> _Signature:
+    """Every part of ``ds:Signature`` read element by element; decides every refusal."""
     children = _element_children(signature)
     tags = [c.tag for c in children]
     for tag in (ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO):
