@@ -54,6 +54,8 @@ class Settings:
     require_crl: bool = True
     signing_key_file: Path | None = None  # PEM key, or PKCS#12 bundle
     signing_cert_file: Path | None = None
+    # PEM files of the answer key's issuing CA(s) and root: sent in answers and at ?certs.
+    signing_chain_files: tuple[Path, ...] = ()
     signing_key_password_env: str = "DSMF_SIGNING_KEY_PASSWORD"  # noqa: S105 - a variable name
     pkcs11_module: str = ""  # set to sign responses with a token instead of a key file
     pkcs11_token_label: str = ""

@@ -8,7 +8,8 @@ POST (SOAP 1.1), in this order — each step refuses with its own fault code:
   with the X-Road headers echoed and ``requestHash`` → signed with the gateway's key.
 Every request and response, refusals included, goes to the hash-chained message log.
 
-GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``/health``, ``/metrics``.
+GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``?certs`` (the answer key's
+certificate and chain, PEM), ``/health``, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -155,6 +157,10 @@ class SoapEndpoint:
         self.verifier = verifier
         self.resolve_actor = resolve_actor
         self.signer = response_signer
+        self.certificate_chain_pem = b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in (response_signer.certificate, *response_signer.chain)
+        )
         self.guard = guard
         self.journal = journal
         self.limits = limits
@@ -219,6 +225,10 @@ class SoapEndpoint:
         url = self.public_url or _request_url(environ)
         if query.lower() == "wsdl":
             return _xml(start_response, self.contract.wsdl_for(url))
+        if query.lower() == "certs":
+            # The answer key's certificate and its chain (PEM), for verifiers that cannot build
+            # a path from the tokens in an answer (xmlsec1, zeep) or want the CAs pinned.
+            return _pem(start_response, self.certificate_chain_pem)
         if query.startswith("xsd="):
             doc = self.contract.xsd_for(query[4:], url)
             if doc is None:
@@ -275,7 +285,11 @@ class SoapEndpoint:
                     if self.on_lapsed_signature is not None:
                         self.on_lapsed_signature(envelope, lapsed)
                     raise
-                headers = XRoadHeaders(dict(verified.signed_headers))
+                # X-Road headers need not be signed (stock zeep and node-soap sign only Body
+                # and Timestamp; docs/integration.md): nothing security-relevant rests on an
+                # unsigned one. The actor's userId comes only from a signed header, and
+                # replay protection keys on the signature when the id is not signed.
+                headers = read_headers(header_el)
                 payload = _payload_of(verified.body)
             else:
                 headers = read_headers(header_el)
@@ -292,7 +306,7 @@ class SoapEndpoint:
                 raise SignatureMissing("the request must carry a wsse:Security signature")
             if verified is not None:
                 actor = self.resolve_actor(verified, headers, operation)
-            message_id = headers.message_id
+            message_id = verified.replay_id if verified is not None else headers.message_id
             if actor is not None and message_id:
                 # Signed and session requests alike: a retry gets the stored answer, a reused
                 # id is a replay. Ids are unique per sender, not across senders: key on both.
@@ -341,7 +355,7 @@ class SoapEndpoint:
         echo_into(header, headers, request)
         body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
         body.append(result)
-        return serialize(sign_envelope(envelope, self.signer))
+        return serialize(sign_envelope(envelope, self.signer, must_understand=False))
 
     def _fault(
         self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None
@@ -351,7 +365,7 @@ class SoapEndpoint:
         assert header is not None
         try:
             echo_into(header, headers, request)
-            return serialize(sign_envelope(envelope, self.signer))
+            return serialize(sign_envelope(envelope, self.signer, must_understand=False))
         except Exception:
             log.exception("cannot sign fault %s (%s)", info.code, correlation_id)
             return serialize(build_fault_envelope(info, correlation_id))
@@ -438,6 +452,12 @@ def _request_url(environ: dict[str, Any]) -> str:
 
 def _xml(start_response: Callable[..., Any], data: bytes) -> list[bytes]:
     start_response("200 OK", [("Content-Type", 'text/xml; charset="utf-8"'),
+                              ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _pem(start_response: Callable[..., Any], data: bytes) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/pem-certificate-chain"),
                               ("Content-Length", str(len(data)))])
     return [data]
 
