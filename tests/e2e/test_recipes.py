@@ -6,9 +6,10 @@ the RSA answer key with its chain (``?certs``). Each sends a signed FindPerson a
 SubmitRegistration and verifies the signed answers; the test then checks the gateway really
 registered the person. docs/integration.md names these recipes.
 
-Runtimes come from scripts/test (xmlsec1, Node.js + npm from Debian); the recipes' packages from
-their registries (PyPI for zeep + python-xmlsec, npm for node-soap), installed once into
-``.cache/examples/``. Without them the tests skip locally and fail in CI.
+Runtimes come from scripts/test (Debian: xmlsec1, Node.js + npm, a JDK with WSS4J and
+Santuario); the recipes' packages from their registries (PyPI for zeep + python-xmlsec, npm for
+node-soap), installed once into ``.cache/examples/``. Without them the tests skip locally and
+fail in CI.
 """
 
 from __future__ import annotations
@@ -236,4 +237,56 @@ def test_node_soap_recipe_reads_a_signed_fault_and_rejects_a_wrong_pin(
                         "--key", director.key_path, "--cert", director.cert_path,
                         "--gateway-cert", director.cert_path, "--register-fin", INSURED_FIN])
     assert json_lines(pinned_wrong.stdout)["FindPerson"]["verified"] is False
+    assert applications(rsa_stack) == before
+
+
+# --- Java: WSS4J 1.6 + Santuario (Debian packages) ----------------------------------------
+
+JAVA_JARS = ("wss4j.jar", "xmlsec.jar", "commons-logging.jar", "slf4j-api.jar")
+
+
+@pytest.fixture(scope="module")
+def java_recipe() -> tuple[Path, str]:
+    javac = tool("javac")
+    tool("java")
+    jars = [Path("/usr/share/java") / jar for jar in JAVA_JARS]
+    missing = [jar.name for jar in jars if not jar.exists()]
+    if missing:
+        missing_requirement(f"Debian's libwss4j-java / libxml-security-java ({missing})")
+    classpath = ":".join(str(jar) for jar in jars)
+    target = prepared("java", ["Recipe.java"], [
+        [javac, "-cp", classpath, "-d", "build", "Recipe.java"],
+    ])
+    return target, f"{target / 'build'}:{classpath}"
+
+
+def java_run(stack: Stack, recipe: tuple[Path, str], out: Path, *trust: Path,
+             register_fin: str) -> subprocess.CompletedProcess[str]:
+    director = stack.pki.identity("director")
+    trust_args = [arg for path in trust for arg in ("--trust", str(path))]
+    return run(["java", "-cp", recipe[1], "Recipe", "--url", stack.url,
+                "--keystore", director.p12_path, "--password", "test", *trust_args,
+                "--find-fin", FOUND_FIN, "--register-fin", register_fin, "--out", out])
+
+
+def test_wss4j_recipe_registers_and_verifies(
+    rsa_stack: Stack, java_recipe: tuple[Path, str], tmp_path: Path
+) -> None:
+    done = java_run(rsa_stack, java_recipe, tmp_path, *rsa_stack.pki.trust_anchor_paths,
+                    register_fin="2RT5Y8U")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FindPerson: HTTP 200, answer signature verified, ok" in done.stdout
+    assert "SubmitRegistration: HTTP 200, answer signature verified, ok" in done.stdout
+    assert "<tns:outcome>FOUND</tns:outcome>" in (tmp_path / "FindPerson-answer.xml").read_text()
+    assert registered(rsa_stack, "2RT5Y8U")
+
+
+def test_wss4j_recipe_refuses_answers_from_outside_its_truststore(
+    rsa_stack: Stack, java_recipe: tuple[Path, str], tmp_path: Path
+) -> None:
+    foreign = rsa_stack.pki.identity("foreign").chain_paths[0]
+    before = applications(rsa_stack)
+    done = java_run(rsa_stack, java_recipe, tmp_path, foreign, register_fin=INSURED_FIN)
+    assert done.returncode == 1
+    assert "FindPerson: HTTP 200, answer NOT verified" in done.stdout
     assert applications(rsa_stack) == before
