@@ -955,7 +955,9 @@ def _parse_datetime(text: str, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _read_timestamp(timestamp: etree._Element, max_lifetime: timedelta) -> tuple[datetime, datetime]:
+def _read_timestamp(
+    timestamp: etree._Element, max_lifetime: timedelta
+) -> tuple[datetime, datetime]:
     """``Created`` and ``Expires``; without ``Expires`` (optional in WS-Security), the message
     expires ``max_lifetime`` after it was created: the longest any sender may ask for."""
     created_el = _single_child(timestamp, ns.WSU_CREATED, "wsu:Created")

@@ -71,7 +71,9 @@ def tool(name: str) -> str:
     return path
 
 
-def run(command: list[str], *, cwd: Path | None = None, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+def run(
+    command: list[Any], *, cwd: Path | None = None, timeout: int = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
         check=False, env={**os.environ, "NODE_NO_WARNINGS": "1"},

@@ -682,7 +682,7 @@ def ski_names_the_ca_token(p: Parts, s: Sender) -> None:
 
 @attack(SecurityHeaderMalformed, "a SHA-1 thumbprint that names no token in the message")
 def thumbprint_of_another_certificate(p: Parts, s: Sender) -> None:
-    _key_reference(p, _key_identifier(ns.THUMBPRINT_SHA1, hashlib.sha1(b"x").digest()))
+    _key_reference(p, _key_identifier(ns.THUMBPRINT_SHA1, hashlib.sha256(b"x").digest()[:20]))
 
 
 @attack(SecurityHeaderMalformed, "a subjectKeyIdentifier matching two tokens (ambiguous)")
