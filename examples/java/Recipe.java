@@ -144,9 +144,6 @@ public class Recipe {
         signature.setParts(parts);
         signature.build(request, signing, header);
 
-        if (System.getenv("RECIPE_DUMP") != null) {
-            Files.write(out.resolve(operation + "-request.xml"), serialize(request));
-        }
         HttpResponse<byte[]> response = http.send(
                 HttpRequest.newBuilder(URI.create(url))
                         .header("Content-Type", "text/xml; charset=utf-8")
