@@ -147,6 +147,7 @@ def load_signer(settings: Settings) -> Signer:
             token_serial=None,
             key_label=settings.pkcs11_key_label,
             pin_env=settings.pkcs11_pin_env,
+            chain_paths=tuple(str(p) for p in settings.signing_chain_files),
         ))
     key = settings.signing_key_file
     if key is None:
@@ -158,7 +159,10 @@ def load_signer(settings: Settings) -> Signer:
     if key.suffix.lower() in (".p12", ".pfx"):
         return SoftwareSigner.from_pkcs12(key, password)
     assert settings.signing_cert_file is not None
-    return SoftwareSigner.from_pem(key, settings.signing_cert_file, password=password)
+    return SoftwareSigner.from_pem(
+        key, settings.signing_cert_file, chain_paths=settings.signing_chain_files,
+        password=password,
+    )
 
 
 def revocation_checkers(settings: Settings) -> list[RevocationChecker]:
@@ -229,8 +233,10 @@ def build_gateway(
     actors = ActorFactory(mapping, settings.trusted_systems)
 
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
+        # The person a system certificate acts for: only ever from a *signed* userId.
+        signed_user = XRoadHeaders(dict(verified.signed_headers)).user_id
         return actors.from_certificate(
-            verified.certificate, operation=operation, user_id=headers.user_id,
+            verified.certificate, operation=operation, user_id=signed_user,
             kind=CredentialKind.CARD,
         )
 
@@ -306,13 +312,16 @@ def demo_settings(data_dir: Path, pki_dir: Path, **changes: Any) -> dict[str, An
     from signing.testpki import init_demo_pki
 
     pki = init_demo_pki(pki_dir)
-    gw = pki.identity("gateway")
+    # RSA answer key: every mainstream verifier checks RSA-SHA256, xml-crypto (node-soap) has
+    # no ECDSA (docs/integration.md). The chain travels in answers and at ?certs.
+    gw = pki.identity("gateway_rsa")
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "trust_anchors": tuple(pki.trust_anchor_paths),
         "crls": (pki.crl_path,),
         "signing_key_file": gw.key_path,
         "signing_cert_file": gw.cert_path,
+        "signing_chain_files": tuple(gw.chain_paths),
         "trusted_systems": ("TINAZ-1500000001",),
         "demo": True,
     }

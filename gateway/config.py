@@ -62,6 +62,8 @@ class Settings:
     ocsp_cert_id_hash: str = "sha1"
     signing_key_file: Path | None = None  # PEM key, or PKCS#12 bundle
     signing_cert_file: Path | None = None
+    # PEM files of the answer key's issuing CA(s) and root: sent in answers and at ?certs.
+    signing_chain_files: tuple[Path, ...] = ()
     signing_key_password_env: str = "DSMF_SIGNING_KEY_PASSWORD"  # noqa: S105 - a variable name
     pkcs11_module: str = ""  # set to sign responses with a token instead of a key file
     pkcs11_token_label: str = ""
@@ -72,7 +74,7 @@ class Settings:
     max_message_bytes: int = 2_000_000
     max_xml_depth: int = 64
     max_xml_elements: int = 20_000
-    max_timestamp_lifetime_seconds: int = 300
+    max_timestamp_lifetime_seconds: int = 600  # covers node-soap's fixed 10 minutes
     clock_skew_seconds: int = 60
     min_rsa_bits: int = 2048
     idempotency_ttl_seconds: int = 86_400

@@ -9,7 +9,7 @@ POST (SOAP 1.1), in this order — each step refuses with its own fault code:
 Every request and response, refusals included, goes to the hash-chained message log.
 
 GET: ``?wsdl`` (the authored WSDL, address rewritten), ``?xsd=NAME``, ``?faults`` (the fault
-catalogue), ``/health``, ``/metrics``.
+catalogue), ``?certs`` (the answer key's certificate and chain, PEM), ``/health``, ``/metrics``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -164,6 +165,10 @@ class SoapEndpoint:
         self.verifier = verifier
         self.resolve_actor = resolve_actor
         self.signer = response_signer
+        self.certificate_chain_pem = b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in (response_signer.certificate, *response_signer.chain)
+        )
         self.ledger = ledger
         self.limits = limits
         self.unsigned = frozenset(unsigned_operations)
@@ -231,6 +236,10 @@ class SoapEndpoint:
         url = self.public_url or _request_url(environ)
         if query.lower() == "wsdl":
             return _xml(start_response, self.contract.wsdl_for(url))
+        if query.lower() == "certs":
+            # The answer key's certificate and its chain (PEM), for verifiers that cannot build
+            # a path from the tokens in an answer (xmlsec1, zeep) or want the CAs pinned.
+            return _pem(start_response, self.certificate_chain_pem)
         if query.lower() == "faults":
             # The fault catalogue (docs/faults.md as XML): every code, meaning and action.
             return _xml(start_response, faults_xml())
@@ -327,12 +336,17 @@ class SoapEndpoint:
                 verified = self.verifier.verify(envelope)
             except (CertificateExpired, CertificateNotYetValid) as lapsed:
                 if self.on_lapsed_signature is not None:
-                    state.replayed = self._keep_lapsed(envelope, lapsed, state)
+                    state.replayed = self._keep_lapsed(
+                        envelope, read_headers(header_el), lapsed, state)
                     if state.replayed is not None:
                         # The same lapsed request again: its stored refusal, nothing rewritten.
                         return state.replayed[0], state.replayed[1], "replayed"
                 raise
-            state.headers = XRoadHeaders(dict(verified.signed_headers))
+            # X-Road headers need not be signed (stock zeep and node-soap sign only Body and
+            # Timestamp; docs/integration.md): nothing security-relevant rests on an unsigned
+            # one. The actor's userId comes only from a signed header, and replay protection
+            # keys on the signature when the id is not signed.
+            state.headers = read_headers(header_el)
             payload = _payload_of(verified.body)
         else:
             state.headers = read_headers(header_el)
@@ -355,7 +369,7 @@ class SoapEndpoint:
         if verified is not None:
             actor = self.resolve_actor(verified, headers, operation)
         state.actor = actor
-        message_id = headers.message_id
+        message_id = verified.replay_id if verified is not None else headers.message_id
         if actor is not None and message_id:
             # Signed and session requests alike. Ids are unique per sender, not across
             # senders: key on both. The same content again (even re-signed with a fresh
@@ -386,7 +400,8 @@ class SoapEndpoint:
         return "200 OK", self._respond(result, headers, request), "ok"
 
     def _keep_lapsed(
-        self, envelope: etree._Element, lapsed: SigningError, state: _RequestState
+        self, envelope: etree._Element, headers: XRoadHeaders, lapsed: SigningError,
+        state: _RequestState,
     ) -> tuple[str, bytes] | None:
         """The lapsed-card path (manual §3.1: the draft keeps the reason), through the same
         checks as every signed request: signed headers naming the operation, then the request
@@ -397,14 +412,12 @@ class SoapEndpoint:
         assert keeper is not None
         try:
             verified = keeper.attribute(envelope)
-            headers = XRoadHeaders(dict(verified.signed_headers))
             payload = _payload_of(verified.body)
             operation = _operation_of(payload, self.operations)
             require_headers(headers, operation)
             actor = keeper.actor(verified, operation)
             claim = RequestClaim(
-                key=_replay_key(actor.credential_kind, actor.credential,
-                                headers.message_id or ""),
+                key=_replay_key(actor.credential_kind, actor.credential, verified.replay_id),
                 content_digest=_content_digest(payload, headers),
                 expires_at=self.clock() + self.idempotency_ttl,
             )
@@ -523,7 +536,7 @@ class SoapEndpoint:
         echo_into(header, headers, request)
         body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
         body.append(result)
-        return serialize(sign_envelope(envelope, self.signer))
+        return serialize(sign_envelope(envelope, self.signer, must_understand=False))
 
     def _fault(
         self, info: FaultInfo, correlation_id: str, headers: XRoadHeaders, request: bytes | None,
@@ -534,7 +547,7 @@ class SoapEndpoint:
         assert header is not None
         try:
             echo_into(header, headers, request)
-            return serialize(sign_envelope(envelope, self.signer))
+            return serialize(sign_envelope(envelope, self.signer, must_understand=False))
         except Exception:
             log.exception("cannot sign fault %s (%s)", info.code, correlation_id)
             return serialize(build_fault_envelope(info, correlation_id, locale))
@@ -655,6 +668,12 @@ def _json(start_response: Callable[..., Any], status: str, document: Any) -> lis
     data = json.dumps(document).encode()
     start_response(status, [("Content-Type", "application/json"),
                             ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _pem(start_response: Callable[..., Any], data: bytes) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/pem-certificate-chain"),
+                              ("Content-Length", str(len(data)))])
     return [data]
 
 

@@ -661,3 +661,37 @@ def test_spyne_round_trip(request_path: Path, response_path: Path) -> None:
     (out_payload,) = _children(out_body)
     assert _lxml_errors(out_payload) == []
     assert _canonical(out_payload) == _canonical(response_payload)
+
+
+# --- WS-SecurityPolicy ----------------------------------------------------------------------
+
+WSP = "http://www.w3.org/ns/ws-policy"
+SP = "http://docs.oasis-open.org/ws-sx/ws-securitypolicy/200702"
+WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+def test_wsdl_states_the_message_profile_as_ws_security_policy() -> None:
+    """Policy-aware stacks (CXF, WCF) configure themselves from the binding's policy; it must
+    say what docs/integration.md says: X.509 tokens both ways, Basic256Sha256, a signed
+    Timestamp and Body."""
+    root = _gateway_wsdl()
+    binding = root.find(f"{{{WSDL}}}binding")
+    assert binding is not None
+    reference = binding.find(f"{{{WSP}}}PolicyReference")
+    assert reference is not None
+    policies = {p.get(f"{{{WSU_NS}}}Id"): p for p in root.findall(f"{{{WSP}}}Policy")}
+    policy = policies[reference.get("URI", "").lstrip("#")]
+    asymmetric = policy.find(f".//{{{SP}}}AsymmetricBinding")
+    assert asymmetric is not None
+    tokens = {
+        etree.QName(token.getparent().getparent()).localname: token.get(f"{{{SP}}}IncludeToken")
+        for token in asymmetric.iter(f"{{{SP}}}X509Token")
+    }
+    assert tokens == {
+        "InitiatorToken": f"{SP}/IncludeToken/AlwaysToRecipient",
+        "RecipientToken": f"{SP}/IncludeToken/AlwaysToInitiator",
+    }
+    assert asymmetric.find(f".//{{{SP}}}Basic256Sha256") is not None
+    assert asymmetric.find(f".//{{{SP}}}IncludeTimestamp") is not None
+    assert policy.find(f".//{{{SP}}}SignedParts/{{{SP}}}Body") is not None
+    assert policy.find(f".//{{{SP}}}EncryptedParts") is None  # TLS protects the channel
