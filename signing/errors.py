@@ -53,6 +53,8 @@ class SigningError(Exception):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Named values for a user-facing text (a caller's message catalogue may use them).
+        self.params: dict[str, object] = {}
         if code is not None:
             self.code = code
 

@@ -447,8 +447,10 @@ class SoapEndpoint:
         """The stored answer for a retry of the same content; None when the same content
         stored no answer (a read: it simply runs again). Other content is a replay."""
         if stored.content_digest != claim.content_digest:
-            raise ReplayDetected(
+            replay = ReplayDetected(
                 f"message id {message_id!r} was already used for another request")
+            replay.params = {"id": message_id}
+            raise replay
         if stored.response is None:
             return None
         return _status_line(stored.http_status), stored.response

@@ -72,7 +72,8 @@ def describe(exc: BaseException) -> FaultInfo:
         return FaultInfo(exc.code, exc.message, where, dict(exc.params))
     if isinstance(exc, SigningError):
         where = next((name for kind, name in _SECURITY_FIELDS if isinstance(exc, kind)), "")
-        return FaultInfo(exc.code, exc.message, where or None)
+        return FaultInfo(exc.code, exc.message, where or None,
+                         dict(getattr(exc, "params", None) or {}))
     return FaultInfo("Server.Internal", INTERNAL_MESSAGE)
 
 
