@@ -657,6 +657,21 @@ class SqlApplicationRepository:
         )
 
     @translates
+    def latest_registered_for_person(self, fin: str) -> Application | None:
+        """The newest REGISTERED application (initial or correction) for this FIN, of any
+        insurer: it holds the person's current data."""
+        found = self._load(
+            select(ApplicationRow)
+            .where(
+                ApplicationRow.fin == fin,
+                ApplicationRow.status == ApplicationStatus.REGISTERED.value,
+            )
+            .order_by(ApplicationRow.created_at.desc(), ApplicationRow.application_id.desc())
+            .limit(1)
+        )
+        return found[0] if found else None
+
+    @translates
     def search(self, query: ApplicationQuery) -> Page:
         """The registry search (§3.3). Semantics:
 

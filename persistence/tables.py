@@ -228,6 +228,9 @@ class ApplicationRow(Base):
         Index("ix_applications_insurer_ssn_date", "insurer_voen", "ssn_date"),
         Index("ix_applications_insurer_status", "insurer_voen", "status", "created_at"),
         Index("ix_applications_status_created", "status", "created_at"),
+        # The person's current data is the latest registered application for the FIN, whichever
+        # insurer sent it (GetInsuredPerson, SubmitCorrection).
+        Index("ix_applications_fin_status_created", "fin", "status", "created_at"),
     )
 
     application_id: Mapped[str] = mapped_column(String(36), primary_key=True)

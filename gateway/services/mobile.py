@@ -100,8 +100,9 @@ METHOD = SignatureMethod.RSA_SHA256
 
 #: What a request with a session and no signature may do: read, and keep drafts.
 SESSION_ALLOWED_OPERATIONS = frozenset({
-    "GetInsurer", "ListEServices", "ListAuthorities", "FindPerson", "SearchApplications",
-    "GetApplication", "GetNotification", "SaveDraft", "DeleteDraft", "listMethods",
+    "GetInsurer", "ListEServices", "ListAuthorities", "FindPerson", "GetInsuredPerson",
+    "SearchApplications", "GetApplication", "GetNotification", "SaveDraft", "DeleteDraft",
+    "listMethods",
     "StartMobileSigning",
 })
 

@@ -117,6 +117,10 @@ class ApplicationRepository(Protocol):
 
     def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]: ...
 
+    def latest_registered_for_person(self, fin: str) -> Application | None:
+        """The newest REGISTERED application for the FIN, of any insurer."""
+        ...
+
 
 class InsuredPersonRepository(Protocol):
     def get(self, fin: str) -> InsuredPerson | None: ...

@@ -360,7 +360,6 @@ class BatchRegistrationItem(_Model):
     clientRef = _one(ClientReference)
     documentType = _one(DocumentType)
     fin = _one(Fin)
-    registrationAddress = _opt(Address)
     actualAddressDiffers = _one(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
@@ -467,7 +466,6 @@ class SaveDraftRequest(_Model):
     applicationId = _opt(ApplicationId)
     documentType = _one(DocumentType)
     fin = _one(Fin)
-    registrationAddress = _opt(Address)
     actualAddressDiffers = _one(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
@@ -496,7 +494,6 @@ class SubmitRegistrationRequest(_Model):
     applicationId = _opt(ApplicationId)
     documentType = _opt(DocumentType)
     fin = _opt(Fin)
-    registrationAddress = _opt(Address)
     actualAddressDiffers = _opt(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
@@ -518,6 +515,7 @@ class ConfirmDraftResponse(_Model):
 class SubmitCorrectionRequest(_Model):
     voen = _one(Voen)
     fin = _one(Fin)
+    actualAddressDiffers = _opt(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
 
@@ -526,6 +524,26 @@ class SubmitCorrectionResponse(_Model):
     applicationId = _one(ApplicationId)
     status = _one(ApplicationStatus)
     correctedAt = _one(DateTime)
+
+
+class GetInsuredPersonRequest(_Model):
+    voen = _one(Voen)
+    fin = _one(Fin)
+
+
+class GetInsuredPersonResponse(_Model):
+    fin = _one(Fin)
+    surname = _one(NamePart)
+    name = _one(NamePart)
+    patronymic = _opt(NamePart)
+    ssn = _one(Ssn)
+    ssnDate = _one(Date)
+    registrationAddress = _opt(Address)
+    actualAddressDiffers = _one(Boolean)
+    actualAddress = _opt(Address)
+    contacts = _opt(Contacts)
+    since = _one(Date)
+    applicationId = _opt(ApplicationId)
 
 
 # -- 3.3 registry ---------------------------------------------------------------------------

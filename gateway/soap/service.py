@@ -28,6 +28,8 @@ from gateway.soap.models import (
     FindPersonResponse,
     GetApplicationRequest,
     GetApplicationResponse,
+    GetInsuredPersonRequest,
+    GetInsuredPersonResponse,
     GetInsurerRequest,
     GetInsurerResponse,
     GetMobileSigningStatusRequest,
@@ -74,6 +76,7 @@ OPERATIONS: Final[tuple[str, ...]] = (
     "SubmitRegistration",
     "ConfirmDraft",
     "SubmitCorrection",
+    "GetInsuredPerson",
     "SearchApplications",
     "GetApplication",
     "GetNotification",
@@ -213,6 +216,18 @@ class InsuredRegistrationService(ServiceBase):
         ctx: MethodContext, request: SubmitCorrectionRequest
     ) -> SubmitCorrectionResponse:
         return ctx.udc.dispatch("SubmitCorrection", request)
+
+    @rpc(
+        GetInsuredPersonRequest,
+        _body_style="bare",
+        _returns=GetInsuredPersonResponse,
+        _in_message_name="GetInsuredPerson",
+        _out_message_name="GetInsuredPersonResponse",
+    )
+    def GetInsuredPerson(
+        ctx: MethodContext, request: GetInsuredPersonRequest
+    ) -> GetInsuredPersonResponse:
+        return ctx.udc.dispatch("GetInsuredPerson", request)
 
     # -- 3.3 registry ---------------------------------------------------------------------
 

@@ -141,7 +141,7 @@ def test_registration_walk(stack: Stack, tmp_path: Path) -> None:
     # Save: a draft with an actual address that differs (Bakı) and contacts.
     saved = svc.SaveDraft(
         voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
-        registrationAddress=registration_address, actualAddressDiffers=True,
+        actualAddressDiffers=True,
         actualAddress=BAKU_ADDRESS, contacts=CONTACTS,
     )
     assert saved.status == "DRAFT"
@@ -149,7 +149,7 @@ def test_registration_walk(stack: Stack, tmp_path: Path) -> None:
     # "Previous" and change: the same draft, updated.
     updated = svc.SaveDraft(
         voen=DEMO_VOEN, applicationId=app_id, documentType="ID_CARD", fin="5GH3J7K",
-        registrationAddress=registration_address, actualAddressDiffers=True,
+        actualAddressDiffers=True,
         actualAddress={**BAKU_ADDRESS, "apartment": "5"},
         contacts={**CONTACTS, "landlinePhone": "+994124987654"},
     )

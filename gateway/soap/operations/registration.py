@@ -16,7 +16,6 @@ def registration_data(request: Any) -> RegistrationData:
     return RegistrationData(
         document_type=DocumentType(request.documentType),
         fin=request.fin,
-        registration_address=convert.to_address(request.registrationAddress),
         actual_address_differs=bool(request.actualAddressDiffers),
         actual_address=convert.to_address(request.actualAddress),
         contacts=convert.to_contacts(request.contacts),
@@ -78,14 +77,29 @@ def operations(services: Any) -> dict[str, Operation]:
         app = reg.correct(
             scope.actor, request.voen, request.fin,
             convert.to_address(request.actualAddress), convert.to_contacts(request.contacts),
+            actual_address_differs=request.actualAddressDiffers,
         )
         return m.SubmitCorrectionResponse(
             applicationId=app.application_id, status=app.status.value,
             correctedAt=convert.utc(app.created_at),
         )
 
+    def insured_person(scope: RequestScope, request: Any) -> m.GetInsuredPersonResponse:
+        current = reg.current_data(scope.actor, request.voen, request.fin)
+        insured = current.insured
+        return m.GetInsuredPersonResponse(
+            fin=insured.fin, surname=insured.surname, name=insured.name,
+            patronymic=insured.patronymic, ssn=insured.ssn, ssnDate=insured.ssn_date,
+            registrationAddress=convert.from_address(current.registration_address),
+            actualAddressDiffers=current.actual_address_differs,
+            actualAddress=convert.from_address(current.actual_address),
+            contacts=convert.from_contacts(current.contacts),
+            since=current.since, applicationId=current.application_id,
+        )
+
     return {
         "FindPerson": find_person,
+        "GetInsuredPerson": insured_person,
         "SaveDraft": save_draft,
         "DeleteDraft": delete_draft,
         "SubmitRegistration": submit,

@@ -1,0 +1,239 @@
+"""The manual's stories that did not do what it says (issue #11), end to end over SOAP.
+
+zeep with our signing plugin (or raw signed envelopes where zeep cannot send the message)
+→ the gateway → the population-registry simulator → the database. Each refusal asserts its
+exact fault code and that nothing was written.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from zeep.exceptions import Fault
+from zeep.helpers import serialize_object
+
+from gateway.domain import calendar
+from gateway.services.notifications import NOTIFICATION_NS
+from tests.e2e.conftest import (
+    DEMO_VOEN,
+    OTHER_VOEN,
+    TNS,
+    Bodies,
+    Stack,
+    fault_code,
+    response_fault_code,
+    signed_request,
+)
+
+N = {"n": NOTIFICATION_NS}
+
+LENKERAN = {  # 5GH3J7K's registration address in the population registry
+    "region": "Lənkəran şəhəri",
+}
+BAKU = {
+    "region": "Bakı şəhəri", "cityOrDistrict": "Yasamal rayonu", "street": "Şərifzadə küçəsi",
+    "house": "207", "apartment": "15", "postalCode": "AZ1012",
+}
+INVENTED = (
+    "<t:registrationAddress><t:region>Bakı şəhəri</t:region>"
+    "<t:cityOrDistrict>Nəsimi rayonu</t:cityOrDistrict><t:street>Uydurma küçəsi</t:street>"
+    "<t:house>1</t:house></t:registrationAddress>"
+)
+
+
+def service(stack: Stack, identity: str = "director", voen: str = DEMO_VOEN) -> Any:
+    return Bodies(stack.client(identity, voen=voen)[0].service)
+
+
+def plain(value: Any) -> Any:
+    return {k: v for k, v in serialize_object(value, dict).items() if v is not None}
+
+
+def fault_of(call: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(Fault) as info:
+        call(*args, **kwargs)
+    return fault_code(info.value)
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / f"notice-{uuid.uuid4().hex}.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
+                          check=True, timeout=30)
+    return done.stdout.decode("utf-8")
+
+
+def count(svc: Any, voen: str = DEMO_VOEN, **filters: Any) -> int:
+    return int(svc.SearchApplications(voen=voen, **filters).total)
+
+
+# -- 3. The registration address is always the registry's ---------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["SaveDraft", "SubmitRegistration"])
+def test_a_registration_address_in_the_request_is_refused(stack: Stack, operation: str) -> None:
+    payload = (f'<t:{operation} xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+               f'<t:documentType>ID_CARD</t:documentType><t:fin>5GH3J7K</t:fin>{INVENTED}'
+               f'<t:actualAddressDiffers>false</t:actualAddressDiffers></t:{operation}>')
+    answer = stack.post(signed_request(stack.pki.signer("director"), operation, payload))
+    assert answer.status_code == 500
+    assert response_fault_code(answer) == "Client.Validation.Schema"
+    assert b"registrationAddress" in answer.content  # the fault names the element
+    assert count(service(stack), fin="5GH3J7K") == 0
+
+
+def test_the_registered_address_is_the_registry_s(stack: Stack) -> None:
+    svc = service(stack)
+    found = svc.FindPerson(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K")
+    registry_address = plain(found.registrationAddress)
+    assert registry_address["region"] == LENKERAN["region"]
+    draft = svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                          actualAddressDiffers=False)
+    detail = svc.GetApplication(voen=DEMO_VOEN, applicationId=draft.applicationId)
+    assert plain(detail.application.registrationAddress) == registry_address
+    done = svc.ConfirmDraft(voen=DEMO_VOEN, applicationId=draft.applicationId).result
+    assert done.status == "REGISTERED"
+    detail = svc.GetApplication(voen=DEMO_VOEN, applicationId=draft.applicationId)
+    assert plain(detail.application.registrationAddress) == registry_address
+    current = svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")
+    assert plain(current.registrationAddress) == registry_address
+
+
+# -- 4. Corrections ---------------------------------------------------------------------------
+
+
+def register(svc: Any, fin: str = "5GH3J7K") -> str:
+    result = svc.SubmitRegistration(
+        voen=DEMO_VOEN, documentType="ID_CARD", fin=fin, actualAddressDiffers=False,
+        contacts={"mobilePhone": "+994501234567", "email": "sehla.nesibova@example.az"},
+    ).result
+    assert result.status == "REGISTERED"
+    return str(result.ssn)
+
+
+def test_a_correction_changes_only_what_it_names(stack: Stack, tmp_path: Path) -> None:
+    svc = service(stack)
+    ssn = register(svc)
+    before = svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")
+    assert (before.ssn, before.ssnDate) == (ssn, calendar.now().date())
+    assert before.actualAddressDiffers is False and before.actualAddress is None
+    assert plain(before.contacts) == {"mobilePhone": "+994501234567",
+                                      "email": "sehla.nesibova@example.az"}
+    assert before.since == calendar.now().date()
+
+    # The actual address only: the contacts stay.
+    first = svc.SubmitCorrection(voen=DEMO_VOEN, fin="5GH3J7K", actualAddress=BAKU)
+    now = svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")
+    assert now.applicationId == first.applicationId
+    assert now.actualAddressDiffers is True and plain(now.actualAddress) == BAKU
+    assert plain(now.contacts) == plain(before.contacts)
+
+    # The e-mail only: the mobile number and the corrected actual address stay.
+    second = svc.SubmitCorrection(voen=DEMO_VOEN, fin="5GH3J7K",
+                                  contacts={"email": "sehla@example.az"})
+    now = svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")
+    assert now.applicationId == second.applicationId
+    assert now.actualAddressDiffers is True and plain(now.actualAddress) == BAKU
+    assert plain(now.contacts) == {"mobilePhone": "+994501234567", "email": "sehla@example.az"}
+    detail = svc.GetApplication(voen=DEMO_VOEN, applicationId=second.applicationId)
+    assert detail.application.actualAddressDiffers is True
+    assert plain(detail.application.actualAddress) == BAKU
+    notes = " ".join(h.note or "" for h in detail.history)
+    assert "Şərifzadə küçəsi, 207" in notes and "sehla.nesibova@example.az" in notes
+
+    # The notice matches what is stored: the corrected actual address, not "same as".
+    notice = svc.GetNotification(voen=DEMO_VOEN, applicationId=second.applicationId)
+    document = etree.fromstring(notice.notificationXml)
+    assert document.findtext("n:actualAddressDiffers", namespaces=N) == "true"
+    assert document.findtext("n:actualAddress/n:house", namespaces=N) == "207"
+    assert document.findtext("n:contacts/n:mobilePhone", namespaces=N) == "+994501234567"
+    text = pdf_text(notice.pdf, tmp_path)
+    assert "Qeydiyyat ünvanı ilə eynidir" not in text
+    assert "Şərifzadə küçəsi" in text and "+994501234567" in text
+
+    # Back at the registration address: the actual address is cleared, contacts stay.
+    third = svc.SubmitCorrection(voen=DEMO_VOEN, fin="5GH3J7K", actualAddressDiffers=False)
+    now = svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")
+    assert now.applicationId == third.applicationId
+    assert now.actualAddressDiffers is False and now.actualAddress is None
+    assert plain(now.contacts) == {"mobilePhone": "+994501234567", "email": "sehla@example.az"}
+    notes = " ".join(h.note or "" for h in svc.GetApplication(
+        voen=DEMO_VOEN, applicationId=third.applicationId).history)
+    assert "Şərifzadə küçəsi, 207" in notes
+    assert count(svc, applicationType="CORRECTION") == 3
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({}, "Client.Validation.Correction"),
+    ({"contacts": {}}, "Client.Validation.Correction"),
+    ({"actualAddressDiffers": False, "actualAddress": BAKU}, "Client.Validation.ActualAddress"),
+    ({"actualAddressDiffers": True}, "Client.Validation.ActualAddress"),
+])
+def test_a_correction_that_names_nothing_coherent_is_refused(
+    stack: Stack, changes: dict[str, Any], code: str
+) -> None:
+    svc = service(stack)
+    register(svc)
+    before = plain(svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K"))
+    assert fault_of(svc.SubmitCorrection, voen=DEMO_VOEN, fin="5GH3J7K", **changes) == code
+    assert plain(svc.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")) == before
+    assert count(svc, applicationType="CORRECTION") == 0
+
+
+def test_a_person_without_ssn_has_no_current_data_and_no_correction(stack: Stack) -> None:
+    svc = service(stack)
+    assert fault_of(svc.GetInsuredPerson, voen=DEMO_VOEN, fin="5GH3J7K") == (
+        "Client.NotFound.InsuredPerson")
+    assert fault_of(svc.SubmitCorrection, voen=DEMO_VOEN, fin="5GH3J7K",
+                    contacts={"email": "a@example.az"}) == "Client.NotFound.InsuredPerson"
+    assert count(svc) == 0
+
+
+def test_the_new_employer_corrects_a_person_insured_through_another(stack: Stack) -> None:
+    # 9QW3E5R got the SSN through Gəncə Tekstil (OTHER_VOEN), before any application here.
+    ours = service(stack)
+    found = ours.FindPerson(voen=DEMO_VOEN, documentType="ID_CARD", fin="9QW3E5R")
+    assert found.outcome == "SSN_EXISTS"
+    current = ours.GetInsuredPerson(voen=DEMO_VOEN, fin="9QW3E5R")
+    assert current.ssn == found.existingInsured.ssn
+    assert current.applicationId is None and current.registrationAddress is not None
+    assert current.actualAddressDiffers is False and current.contacts is None
+
+    corrected = ours.SubmitCorrection(voen=DEMO_VOEN, fin="9QW3E5R", actualAddress=BAKU,
+                                      contacts={"mobilePhone": "+994551112233"})
+    assert corrected.status == "REGISTERED"
+    # In the correcting insurer's registry, and the person's current data for everyone.
+    assert count(ours, applicationType="CORRECTION", fin="9QW3E5R") == 1
+    theirs = service(stack, "director_b", OTHER_VOEN)
+    seen = theirs.GetInsuredPerson(voen=OTHER_VOEN, fin="9QW3E5R")
+    assert seen.applicationId == corrected.applicationId
+    assert plain(seen.actualAddress) == BAKU
+    assert plain(seen.contacts) == {"mobilePhone": "+994551112233"}
+    # The first employer's next correction starts from it.
+    theirs.SubmitCorrection(voen=OTHER_VOEN, fin="9QW3E5R", contacts={"email": "e@example.az"})
+    seen = ours.GetInsuredPerson(voen=DEMO_VOEN, fin="9QW3E5R")
+    assert plain(seen.actualAddress) == BAKU
+    assert plain(seen.contacts) == {"mobilePhone": "+994551112233", "email": "e@example.az"}
+
+
+def test_a_stranger_neither_reads_nor_corrects(stack: Stack) -> None:
+    ours = service(stack)
+    register(ours)
+    before = plain(ours.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K"))
+    # Another insurer's seal holder acting for ours; our employee who holds no authority.
+    for identity, voen, code in (
+        ("director_b", OTHER_VOEN, "Client.NotAuthorized.OtherInsurer"),
+        ("employee", DEMO_VOEN, "Client.NotAuthorized.NoAuthority"),
+    ):
+        svc = service(stack, identity, voen)
+        assert fault_of(svc.GetInsuredPerson, voen=DEMO_VOEN, fin="5GH3J7K") == code
+        assert fault_of(svc.SubmitCorrection, voen=DEMO_VOEN, fin="5GH3J7K",
+                        contacts={"email": "x@example.az"}) == code
+    assert plain(ours.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")) == before
+    assert count(ours, applicationType="CORRECTION") == 0
+    assert count(service(stack, "director_b", OTHER_VOEN), voen=OTHER_VOEN) == 0
