@@ -31,7 +31,7 @@ from gateway.soap.endpoint import HealthCheck, SoapEndpoint
 from gateway.soap.lapsed import DraftKeeper
 from gateway.soap.operations import build_operations
 from gateway.soap.service import build_application
-from gateway.soap.xroad import XRoadHeaders
+from gateway.soap.xroad import XRoadHeaders, acting_for
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
@@ -174,7 +174,8 @@ def build_gateway(
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
         return actors.from_certificate(
             verified.certificate, operation=operation, user_id=headers.user_id,
-            kind=CredentialKind.CARD,
+            kind=CredentialKind.CARD, client_member=headers.client_member_code,
+            acting_for=acting_for(verified.body),
         )
 
     # One key signs both the responses and the notices (bildiriş) the gateway issues.

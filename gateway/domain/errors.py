@@ -47,6 +47,16 @@ class Conflict(GatewayError):
     code = "Client.Conflict"
 
 
+class SsnAlreadyIssued(Conflict):
+    """The person already holds an SSN (şəxsin SSN-i mövcuddur); ``ssn`` is it, when known."""
+
+    code = "Client.Conflict.SsnExists"
+
+    def __init__(self, message: str, *, ssn: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.ssn = ssn
+
+
 class UpstreamError(GatewayError):
     code = "Server.Upstream"
 

@@ -255,7 +255,8 @@ class MobileService:
                            code="Client.Conflict.NotDraft", field="applicationId")
         doc = application_document(app, phone, user_id, self.clock())
         return self._start(
-            MobileKind.SIGNING, doc, phone, user_id, voen, app.application_id, SIGNING_DISPLAY
+            MobileKind.SIGNING, doc, phone, user_id, voen, app.application_id, SIGNING_DISPLAY,
+            started_by=actor.fin,
         )
 
     def _start(
@@ -267,6 +268,8 @@ class MobileService:
         voen: str | None,
         application_id: str | None,
         display: str,
+        *,
+        started_by: str | None = None,
     ) -> MobileStarted:
         # Each start pushes a request to a person's phone: bound how many may wait at once, so
         # the gateway cannot be used to flood a phone with confirmation prompts.
@@ -291,6 +294,9 @@ class MobileService:
             expires_at=now + self.transaction_ttl,
             application_id=application_id,
             voen=voen,
+            # Who asked for the signature, until the phone's certificate names the signer: a
+            # refusal's history entry is attributed to them.
+            fin=started_by,
             pending=unsigned,
         )
         try:
@@ -503,7 +509,8 @@ class MobileService:
     def _keep_draft(self, tx: MobileTransaction, reason: str) -> None:
         if tx.kind is MobileKind.SIGNING and tx.voen and tx.application_id:
             self.registration.keep_as_draft(
-                tx.voen, tx.application_id, f"Asan İmza signing failed: {reason}", None
+                tx.voen, tx.application_id, f"Asan İmza signing failed: {reason}", None,
+                actor_fin=tx.fin,
             )
 
     # -- sessions --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from gateway.domain.errors import (
     DocumentInvalid,
     NotFound,
     PersonNotFoundUpstream,
+    SsnAlreadyIssued,
     UpstreamError,
     UpstreamUnavailable,
     ValidationFailed,
@@ -43,6 +44,23 @@ from gateway.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+
+SUBMITTED_NOTE = (
+    "accepted while the population registry does not answer: the person is registered and the"
+    " SSN issued automatically when it is back; follow the application in the registry"
+)
+
+
+def outcome_message(app: Application) -> str | None:
+    """What an answer about a signed application says besides its status: why it is not
+    REGISTERED and what happens next."""
+    if app.status is ApplicationStatus.SUBMITTED:
+        return SUBMITTED_NOTE
+    if app.status is ApplicationStatus.DRAFT:
+        return app.draft_reason
+    if app.status is ApplicationStatus.REJECTED and app.history:
+        return app.history[-1].note
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +150,7 @@ class RegistrationService:
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(now))
             self._refuse_if_insured(uow, data.fin)
+            self._refuse_if_open(uow, voen, data.fin, but=application_id)
             if application_id is None:
                 app = self._new_application(voen, data, person, now, actor)
                 uow.applications.add(app)
@@ -185,6 +204,7 @@ class RegistrationService:
             else:
                 assert clean is not None
                 self._refuse_if_insured(uow, clean.fin)
+                self._refuse_if_open(uow, voen, clean.fin)
                 app = self._new_application(voen, clean, None, now, actor)
                 is_new = True
         # The registry call happens outside any transaction: it may be slow.
@@ -203,8 +223,7 @@ class RegistrationService:
             signer = _signatory(actor)
             if person is None:
                 app = replace(app, signed_by=signer, draft_reason=None).with_status(
-                    ApplicationStatus.SUBMITTED, now, _fin(actor),
-                    "population registry unavailable; finished automatically when it is back",
+                    ApplicationStatus.SUBMITTED, now, _fin(actor), SUBMITTED_NOTE,
                 )
                 self._store(uow, app, is_new)
                 uow.commit()
@@ -279,7 +298,8 @@ class RegistrationService:
         return app
 
     def keep_as_draft(
-        self, voen: str, application_id: str, reason: str, actor: Actor | None
+        self, voen: str, application_id: str, reason: str, actor: Actor | None,
+        *, actor_fin: str | None = None,
     ) -> Application | None:
         """Signing failed after Confirm: the application stays a draft with the reason, and the
         failure is in its history (who tried, when, why). Only the insurer's own draft, and only
@@ -292,7 +312,8 @@ class RegistrationService:
             if app is None or app.insurer_voen != voen or app.status is not ApplicationStatus.DRAFT:
                 return None
             app = replace(app, draft_reason=reason).with_status(
-                ApplicationStatus.DRAFT, now, _fin(actor), f"signing failed: {reason}"
+                ApplicationStatus.DRAFT, now, _fin(actor) or actor_fin,
+                f"signing failed: {reason}",
             )
             uow.applications.update(app)
             uow.commit()
@@ -505,10 +526,29 @@ class RegistrationService:
     def _refuse_if_insured(self, uow: UnitOfWork, fin: str) -> None:
         existing = uow.insured_persons.get(fin)
         if existing is not None:
-            raise Conflict(
+            raise SsnAlreadyIssued(
                 f"the person's SSN exists: {existing.surname} {existing.name} "
                 f"{existing.patronymic or ''} {existing.ssn}".replace("  ", " "),
-                code="Client.Conflict.SsnExists", field="fin",
+                ssn=existing.ssn, field="fin",
+            )
+
+    def _refuse_if_open(
+        self, uow: UnitOfWork, voen: str, fin: str, but: str | None = None
+    ) -> None:
+        """One open application per FIN and insurer: a second one would only fail later."""
+        for app in uow.applications.find_open_for_person(voen, fin):
+            if app.application_id == but:
+                continue
+            if app.status is ApplicationStatus.DRAFT:
+                raise Conflict(
+                    f"the insurer already has a draft for this FIN: {app.application_id};"
+                    " change it (SaveDraft with its applicationId) or confirm it",
+                    code="Client.Conflict.DraftExists", field="fin",
+                )
+            raise Conflict(
+                f"the insurer's application {app.application_id} for this FIN is SUBMITTED and"
+                " is finished automatically when the population registry answers",
+                code="Client.Conflict.AlreadySubmitted", field="fin",
             )
 
     def _new_application(

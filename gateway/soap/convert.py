@@ -8,6 +8,7 @@ from typing import Any
 from gateway.domain import model as dm
 from gateway.domain.calendar import business_date
 from gateway.domain.values import Address, Contacts
+from gateway.services.registration import outcome_message
 from gateway.soap import models as m
 
 
@@ -87,7 +88,7 @@ def application_result(app: dm.Application, message: str | None = None) -> m.App
         status=app.status.value,
         ssn=app.ssn,
         ssnDate=app.ssn_date,
-        message=message,
+        message=message if message is not None else outcome_message(app),
     )
 
 

@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     response_fault_code,
     signed_request,
 )
+from tests.e2e.test_system_certificate import system_request
 
 N = {"n": NOTIFICATION_NS}
 
@@ -237,3 +238,79 @@ def test_a_stranger_neither_reads_nor_corrects(stack: Stack) -> None:
     assert plain(ours.GetInsuredPerson(voen=DEMO_VOEN, fin="5GH3J7K")) == before
     assert count(ours, applicationType="CORRECTION") == 0
     assert count(service(stack, "director_b", OTHER_VOEN), voen=OTHER_VOEN) == 0
+
+
+# -- 7. Small ones --------------------------------------------------------------------------
+
+
+def test_one_open_draft_per_fin_and_insurer(stack: Stack) -> None:
+    svc = service(stack)
+    first = svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                          actualAddressDiffers=False)
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        with pytest.raises(Fault) as refused:
+            call(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                 actualAddressDiffers=False, contacts={"email": "a@example.az"})
+        assert fault_code(refused.value) == "Client.Conflict.DraftExists"
+        assert first.applicationId in refused.value.message  # the answer names the draft
+    # Another draft may not take over the FIN either.
+    other = svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="6TY2U8P",
+                          actualAddressDiffers=False)
+    assert fault_of(svc.SaveDraft, voen=DEMO_VOEN, applicationId=other.applicationId,
+                    documentType="ID_CARD", fin="5GH3J7K", actualAddressDiffers=False) == (
+        "Client.Conflict.DraftExists")
+    assert count(svc, fin="5GH3J7K") == 1
+    assert svc.GetApplication(voen=DEMO_VOEN, applicationId=first.applicationId
+                              ).application.contacts is None
+    # The draft itself is changed with its id; another insurer keeps its own draft.
+    svc.SaveDraft(voen=DEMO_VOEN, applicationId=first.applicationId, documentType="ID_CARD",
+                  fin="5GH3J7K", actualAddressDiffers=False, contacts={"email": "a@example.az"})
+    theirs = service(stack, "director_b", OTHER_VOEN)
+    theirs.SaveDraft(voen=OTHER_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                     actualAddressDiffers=False)
+    assert count(theirs, voen=OTHER_VOEN, fin="5GH3J7K") == 1
+
+
+def test_batch_ssn_exists_carries_the_ssn(stack: Stack) -> None:
+    svc = service(stack)
+    ssn = svc.FindPerson(voen=DEMO_VOEN, documentType="ID_CARD", fin="9QW3E5R"
+                         ).existingInsured.ssn
+    answer = svc.SubmitRegistrationBatch(voen=DEMO_VOEN, item=[
+        {"clientRef": "HR-1", "documentType": "ID_CARD", "fin": "9QW3E5R",
+         "actualAddressDiffers": False},
+    ])
+    (result,) = answer.result
+    assert (result.outcome, result.ssn, result.faultCode) == (
+        "SSN_EXISTS", ssn, "Client.Conflict.SsnExists")
+
+
+FIND = (f'<t:FindPerson xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+        "<t:documentType>ID_CARD</t:documentType><t:fin>5GH3J7K</t:fin></t:FindPerson>")
+SAVE = (f'<t:SaveDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
+        "<t:documentType>ID_CARD</t:documentType><t:fin>5GH3J7K</t:fin>"
+        "<t:actualAddressDiffers>false</t:actualAddressDiffers></t:SaveDraft>")
+
+
+@pytest.mark.parametrize(("identity", "member", "payload", "code"), [
+    # A third organisation's member code: refused, whatever the operation.
+    ("director", "1301234561", SAVE, "Client.NotAuthorized.XRoadClient"),
+    ("director", "1301234561", FIND, "Client.NotAuthorized.XRoadClient"),
+    # The signer's own organisation, or the insurer acted for: accepted.
+    ("director", DEMO_VOEN, SAVE, None),
+    ("director_b", OTHER_VOEN, FIND, "Client.NotAuthorized.OtherInsurer"),
+])
+def test_x_road_client_is_the_signer_s_organisation_or_the_insurer(
+    stack: Stack, identity: str, member: str, payload: str, code: str | None
+) -> None:
+    answer = stack.post(signed_request(stack.pki.signer(identity), "SaveDraft"
+                                       if "SaveDraft" in payload else "FindPerson",
+                                       payload, voen=member, message_id=str(uuid.uuid4())))
+    assert response_fault_code(answer) == code
+    expected = 1 if code is None and "SaveDraft" in payload else 0
+    assert count(service(stack)) == expected
+
+
+def test_a_system_names_its_own_x_road_member(stack: Stack) -> None:
+    # The portal's certificate (VÖEN 1500000001) claiming to be the insurer's member.
+    answer = stack.post(system_request(stack, "FindPerson", FIND, "AZ6ZK4T2P", member=DEMO_VOEN))
+    assert response_fault_code(answer) == "Client.NotAuthorized.XRoadClient"
