@@ -170,13 +170,19 @@ def build_gateway(
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
     actors = ActorFactory(mapping, settings.trusted_systems)
+    authorities = AuthorityService(uow, registry, clock, settings.max_page_size,
+                                   mapping.card_number_source)
 
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
-        return actors.from_certificate(
+        actor = actors.from_certificate(
             verified.certificate, operation=operation, user_id=headers.user_id,
             kind=CredentialKind.CARD, client_member=headers.client_member_code,
             acting_for=acting_for(verified.body),
         )
+        # Binds the signer's authorities to this certificate and learns seal holders; a
+        # write only when something changed (the first signature with a card).
+        authorities.note_signature(actor)
+        return actor
 
     # One key signs both the responses and the notices (bildiriş) the gateway issues.
     signer = load_signer(settings)
@@ -184,7 +190,7 @@ def build_gateway(
     services = Services(
         insurers=InsurerService(uow, clock),
         registration=registration,
-        authorities=AuthorityService(uow, registry, clock, settings.max_page_size),
+        authorities=authorities,
         provider=Provider(),
         settings=settings,
         notifications=NotificationService(

@@ -44,6 +44,7 @@ from gateway.domain.model import (
     Insurer,
     InsurerType,
     LocalOffice,
+    SealHolder,
     Signatory,
     StatusChange,
 )
@@ -68,6 +69,7 @@ from persistence.tables import (
     InsuredPersonRow,
     InsurerRow,
     LocalOfficeRow,
+    SealHolderRow,
     SsnCounterRow,
     StatusHistoryRow,
     ssn_sequence,
@@ -250,6 +252,8 @@ def _authority_values(a: Authority) -> dict[str, Any]:
         "revoked_at": a.revoked_at,
         "revoked_by_fin": a.revoked_by_fin,
         "revoke_reason": a.revoke_reason,
+        "bound_at": a.bound_at,
+        "holder_not_after": a.holder_not_after,
     }
 
 
@@ -273,6 +277,8 @@ def _authority(row: AuthorityRow) -> Authority:
         revoked_at=row.revoked_at,
         revoked_by_fin=row.revoked_by_fin,
         revoke_reason=row.revoke_reason,
+        bound_at=row.bound_at,
+        holder_not_after=row.holder_not_after,
     )
 
 
@@ -358,6 +364,39 @@ class SqlAuthorityRepository:
             .execution_options(populate_existing=True)
         )
         return [_authority(r) for r in rows]
+
+    @translates
+    def list_for_holder(self, fin: str) -> Sequence[Authority]:
+        """The person's authorities from every insurer (to bind them to their card)."""
+        rows = self._session.scalars(
+            select(AuthorityRow)
+            .where(AuthorityRow.fin == fin)
+            .order_by(AuthorityRow.granted_at, AuthorityRow.authority_id)
+            .execution_options(populate_existing=True)
+        )
+        return [_authority(r) for r in rows]
+
+    @translates
+    def seal_holder(self, voen: str, fin: str) -> SealHolder | None:
+        row = self._session.get(SealHolderRow, (voen, fin), populate_existing=True)
+        if row is None:
+            return None
+        return SealHolder(insurer_voen=row.insurer_voen, fin=row.fin, name=row.name,
+                          source=row.source, seen_at=row.seen_at, not_after=row.not_after)
+
+    @translates
+    def record_seal_holder(self, holder: SealHolder) -> None:
+        upsert(self._session, _table(SealHolderRow), {
+            "insurer_voen": holder.insurer_voen, "fin": holder.fin, "name": holder.name,
+            "source": holder.source, "seen_at": holder.seen_at, "not_after": holder.not_after,
+        }, ("insurer_voen", "fin"))
+
+    @translates
+    def forget_seal_holder(self, voen: str, fin: str) -> None:
+        table = _table(SealHolderRow)
+        self._session.execute(
+            delete(table).where(table.c.insurer_voen == voen, table.c.fin == fin)
+        )
 
     @translates
     def audit_trail(self, authority_id: str) -> Sequence[AuthorityAuditEntry]:

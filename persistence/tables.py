@@ -294,6 +294,8 @@ class AuthorityRow(Base):
     __table_args__ = (
         _one_of("authority_type", AuthorityType, "authority_type"),
         Index("ix_authorities_insurer_fin", "insurer_voen", "fin"),
+        # A card signature binds the holder's authorities of every insurer (by FIN).
+        Index("ix_authorities_fin", "fin"),
     )
 
     authority_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -314,6 +316,25 @@ class AuthorityRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by_fin: Mapped[str | None] = mapped_column(String(7))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+    bound_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    holder_not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SealHolderRow(Base):
+    """People known to hold an insurer's seal authority without their certificate at hand (the
+    e-Gov portal acts for them with X-Road userId): learned from their seal-card sign-ins, or
+    from the insurer reference data."""
+
+    __tablename__ = "seal_holders"
+
+    insurer_voen: Mapped[str] = mapped_column(
+        String(10), ForeignKey("insurers.voen"), primary_key=True
+    )
+    fin: Mapped[str] = mapped_column(String(7), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuthorityAuditRow(Base):

@@ -160,4 +160,8 @@ def authority(a: dm.Authority, eservice_name: str, today: Any) -> m.Authority:
         grantedByFin=a.granted_by_fin,
         revokedAt=utc(a.revoked_at) if a.revoked_at else None,
         revokedByFin=a.revoked_by_fin,
+        revokeReason=a.revoke_reason,
+        asanUserId=a.asan_user_id,
+        boundAt=utc(a.bound_at) if a.bound_at else None,
+        holderCertificateValidTo=utc(a.holder_not_after) if a.holder_not_after else None,
     )

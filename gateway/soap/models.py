@@ -252,6 +252,10 @@ class Authority(_Model):
     grantedByFin = _one(Fin)
     revokedAt = _opt(DateTime)
     revokedByFin = _opt(Fin)
+    revokeReason = _opt(Message)
+    asanUserId = _opt(AsanUserId)
+    boundAt = _opt(DateTime)
+    holderCertificateValidTo = _opt(DateTime)
 
 
 class Address(_Model):

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from lxml import etree
 from zeep.exceptions import Fault
 from zeep.helpers import serialize_object
 
 from gateway.domain import calendar
+from gateway.domain.model import REGISTRATION_ESERVICE
 from gateway.services.notifications import NOTIFICATION_NS
+from signing.software import SoftwareSigner
 from tests.e2e.conftest import (
     DEMO_VOEN,
     OTHER_VOEN,
@@ -27,8 +33,10 @@ from tests.e2e.conftest import (
     Stack,
     fault_code,
     response_fault_code,
+    sibling_stack,
     signed_request,
 )
+from tests.e2e.test_authorities import ShiftedGateway
 from tests.e2e.test_system_certificate import system_request
 
 N = {"n": NOTIFICATION_NS}
@@ -314,3 +322,97 @@ def test_a_system_names_its_own_x_road_member(stack: Stack) -> None:
     # The portal's certificate (VÖEN 1500000001) claiming to be the insurer's member.
     answer = stack.post(system_request(stack, "FindPerson", FIND, "AZ6ZK4T2P", member=DEMO_VOEN))
     assert response_fault_code(answer) == "Client.NotAuthorized.XRoadClient"
+
+
+# -- 6. Authority data ------------------------------------------------------------------------
+
+
+def short_lived_card(stack: Stack, identity: str, tmp_path: Path, days: int) -> SoftwareSigner:
+    """``identity``'s key in a new certificate from the test CA that expires in ``days``: a
+    card that runs out while its authority is still in the registry."""
+    issued = stack.pki.identity(identity)
+    ca_key = serialization.load_pem_private_key(
+        (stack.pki.directory / "ca" / "issuing-ca.key").read_bytes(), password=None)
+    now = datetime.now(UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(issued.certificate.subject)
+               .issuer_name(stack.pki.issuing.subject)
+               .public_key(issued.certificate.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - timedelta(days=1))
+               .not_valid_after(now + timedelta(days=days)))
+    for extension in issued.certificate.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    certificate = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    path = tmp_path / f"{identity}-short.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return SoftwareSigner.from_pem(issued.key_path, path, issued.chain_paths)
+
+
+def authorities_of(svc: Any, voen: str = DEMO_VOEN) -> dict[str, Any]:
+    return {a.authorityId: a for a in svc.ListAuthorities(voen=voen).authority}
+
+
+@pytest.fixture
+def three_days_later(stack: Stack, tmp_path: Path) -> Iterator[ShiftedGateway]:
+    later = ShiftedGateway(days=3)  # within the test CRL's 30 days, as in test_authorities
+    with sibling_stack(stack, tmp_path / "later", build={"clock": later.now}) as shifted:
+        later.url = shifted.url
+        yield later
+
+
+def test_card_number_is_normalised_bound_at_first_signature_and_ends_with_the_certificate(
+    stack: Stack, tmp_path: Path, three_days_later: ShiftedGateway,
+) -> None:
+    deputy_card = short_lived_card(stack, "deputy", tmp_path, days=2)
+    serial = format(deputy_card.certificate.serial_number, "x")
+    typed = "0x" + ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))  # as shown
+    director = service(stack)
+    granted = director.GrantAuthority(
+        voen=DEMO_VOEN, eServiceCode=REGISTRATION_ESERVICE, authorityType="E_SIGNATURE_CARD",
+        cardNumber=typed, fin=stack.pki.identity("deputy").fin, trusted=True,
+    ).authority
+    assert granted.cardNumber == serial.upper().lstrip("0")
+    assert granted.boundAt is None and granted.holderCertificateValidTo is None
+
+    # The deputy's first signature binds the card: when, and until when it is valid.
+    deputy = Bodies(stack.client(signer=deputy_card)[0].service)
+    assert deputy.FindPerson(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K"
+                             ).outcome == "FOUND"
+    row = authorities_of(director)[granted.authorityId]
+    assert row.boundAt is not None
+    assert row.holderCertificateValidTo == deputy_card.certificate.not_valid_after_utc
+    assert row.state == "ACTIVE"
+
+    # Three days later the certificate has expired: so has the authority.
+    listing = three_days_later.call(
+        stack.pki.signer("director"), "ListAuthorities",
+        f'<t:ListAuthorities xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen></t:ListAuthorities>')
+    states = {a.findtext(f"{{{TNS}}}authorityId"): a.findtext(f"{{{TNS}}}state")
+              for a in listing.iter(f"{{{TNS}}}authority")}
+    assert states[granted.authorityId] == "EXPIRED"
+
+
+@pytest.mark.parametrize("card_number", ["not-a-card", "0x", "12 34 ZZ", "1" * 41])
+def test_a_card_number_that_is_no_serial_is_refused(stack: Stack, card_number: str) -> None:
+    director = service(stack)
+    assert fault_of(director.GrantAuthority, voen=DEMO_VOEN,
+                    eServiceCode=REGISTRATION_ESERVICE, authorityType="E_SIGNATURE_CARD",
+                    cardNumber=card_number, fin=stack.pki.identity("deputy").fin,
+                    trusted=True) == "Client.Validation.CardNumber"
+    assert authorities_of(director) == {}
+
+
+def test_revoke_reason_and_asan_user_id_are_returned(stack: Stack) -> None:
+    director = service(stack)
+    asan = director.GrantAuthority(
+        voen=DEMO_VOEN, eServiceCode=REGISTRATION_ESERVICE, authorityType="ASAN_IMZA",
+        asanPhone="+994501112233", asanUserId="123456",
+        fin=stack.pki.identity("asan_deputy").fin, trusted=True,
+    ).authority
+    assert asan.asanUserId == "123456"
+    revoked = director.RevokeAuthority(voen=DEMO_VOEN, authorityId=asan.authorityId,
+                                       reason="işdən çıxıb").authority
+    assert (revoked.state, revoked.revokeReason) == ("REVOKED", "işdən çıxıb")
+    row = authorities_of(director)[asan.authorityId]
+    assert (row.asanUserId, row.revokeReason) == ("123456", "işdən çıxıb")
