@@ -416,3 +416,26 @@ def test_revoke_reason_and_asan_user_id_are_returned(stack: Stack) -> None:
     assert (revoked.state, revoked.revokeReason) == ("REVOKED", "işdən çıxıb")
     row = authorities_of(director)[asan.authorityId]
     assert (row.asanUserId, row.revokeReason) == ("123456", "işdən çıxıb")
+
+
+# -- 5. The portal acts for the insurer's seal holders ------------------------------------------
+
+
+def test_the_portal_acts_for_a_seal_holder_it_learned_from_their_card(stack: Stack) -> None:
+    director_fin = stack.pki.identity("director").fin
+    portal = system_request(stack, "FindPerson", FIND, f"AZ{director_fin}")
+    # Before the director ever signed with the seal card, the gateway cannot know them.
+    answer = stack.post(portal)
+    assert response_fault_code(answer) == "Client.NotAuthorized.NoAuthority"
+    # One signature with the seal-authority card, then the portal may act for them.
+    service(stack).GetInsurer(voen=DEMO_VOEN)
+    answer = stack.post(system_request(stack, "FindPerson", FIND, f"AZ{director_fin}"))
+    assert response_fault_code(answer) is None
+    assert "Nəsibova" in answer.content.decode()
+    # A stranger (our employee, no authority, no seal) and another insurer's seal holder are
+    # still refused.
+    service(stack, "director_b", OTHER_VOEN).GetInsurer(voen=OTHER_VOEN)
+    for identity in ("employee", "director_b"):
+        fin = stack.pki.identity(identity).fin
+        answer = stack.post(system_request(stack, "FindPerson", FIND, f"AZ{fin}"))
+        assert response_fault_code(answer) == "Client.NotAuthorized.NoAuthority"
