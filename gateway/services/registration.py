@@ -16,6 +16,7 @@ from gateway.domain.calendar import business_date
 from gateway.domain.errors import (
     Conflict,
     DocumentInvalid,
+    GatewayError,
     NotFound,
     PersonNotFoundUpstream,
     SsnAlreadyIssued,
@@ -318,6 +319,44 @@ class RegistrationService:
             uow.applications.update(app)
             uow.commit()
             return app
+
+    def keep_unsaved_as_draft(
+        self, actor: Actor, voen: str, data: RegistrationData, reason: str
+    ) -> Application | None:
+        """Signing failed after Confirm on data that was never saved (manual §3.1: "the
+        application is put into the Registry as a draft"): the data becomes a draft with the
+        reason, exactly as a saved draft whose signing failed. Only for a signer who may act for
+        the insurer, only valid data, and only where SaveDraft would have stored it (no SSN
+        yet; the insurer's open draft for the FIN, if any, takes the data instead of a second
+        one). Otherwise nothing is written and ``None`` is returned."""
+        voen = Voen.parse(voen).value
+        now = self.clock()
+        try:
+            clean = self._clean(data)
+            with self.uow() as uow:
+                authorize(uow, actor, voen, today=business_date(now))
+            person = self._person_or_none(clean)
+            with self.uow() as uow:
+                authorize(uow, actor, voen, today=business_date(now))
+                self._refuse_if_insured(uow, clean.fin)
+                open_apps = list(uow.applications.find_open_for_person(voen, clean.fin))
+                if any(a.status is not ApplicationStatus.DRAFT for a in open_apps):
+                    return None
+                note = f"signing failed: {reason}"
+                if open_apps:
+                    app = replace(self._apply(open_apps[0], clean, person),
+                                  draft_reason=reason).with_status(
+                        ApplicationStatus.DRAFT, now, actor.fin, note)
+                    uow.applications.update(app)
+                else:
+                    app = replace(self._new_application(voen, clean, person, now, actor),
+                                  draft_reason=reason)
+                    app = replace(app, history=(replace(app.history[-1], note=note),))
+                    uow.applications.add(app)
+                uow.commit()
+                return app
+        except GatewayError:
+            return None  # not attributable, not allowed or not storable: nothing is kept
 
     # -- §3.2 correction ------------------------------------------------------------------
 

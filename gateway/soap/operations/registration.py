@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from lxml import etree
+
 from gateway.domain.errors import ValidationFailed
-from gateway.domain.values import DocumentType
+from gateway.domain.values import Address, Contacts, DocumentType
 from gateway.services.registration import PersonFound, RegistrationData
 from gateway.soap import convert
 from gateway.soap import models as m
 from gateway.soap.endpoint import Operation, RequestScope
+from gateway.soap.faults import TNS
 
 
 def registration_data(request: Any) -> RegistrationData:
@@ -19,6 +22,40 @@ def registration_data(request: Any) -> RegistrationData:
         actual_address_differs=bool(request.actualAddressDiffers),
         actual_address=convert.to_address(request.actualAddress),
         contacts=convert.to_contacts(request.contacts),
+    )
+
+
+def registration_data_from_xml(payload: etree._Element) -> RegistrationData:
+    """The same data from a schema-valid ``SubmitRegistration`` element (lxml), for paths that
+    have the verified payload but no spyne object (a refused signature whose data is kept)."""
+
+    def text(parent: etree._Element, name: str) -> str | None:
+        value = parent.findtext(f"{{{TNS}}}{name}")
+        return value.strip() if value is not None else None
+
+    def address(name: str) -> Address | None:
+        el = payload.find(f"{{{TNS}}}{name}")
+        if el is None:
+            return None
+        return Address(
+            region=text(el, "region") or "", city_or_district=text(el, "cityOrDistrict") or "",
+            street=text(el, "street") or "", house=text(el, "house") or "",
+            apartment=text(el, "apartment"), postal_code=text(el, "postalCode"),
+        )
+
+    contacts = payload.find(f"{{{TNS}}}contacts")
+    kind = text(payload, "documentType")
+    if kind not in {d.value for d in DocumentType}:
+        raise ValidationFailed("give documentType and fin", code="Client.Validation.Application")
+    return RegistrationData(
+        document_type=DocumentType(kind),
+        fin=text(payload, "fin") or "",
+        actual_address_differs=text(payload, "actualAddressDiffers") in ("true", "1"),
+        actual_address=address("actualAddress"),
+        contacts=Contacts(
+            mobile_phone=text(contacts, "mobilePhone"),
+            landline_phone=text(contacts, "landlinePhone"), email=text(contacts, "email"),
+        ) if contacts is not None else None,
     )
 
 
