@@ -209,6 +209,7 @@ def build_gateway(
             session_ttl=timedelta(seconds=settings.session_ttl_seconds),
             transaction_ttl=timedelta(seconds=settings.mobile_poll_timeout_seconds),
             max_open_per_phone=settings.mobile_max_open_per_phone,
+            authorities=authorities,
         )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
     endpoint = SoapEndpoint(

@@ -54,10 +54,26 @@ from gateway.domain.errors import (
     ValidationFailed,
 )
 from gateway.domain.mobile import MobileKind, MobileState, MobileTransaction
-from gateway.domain.model import Actor, Application, ApplicationStatus, CredentialKind
+from gateway.domain.model import (
+    Actor,
+    Application,
+    ApplicationStatus,
+    Authority,
+    CredentialKind,
+)
 from gateway.domain.values import Voen
 from gateway.services import validation
+from gateway.services.authorities import AuthorityService
 from gateway.services.authorization import authorize
+from gateway.services.mobile_operations import (
+    DISPLAY,
+    NAMES,
+    SEAL_OPERATIONS,
+    MobileOperation,
+    execute,
+    operation_document,
+    read_operation,
+)
 from gateway.services.ports import (
     Clock,
     MobileOutstanding,
@@ -168,6 +184,7 @@ class MobileProgress:
     session_token: str | None = None
     session_expires_at: datetime | None = None
     application: Application | None = None
+    authority: Authority | None = None
 
 
 class _Refusal(Exception):
@@ -196,7 +213,9 @@ class MobileService:
         session_ttl: timedelta = timedelta(seconds=1800),
         transaction_ttl: timedelta = timedelta(seconds=120),
         max_open_per_phone: int = 3,
+        authorities: AuthorityService | None = None,
     ) -> None:
+        self.authorities = authorities
         self.uow = uow
         self.transactions = transactions
         self.sessions = sessions
@@ -258,6 +277,34 @@ class MobileService:
             MobileKind.SIGNING, doc, phone, user_id, voen, app.application_id, SIGNING_DISPLAY,
             started_by=actor.fin,
         )
+
+    def start_operation(
+        self, actor: Actor | None, voen: str, operation: MobileOperation, phone: str,
+        user_id: str,
+    ) -> MobileStarted:
+        """Sends an operation (grant, revoke, correction, registration with its data) to the
+        phone; when it is signed, exactly the signed operation is executed. The caller is
+        checked as for a draft (authenticated, may act for the insurer; grant and revoke: the
+        insurer's seal holder), so nobody can push prompts to a phone for an insurer they do
+        not act for; the signer is checked again, by the certificate, when it is executed."""
+        voen = Voen.parse(voen).value
+        phone = validation.mobile_number(phone, "phone")
+        user_id = _user_id(user_id)
+        if actor is None:
+            raise NotAuthorized("StartMobileSigning needs a signed request or an Asan session",
+                                code="Client.Signature.Missing")
+        if actor.credential_kind is CredentialKind.SESSION and actor.credential != phone:
+            raise NotAuthorized("a session signs only with its own phone",
+                                code="Client.NotAuthorized.WrongCredential", field="phone")
+        if self.authorities is None:
+            raise NotAuthorized("mobile signing of operations is not configured",
+                                code="Server.NotImplemented")
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=business_date(self.clock()),
+                      require_seal=isinstance(operation, SEAL_OPERATIONS))
+        doc = operation_document(operation, voen, phone, user_id, self.clock())
+        return self._start(MobileKind.SIGNING, doc, phone, user_id, voen, None,
+                           DISPLAY[NAMES[type(operation)]], started_by=actor.fin)
 
     def _start(
         self,
@@ -467,7 +514,9 @@ class MobileService:
         self, tx: MobileTransaction, signed_xml: bytes, certificate: x509.Certificate
     ) -> MobileProgress:
         actor = self._actor(tx, certificate)
-        assert tx.voen is not None and tx.application_id is not None and tx.pending is not None
+        if tx.application_id is None:
+            return self._finish_operation(tx, actor, signed_xml)
+        assert tx.voen is not None and tx.pending is not None
         signed_content = _content(tx.pending)
 
         def unchanged(current: Application) -> None:
@@ -490,6 +539,26 @@ class MobileService:
             tx, fin=actor.fin, pending=signed_xml, completed_at=self.clock(),
         ))
         return MobileProgress("DONE", application=app)
+
+    def _finish_operation(
+        self, tx: MobileTransaction, actor: Actor, signed_xml: bytes
+    ) -> MobileProgress:
+        # Read back from the verified document: what is executed is what the phone signed.
+        voen, operation = read_operation(parse_xml(signed_xml, _LIMITS))
+        if voen != tx.voen or self.authorities is None:
+            raise _Refusal("SIGNATURE_MISMATCH", "the signed document is for another insurer")
+        try:
+            result = execute(operation, actor, voen, self.authorities, self.registration)
+        except NotAuthorized as exc:
+            raise _Refusal("NOT_AUTHORIZED", exc.message, exc.code) from exc
+        application = result if isinstance(result, Application) else None
+        self.transactions.update(replace(
+            tx, fin=actor.fin, pending=signed_xml, completed_at=self.clock(),
+            application_id=application.application_id if application else None,
+        ))
+        if isinstance(result, Authority):
+            return MobileProgress("DONE", authority=result)
+        return MobileProgress("DONE", application=application)
 
     def _refuse(
         self,

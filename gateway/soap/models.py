@@ -615,9 +615,17 @@ class StartMobileLoginResponse(_Model):
     expiresAt = _one(DateTime)
 
 
+class MobileOperation(_Model):
+    grantAuthority = _opt(GrantAuthorityRequest)
+    revokeAuthority = _opt(RevokeAuthorityRequest)
+    submitCorrection = _opt(SubmitCorrectionRequest)
+    submitRegistration = _opt(SubmitRegistrationRequest)
+
+
 class StartMobileSigningRequest(_Model):
     voen = _one(Voen)
-    applicationId = _one(ApplicationId)
+    applicationId = _opt(ApplicationId)
+    operation = _opt(MobileOperation)
     phone = _one(PhoneNumber)
     userId = _one(AsanUserId)
 
@@ -638,6 +646,7 @@ class GetMobileSigningStatusResponse(_Model):
     sessionToken = _opt(SessionToken)
     sessionExpiresAt = _opt(DateTime)
     result = _opt(ApplicationResult)
+    authority = _opt(Authority)
 
 
 # -- bulk -----------------------------------------------------------------------------------
