@@ -39,11 +39,13 @@ from gateway.domain.model import (
     Authority,
     AuthorityType,
     CertificateStatus,
+    District,
     EService,
     InsuredPerson,
     Insurer,
     InsurerType,
     LocalOffice,
+    Region,
     SealHolder,
     Signatory,
     StatusChange,
@@ -64,11 +66,13 @@ from persistence.tables import (
     AuthorityAuditRow,
     AuthorityEvent,
     AuthorityRow,
+    DistrictRow,
     EServiceRow,
     IdempotencyRow,
     InsuredPersonRow,
     InsurerRow,
     LocalOfficeRow,
+    RegionRow,
     SealHolderRow,
     SsnCounterRow,
     StatusHistoryRow,
@@ -179,6 +183,40 @@ class SqlInsurerRepository:
     def list_offices(self) -> Sequence[LocalOffice]:
         rows = self._session.scalars(select(LocalOfficeRow).order_by(LocalOfficeRow.code))
         return [LocalOffice(code=r.code, name=r.name) for r in rows]
+
+    @translates
+    def upsert_region(self, region: Region) -> None:
+        """The region and exactly its districts (a district no longer listed is removed)."""
+        upsert(self._session, _table(RegionRow), {
+            "code": region.code, "name": region.name, "name_folded": fold(region.name),
+            "closed": region.closed,
+        }, ["code"])
+        districts = _table(DistrictRow)
+        self._session.execute(delete(districts).where(districts.c.region_code == region.code))
+        for district in region.districts:
+            self._session.execute(insert(districts), {
+                "code": district.code, "region_code": region.code, "name": district.name,
+                "name_folded": fold(district.name),
+            })
+
+    @translates
+    def region_named(self, name: str) -> Region | None:
+        """The region whose name matches ``name`` (case- and spacing-insensitive)."""
+        row = self._session.scalar(
+            select(RegionRow).where(RegionRow.name_folded == fold(" ".join(name.split())))
+        )
+        if row is None:
+            return None
+        districts = self._session.scalars(
+            select(DistrictRow).where(DistrictRow.region_code == row.code)
+            .order_by(DistrictRow.code)
+        )
+        return Region(code=row.code, name=row.name, closed=row.closed,
+                      districts=tuple(District(code=d.code, name=d.name) for d in districts))
+
+    @translates
+    def has_regions(self) -> bool:
+        return self._session.scalar(select(RegionRow.code).limit(1)) is not None
 
 
 class SqlEServiceRepository:

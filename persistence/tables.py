@@ -129,6 +129,31 @@ class LocalOfficeRow(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class RegionRow(Base):
+    """The address code list: regions (cities of republican subordination and districts)."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_folded: Mapped[str] = mapped_column(String(100), unique=True)
+    closed: Mapped[bool] = mapped_column(Boolean)
+
+
+class DistrictRow(Base):
+    """Districts (rayons) and cities of a region in the address code list."""
+
+    __tablename__ = "districts"
+    __table_args__ = (
+        UniqueConstraint("region_code", "name_folded"),
+    )
+
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(16), ForeignKey("regions.code"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_folded: Mapped[str] = mapped_column(String(100))
+
+
 class InsurerRow(Base):
     """An insurer (sığortaedən)."""
 

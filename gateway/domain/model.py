@@ -29,6 +29,27 @@ class LocalOffice:
 
 
 @dataclass(frozen=True, slots=True)
+class District:
+    """A district (rayon) or city of a region in the address code list."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A top-level unit of an address (``Address.region``): a city of republican subordination
+    (e.g. "Bakı şəhəri") or a district (e.g. "Quba rayonu"). ``closed``: ``cityOrDistrict``
+    must be one of ``districts`` (e.g. Bakı's twelve rayons); otherwise it is a settlement
+    given as text."""
+
+    code: str
+    name: str
+    closed: bool
+    districts: tuple[District, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Insurer:
     """An employer (sığortaedən) as the Fund knows it; read-only through the service."""
 

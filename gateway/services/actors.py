@@ -18,9 +18,9 @@ from gateway.domain.model import Actor, CredentialKind
 from signing.identity import CertificateIdentity, IdentityMapping, extract_identity
 
 READ_ONLY_OPERATIONS = frozenset({
-    "GetInsurer", "ListEServices", "ListAuthorities", "FindPerson", "GetInsuredPerson",
-    "SearchApplications", "GetApplication", "GetNotification", "GetMobileSigningStatus",
-    "listMethods",
+    "GetInsurer", "ListEServices", "ListLocalOffices", "ListAuthorities", "FindPerson",
+    "GetInsuredPerson", "SearchApplications", "GetApplication", "GetNotification",
+    "GetMobileSigningStatus", "listMethods",
 })
 
 _USER_ID = re.compile(r"^AZ([A-HJ-NP-Z0-9]{5,7})$")

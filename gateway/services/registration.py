@@ -34,6 +34,7 @@ from gateway.domain.model import (
     PersonRecord,
     Signatory,
 )
+from gateway.domain.text import fold
 from gateway.domain.values import Address, Contacts, DocumentType, Fin, Voen
 from gateway.services import validation
 from gateway.services.authorization import authorize
@@ -147,6 +148,7 @@ class RegistrationService:
         with self.uow() as uow:
             # Before the registry call: who may not act must not learn whether a FIN exists.
             authorize(uow, actor, voen, today=business_date(now))
+            data = self._placed(uow, data)
         person = self._person_or_none(data)
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(now))
@@ -204,6 +206,7 @@ class RegistrationService:
                 is_new = False
             else:
                 assert clean is not None
+                clean = self._placed(uow, clean)
                 self._refuse_if_insured(uow, clean.fin)
                 self._refuse_if_open(uow, voen, clean.fin)
                 app = self._new_application(voen, clean, None, now, actor)
@@ -335,6 +338,7 @@ class RegistrationService:
             clean = self._clean(data)
             with self.uow() as uow:
                 authorize(uow, actor, voen, today=business_date(now))
+                clean = self._placed(uow, clean)
             person = self._person_or_none(clean)
             with self.uow() as uow:
                 authorize(uow, actor, voen, today=business_date(now))
@@ -428,6 +432,7 @@ class RegistrationService:
         with self.uow() as uow:
             # Before the registry call: who may not act must not learn whether a FIN exists.
             authorize(uow, actor, voen, today=business_date(now))
+            actual_address = _place(uow, actual_address, "actualAddress")
             insured, latest = self._on_record(uow, fin)
         # The registration address is always the registry's: refreshed when it answers.
         person = self._lookup(latest.document_type, fin) if latest else self._lookup_any(fin)
@@ -571,6 +576,10 @@ class RegistrationService:
                 ssn=existing.ssn, field="fin",
             )
 
+    @staticmethod
+    def _placed(uow: UnitOfWork, data: RegistrationData) -> RegistrationData:
+        return replace(data, actual_address=_place(uow, data.actual_address, "actualAddress"))
+
     def _refuse_if_open(
         self, uow: UnitOfWork, voen: str, fin: str, but: str | None = None
     ) -> None:
@@ -650,6 +659,31 @@ class RegistrationService:
             uow.applications.add(app)
         else:
             uow.applications.update(app)
+
+
+def _place(uow: UnitOfWork, address: Address | None, field: str) -> Address | None:
+    """An address given by the caller, checked against the address code list (when one is
+    loaded) and written with the list's names: the region must be in it, and so must the city
+    or district of a region whose districts are listed (e.g. Bakı's rayons)."""
+    if address is None or not uow.insurers.has_regions():
+        return address
+    region = uow.insurers.region_named(address.region)
+    if region is None:
+        raise ValidationFailed(
+            f"{field}: {address.region!r} is not a region of the address code list",
+            code="Client.Validation.Region", field=f"{field}/region",
+        )
+    city = address.city_or_district
+    if region.closed:
+        wanted = fold(" ".join(city.split()))
+        match = next((d for d in region.districts if fold(d.name) == wanted), None)
+        if match is None:
+            raise ValidationFailed(
+                f"{field}: {city!r} is not a district of {region.name}",
+                code="Client.Validation.District", field=f"{field}/cityOrDistrict",
+            )
+        city = match.name
+    return replace(address, region=region.name, city_or_district=city)
 
 
 def _fin(actor: Actor | None) -> str | None:

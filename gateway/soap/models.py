@@ -409,6 +409,14 @@ class ListEServicesResponse(_Model):
     eService = _many(EService)
 
 
+class ListLocalOfficesRequest(_Model):
+    """Empty request (spyne cannot take an empty model as a bare argument; see service.py)."""
+
+
+class ListLocalOfficesResponse(_Model):
+    localOffice = _many(LocalOffice)
+
+
 class GrantAuthorityRequest(_Model):
     voen = _one(Voen)
     eServiceCode = _one(EServiceCode)

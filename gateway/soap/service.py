@@ -6,9 +6,9 @@ composition root puts the dispatcher into ``ctx.udc`` and the handlers behind it
 like the operation and its type is ``<Op>Request``, the response is ``<Op>Response``, exactly
 as in the authored XSD.
 
-spyne refuses an empty model as the argument of a bare method, so the two operations with an
-empty request (``ListEServices``, ``listMethods``) take no argument and dispatch a fresh empty
-request object. On the wire nothing differs: the request is the empty element ``tns:<Op>``.
+spyne refuses an empty model as the argument of a bare method, so the operations with an
+empty request (``ListEServices``, ``ListLocalOffices``, ``listMethods``) take no argument and
+dispatch a fresh empty request object. On the wire nothing differs: the request is the empty element ``tns:<Op>``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from gateway.soap.models import (
     ListAuthoritiesResponse,
     ListEServicesRequest,
     ListEServicesResponse,
+    ListLocalOfficesRequest,
+    ListLocalOfficesResponse,
     ListMethodsRequest,
     ListMethodsResponse,
     RevokeAuthorityRequest,
@@ -67,6 +69,7 @@ APPLICATION_NAME: Final = "InsuredRegistration"
 OPERATIONS: Final[tuple[str, ...]] = (
     "GetInsurer",
     "ListEServices",
+    "ListLocalOffices",
     "GrantAuthority",
     "ListAuthorities",
     "RevokeAuthority",
@@ -114,6 +117,15 @@ class InsuredRegistrationService(ServiceBase):
     )
     def ListEServices(ctx: MethodContext) -> ListEServicesResponse:
         return ctx.udc.dispatch("ListEServices", ListEServicesRequest())
+
+    @rpc(
+        _body_style="bare",
+        _returns=ListLocalOfficesResponse,
+        _in_message_name="ListLocalOffices",
+        _out_message_name="ListLocalOfficesResponse",
+    )
+    def ListLocalOffices(ctx: MethodContext) -> ListLocalOfficesResponse:
+        return ctx.udc.dispatch("ListLocalOffices", ListLocalOfficesRequest())
 
     @rpc(
         GrantAuthorityRequest,

@@ -1,7 +1,8 @@
 """Issue #11's schema: the person's current data by FIN (the latest registered application of
 a FIN, whichever insurer sent it); authorities bound to the holder's card when they first sign
 (``bound_at``, ``holder_not_after``: the certificate's expiry ends the authority); the seal
-holders the e-Gov portal may act for (``seal_holders``).
+holders the e-Gov portal may act for (``seal_holders``); the address code list (``regions``,
+``districts``).
 
 Revision ID: 0002
 Revises: 0001
@@ -27,6 +28,25 @@ def upgrade() -> None:
         batch.add_column(sa.Column('holder_not_after', sa.DateTime(timezone=True),
                                    nullable=True))
     op.create_index('ix_authorities_fin', 'authorities', ['fin'], unique=False)
+    op.create_table('regions',
+    sa.Column('code', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('name_folded', sa.String(length=100), nullable=False),
+    sa.Column('closed', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_regions')),
+    sa.UniqueConstraint('name', name=op.f('uq_regions_name')),
+    sa.UniqueConstraint('name_folded', name=op.f('uq_regions_name_folded'))
+    )
+    op.create_table('districts',
+    sa.Column('code', sa.String(length=24), nullable=False),
+    sa.Column('region_code', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('name_folded', sa.String(length=100), nullable=False),
+    sa.ForeignKeyConstraint(['region_code'], ['regions.code'], name=op.f('fk_districts_region_code_regions')),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_districts')),
+    sa.UniqueConstraint('region_code', 'name_folded', name=op.f('uq_districts_region_code'))
+    )
+    op.create_index(op.f('ix_districts_region_code'), 'districts', ['region_code'], unique=False)
     op.create_table('seal_holders',
     sa.Column('insurer_voen', sa.String(length=10), nullable=False),
     sa.Column('fin', sa.String(length=7), nullable=False),
@@ -41,6 +61,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('seal_holders')
+    op.drop_index(op.f('ix_districts_region_code'), table_name='districts')
+    op.drop_table('districts')
+    op.drop_table('regions')
     op.drop_index('ix_authorities_fin', table_name='authorities')
     with op.batch_alter_table('authorities') as batch:
         batch.drop_column('holder_not_after')
