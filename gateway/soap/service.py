@@ -8,7 +8,8 @@ as in the authored XSD.
 
 spyne refuses an empty model as the argument of a bare method, so the operations with an
 empty request (``ListEServices``, ``ListLocalOffices``, ``listMethods``) take no argument and
-dispatch a fresh empty request object. On the wire nothing differs: the request is the empty element ``tns:<Op>``.
+dispatch a fresh empty request object. On the wire nothing differs: the request is the empty
+element ``tns:<Op>``.
 """
 
 from __future__ import annotations
