@@ -439,3 +439,51 @@ def test_the_portal_acts_for_a_seal_holder_it_learned_from_their_card(stack: Sta
         fin = stack.pki.identity(identity).fin
         answer = stack.post(system_request(stack, "FindPerson", FIND, f"AZ{fin}"))
         assert response_fault_code(answer) == "Client.NotAuthorized.NoAuthority"
+
+
+# -- 8. Reference data: the address code list and the local offices ---------------------------
+
+
+@pytest.mark.parametrize(("region", "district", "code"), [
+    ("Moskva", "Tverskoy rayonu", "Client.Validation.Region"),
+    ("Bakı şəhəri", "Moskva", "Client.Validation.District"),
+    ("Gəncə şəhəri", "Nəsimi rayonu", "Client.Validation.District"),  # Bakı's, not Gəncə's
+])
+def test_an_address_outside_the_code_list_is_refused(
+    stack: Stack, region: str, district: str, code: str
+) -> None:
+    svc = service(stack)
+    address = {**BAKU, "region": region, "cityOrDistrict": district}
+    assert fault_of(svc.SaveDraft, voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                    actualAddressDiffers=True, actualAddress=address) == code
+    assert fault_of(svc.SubmitRegistration, voen=DEMO_VOEN, documentType="ID_CARD",
+                    fin="5GH3J7K", actualAddressDiffers=True, actualAddress=address) == code
+    assert count(svc) == 0
+    register(svc, "6TY2U8P")
+    before = plain(svc.GetInsuredPerson(voen=DEMO_VOEN, fin="6TY2U8P"))
+    assert fault_of(svc.SubmitCorrection, voen=DEMO_VOEN, fin="6TY2U8P",
+                    actualAddress=address) == code
+    assert plain(svc.GetInsuredPerson(voen=DEMO_VOEN, fin="6TY2U8P")) == before
+
+
+def test_an_address_is_stored_with_the_code_list_names(stack: Stack) -> None:
+    svc = service(stack)
+    saved = svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                          actualAddressDiffers=True, actualAddress={
+                              **BAKU, "region": "BAKI  ŞƏHƏRİ", "cityOrDistrict": "yasamal rayonu"})
+    stored = svc.GetApplication(voen=DEMO_VOEN, applicationId=saved.applicationId)
+    assert plain(stored.application.actualAddress) == BAKU
+    # A district's settlements are not in the list: any settlement of a listed district.
+    other = svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="6TY2U8P",
+                          actualAddressDiffers=True, actualAddress={
+                              **BAKU, "region": "Quba rayonu", "cityOrDistrict": "Qırmızı Qəsəbə"})
+    assert svc.GetApplication(voen=DEMO_VOEN, applicationId=other.applicationId
+                              ).application.actualAddress.region == "Quba rayonu"
+
+
+def test_list_local_offices(stack: Stack) -> None:
+    offices = service(stack).ListLocalOffices()
+    codes = [o.code for o in offices.localOffice]
+    assert codes == sorted(codes) and len(codes) >= 2
+    insurer = service(stack).GetInsurer(voen=DEMO_VOEN).insurer
+    assert insurer.localOffice.code in codes
