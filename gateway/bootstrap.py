@@ -19,6 +19,7 @@ from gateway.domain import calendar
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.authorities import AuthorityService
+from gateway.services.export import RegistryExporter
 from gateway.services.insurers import InsurerService
 from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
@@ -71,6 +72,7 @@ class Services:
     mobile: MobileService | None = None
     notifications: NotificationService | None = None
     authorities: AuthorityService | None = None
+    export: RegistryExporter | None = None
 
 
 @dataclass
@@ -196,6 +198,7 @@ def build_gateway(
         notifications=NotificationService(
             uow, signer, clock, NoticePdfRenderer(), applications=registration.get
         ),
+        export=RegistryExporter(registration, clock, settings.max_export_rows),
     )
     if settings.mobile_url:
         services.mobile = MobileService(

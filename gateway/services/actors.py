@@ -19,8 +19,8 @@ from signing.identity import CertificateIdentity, IdentityMapping, extract_ident
 
 READ_ONLY_OPERATIONS = frozenset({
     "GetInsurer", "ListEServices", "ListLocalOffices", "ListAuthorities", "FindPerson",
-    "GetInsuredPerson", "SearchApplications", "GetApplication", "GetNotification",
-    "GetMobileSigningStatus", "listMethods",
+    "GetInsuredPerson", "SearchApplications", "ExportApplications", "GetApplication",
+    "GetNotification", "GetMobileSigningStatus", "listMethods",
 })
 
 _USER_ID = re.compile(r"^AZ([A-HJ-NP-Z0-9]{5,7})$")

@@ -117,8 +117,8 @@ METHOD = SignatureMethod.RSA_SHA256
 #: What a request with a session and no signature may do: read, and keep drafts.
 SESSION_ALLOWED_OPERATIONS = frozenset({
     "GetInsurer", "ListEServices", "ListLocalOffices", "ListAuthorities", "FindPerson",
-    "GetInsuredPerson", "SearchApplications", "GetApplication", "GetNotification", "SaveDraft",
-    "DeleteDraft", "listMethods", "StartMobileSigning",
+    "GetInsuredPerson", "SearchApplications", "ExportApplications", "GetApplication",
+    "GetNotification", "SaveDraft", "DeleteDraft", "listMethods", "StartMobileSigning",
 })
 
 #: Refusal reasons of the contract (MobileSigningRefusalReason); others are INTERNAL_ERROR.

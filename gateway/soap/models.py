@@ -126,6 +126,7 @@ ApplicationSortField = _enum(
     "ApplicationSortField", "APPLICATION_DATE", "SSN_DATE", "SURNAME", "FIN", "STATUS"
 )
 SortDirection = _enum("SortDirection", "ASC", "DESC")
+ExportFormat = _enum("ExportFormat", "CSV", "PDF")
 MobileSigningState = _enum("MobileSigningState", "OUTSTANDING", "DONE", "REFUSED")
 MobileSigningRefusalReason = _enum(
     "MobileSigningRefusalReason",
@@ -584,6 +585,31 @@ class SearchApplicationsResponse(_Model):
     page = _one(PageNumber)
     pageSize = _one(PageSize)
     application = _many(ApplicationSummary, max_occurs=200)
+
+
+class ExportApplicationsRequest(_Model):
+    voen = _one(Voen)
+    applicationType = _opt(ApplicationType)
+    fin = _opt(Fin)
+    surname = _opt(NamePart)
+    name = _opt(NamePart)
+    patronymic = _opt(NamePart)
+    ssn = _opt(Ssn)
+    ssnDateFrom = _opt(Date)
+    ssnDateTo = _opt(Date)
+    applicationDateFrom = _opt(Date)
+    applicationDateTo = _opt(Date)
+    certificateStatus = _opt(CertificateStatus)
+    status = _opt(ApplicationStatus)
+    sort = _opt(ApplicationSort)
+    format = _one(ExportFormat)
+
+
+class ExportApplicationsResponse(_Model):
+    fileName = _one(Text200)
+    contentType = _one(Text100)
+    rows = _one(TotalCount)
+    content = _one(ByteArray)
 
 
 class GetApplicationRequest(_Model):

@@ -25,6 +25,8 @@ from gateway.soap.models import (
     ConfirmDraftResponse,
     DeleteDraftRequest,
     DeleteDraftResponse,
+    ExportApplicationsRequest,
+    ExportApplicationsResponse,
     FindPersonRequest,
     FindPersonResponse,
     GetApplicationRequest,
@@ -82,6 +84,7 @@ OPERATIONS: Final[tuple[str, ...]] = (
     "SubmitCorrection",
     "GetInsuredPerson",
     "SearchApplications",
+    "ExportApplications",
     "GetApplication",
     "GetNotification",
     "StartMobileLogin",
@@ -255,6 +258,18 @@ class InsuredRegistrationService(ServiceBase):
         ctx: MethodContext, request: SearchApplicationsRequest
     ) -> SearchApplicationsResponse:
         return ctx.udc.dispatch("SearchApplications", request)
+
+    @rpc(
+        ExportApplicationsRequest,
+        _body_style="bare",
+        _returns=ExportApplicationsResponse,
+        _in_message_name="ExportApplications",
+        _out_message_name="ExportApplicationsResponse",
+    )
+    def ExportApplications(
+        ctx: MethodContext, request: ExportApplicationsRequest
+    ) -> ExportApplicationsResponse:
+        return ctx.udc.dispatch("ExportApplications", request)
 
     @rpc(
         GetApplicationRequest,

@@ -487,3 +487,40 @@ def test_list_local_offices(stack: Stack) -> None:
     assert codes == sorted(codes) and len(codes) >= 2
     insurer = service(stack).GetInsurer(voen=DEMO_VOEN).insurer
     assert insurer.localOffice.code in codes
+
+
+def test_export_the_registry_as_csv_and_pdf(stack: Stack, tmp_path: Path) -> None:
+    svc = service(stack)
+    register(svc, "5GH3J7K")
+    svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="6TY2U8P",
+                  actualAddressDiffers=False)
+    # The same filters as the search: only the registered one.
+    exported = svc.ExportApplications(voen=DEMO_VOEN, status="REGISTERED", format="CSV")
+    assert exported.rows == 1 and exported.fileName.endswith(".csv")
+    text = exported.content.decode("utf-8-sig")
+    lines = text.splitlines()
+    assert lines[0].startswith("Ərizənin nömrəsi,Növü,FİN,Soyadı")
+    assert len(lines) == 2 and "5GH3J7K" in lines[1] and "Nəsibova" in lines[1]
+    assert "Uçota alınıb" in lines[1]  # the status in Azerbaijani
+
+    everything = svc.ExportApplications(voen=DEMO_VOEN, format="PDF")
+    assert everything.rows == 2 and everything.content.startswith(b"%PDF")
+    printed = pdf_text(everything.content, tmp_path)
+    assert "Ərizələrin reyestri" in printed
+    assert "Nəsibova" in printed and "6TY2U8P" in printed
+    # Another insurer's export has none of ours; one who may not act is refused.
+    theirs = service(stack, "director_b", OTHER_VOEN)
+    assert theirs.ExportApplications(voen=OTHER_VOEN, format="CSV").rows == 0
+    assert fault_of(theirs.ExportApplications, voen=DEMO_VOEN, format="CSV") == (
+        "Client.NotAuthorized.OtherInsurer")
+
+
+def test_an_export_larger_than_the_limit_is_refused(stack: Stack, tmp_path: Path) -> None:
+    with sibling_stack(stack, tmp_path / "small", max_export_rows=1) as small:
+        svc = service(small)
+        register(svc, "5GH3J7K")
+        assert svc.ExportApplications(voen=DEMO_VOEN, format="CSV").rows == 1
+        svc.SaveDraft(voen=DEMO_VOEN, documentType="ID_CARD", fin="6TY2U8P",
+                      actualAddressDiffers=False)
+        assert fault_of(svc.ExportApplications, voen=DEMO_VOEN, format="PDF") == (
+            "Client.Validation.ExportTooLarge")
