@@ -50,6 +50,7 @@ from gateway.domain.errors import (
     GatewayError,
     NotAuthorized,
     NotFound,
+    NotImplementedOperation,
     UpstreamError,
     ValidationFailed,
 )
@@ -70,6 +71,7 @@ from gateway.services.mobile_operations import (
     NAMES,
     SEAL_OPERATIONS,
     MobileOperation,
+    RegistrationOperation,
     execute,
     operation_document,
     read_operation,
@@ -296,8 +298,7 @@ class MobileService:
             raise NotAuthorized("a session signs only with its own phone",
                                 code="Client.NotAuthorized.WrongCredential", field="phone")
         if self.authorities is None:
-            raise NotAuthorized("mobile signing of operations is not configured",
-                                code="Server.NotImplemented")
+            raise NotImplementedOperation("mobile signing of operations is not configured")
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(self.clock()),
                       require_seal=isinstance(operation, SEAL_OPERATIONS))
@@ -356,7 +357,7 @@ class MobileService:
             tx = replace(tx, state=MobileState.REFUSED, completed_at=now,
                          fault_code=exc.code, fault_reason=str(reason))
             self.transactions.create(tx)
-            self._keep_draft(tx, str(reason))
+            self._keep_draft(tx, str(reason), unsaved=True)
             return MobileStarted(tx.transaction_id, code, tx.expires_at)
         self.transactions.create(replace(tx, upstream_id=upstream_id))
         return MobileStarted(tx.transaction_id, code, tx.expires_at)
@@ -571,10 +572,26 @@ class MobileService:
                         fault_code=refusal.code, fault_reason=refusal.reason)
         if not self.transactions.update(ended, expected_state=expected):
             return self._final(self._get(tx.transaction_id))
-        self._keep_draft(ended, f"{refusal.reason}: {refusal.detail}")
+        self._keep_draft(ended, f"{refusal.reason}: {refusal.detail}", unsaved=True)
         return MobileProgress("REFUSED", reason=refusal.reason)
 
-    def _keep_draft(self, tx: MobileTransaction, reason: str) -> None:
+    def _keep_draft(self, tx: MobileTransaction, reason: str, *, unsaved: bool = False) -> None:
+        """Signing failed: a draft keeps the reason (§3.1). With ``unsaved``, registration data
+        that was sent to the phone without being saved becomes a draft too, attributed to who
+        started the signing (authorized then); not when the signed operation itself was
+        refused when executed (that refusal writes nothing)."""
+        if unsaved and tx.kind is MobileKind.SIGNING and tx.voen and not tx.application_id \
+                and tx.pending is not None:
+            try:
+                _, operation = read_operation(parse_xml(tx.pending, _LIMITS))
+            except (GatewayError, SigningError, ValueError):
+                return
+            if isinstance(operation, RegistrationOperation):
+                self.registration.keep_unsaved_as_draft(
+                    None, tx.voen, operation.data, f"Asan İmza signing failed: {reason}",
+                    actor_fin=tx.fin,
+                )
+            return
         if tx.kind is MobileKind.SIGNING and tx.voen and tx.application_id:
             self.registration.keep_as_draft(
                 tx.voen, tx.application_id, f"Asan İmza signing failed: {reason}", None,

@@ -324,24 +324,31 @@ class RegistrationService:
             return app
 
     def keep_unsaved_as_draft(
-        self, actor: Actor, voen: str, data: RegistrationData, reason: str
+        self, actor: Actor | None, voen: str, data: RegistrationData, reason: str,
+        *, actor_fin: str | None = None,
     ) -> Application | None:
         """Signing failed after Confirm on data that was never saved (manual §3.1: "the
         application is put into the Registry as a draft"): the data becomes a draft with the
         reason, exactly as a saved draft whose signing failed. Only for a signer who may act for
         the insurer, only valid data, and only where SaveDraft would have stored it (no SSN
         yet; the insurer's open draft for the FIN, if any, takes the data instead of a second
-        one). Otherwise nothing is written and ``None`` is returned."""
+        one). Otherwise nothing is written and ``None`` is returned.
+
+        ``actor`` is None only for an Asan İmza signing whose starter was authorized when it
+        started (``actor_fin`` names them): the phone refused, so there is no signer."""
         voen = Voen.parse(voen).value
         now = self.clock()
+        by = actor.fin if actor is not None else actor_fin
         try:
             clean = self._clean(data)
             with self.uow() as uow:
-                authorize(uow, actor, voen, today=business_date(now))
+                if actor is not None:
+                    authorize(uow, actor, voen, today=business_date(now))
                 clean = self._placed(uow, clean)
             person = self._person_or_none(clean)
             with self.uow() as uow:
-                authorize(uow, actor, voen, today=business_date(now))
+                if actor is not None:
+                    authorize(uow, actor, voen, today=business_date(now))
                 self._refuse_if_insured(uow, clean.fin)
                 open_apps = list(uow.applications.find_open_for_person(voen, clean.fin))
                 if any(a.status is not ApplicationStatus.DRAFT for a in open_apps):
@@ -350,12 +357,13 @@ class RegistrationService:
                 if open_apps:
                     app = replace(self._apply(open_apps[0], clean, person),
                                   draft_reason=reason).with_status(
-                        ApplicationStatus.DRAFT, now, actor.fin, note)
+                        ApplicationStatus.DRAFT, now, by, note)
                     uow.applications.update(app)
                 else:
                     app = replace(self._new_application(voen, clean, person, now, actor),
                                   draft_reason=reason)
-                    app = replace(app, history=(replace(app.history[-1], note=note),))
+                    app = replace(app, history=(
+                        replace(app.history[-1], note=note, actor_fin=by),))
                     uow.applications.add(app)
                 uow.commit()
                 return app

@@ -115,13 +115,29 @@ def test_a_delegate_cannot_start_a_grant_and_nothing_is_written(stack: Stack) ->
     assert len(rows.body.authority) == 1  # only the delegate's own authority
 
 
-def test_a_refused_phone_writes_nothing(stack: Stack) -> None:
+def test_a_refused_phone_keeps_unsaved_registration_data_as_a_draft(stack: Stack) -> None:
+    """§3.1 with Asan İmza: signing fails after Confirm on data never saved: it is a draft."""
     card = card_client(stack)  # director_b of OTHER_VOEN starts it for the cancelling phone
     started = sign(card, {"submitRegistration": {
         "voen": OTHER_VOEN, "documentType": "ID_CARD", "fin": "6TY2U8P",
-        "actualAddressDiffers": False}}, CANCEL_PHONE, CANCEL_USER)
+        "actualAddressDiffers": False, "contacts": {"mobilePhone": "+994702223344"}}},
+        CANCEL_PHONE, CANCEL_USER)
     answer = wait_for(unsigned_client(stack), started.transactionId)
     assert (answer.state, answer.reason) == ("REFUSED", "USER_CANCEL")
+    (row,) = card.SearchApplications(voen=OTHER_VOEN).application
+    kept = card.GetApplication(voen=OTHER_VOEN, applicationId=row.applicationId)
+    assert kept.application.summary.status == "DRAFT"
+    assert "USER_CANCEL" in kept.application.draftReason
+    assert kept.application.contacts.mobilePhone == "+994702223344"
+    assert kept.history[-1].actorFin == stack.pki.identity("director_b").fin
+
+
+def test_a_refused_phone_grants_nothing(stack: Stack) -> None:
+    card = card_client(stack)
+    started = sign(card, grant_op(stack), CANCEL_PHONE, CANCEL_USER)
+    answer = wait_for(unsigned_client(stack), started.transactionId)
+    assert (answer.state, answer.reason) == ("REFUSED", "USER_CANCEL")
+    assert authorities(stack) == []
     assert card.SearchApplications(voen=OTHER_VOEN).total == 0
 
 

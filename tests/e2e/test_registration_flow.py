@@ -410,7 +410,7 @@ def test_registry_down_accepts_as_submitted_and_finishes_later(stack: Stack,
         assert pending.application.summary.status == "SUBMITTED"
         assert plain(pending.application.contacts) == CONTACTS
         assert pending.history[-1].status == "SUBMITTED"
-        assert "unavailable" in (pending.history[-1].note or "")
+        assert "does not answer" in (pending.history[-1].note or "")
         # Still down: nothing changes, nothing is lost.
         assert down.gateway.services.registration.finish_submitted() == 0
 
