@@ -23,6 +23,7 @@ from gateway.domain.errors import GatewayError
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.authorities import AuthorityService
+from gateway.services.export import RegistryExporter
 from gateway.services.insurers import InsurerService
 from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
@@ -36,7 +37,7 @@ from gateway.soap.lapsed import DraftKeeper
 from gateway.soap.operations import build_operations
 from gateway.soap.ratelimit import CallerRateLimiter
 from gateway.soap.service import build_application
-from gateway.soap.xroad import XRoadHeaders
+from gateway.soap.xroad import XRoadHeaders, acting_for
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
@@ -84,6 +85,7 @@ class Services:
     mobile: MobileService | None = None
     notifications: NotificationService | None = None
     authorities: AuthorityService | None = None
+    export: RegistryExporter | None = None
 
 
 @dataclass
@@ -231,14 +233,21 @@ def build_gateway(
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
     actors = ActorFactory(mapping, settings.trusted_systems)
+    authorities = AuthorityService(uow, registry, clock, settings.max_page_size,
+                                   mapping.card_number_source)
 
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
         # The person a system certificate acts for: only ever from a *signed* userId.
         signed_user = XRoadHeaders(dict(verified.signed_headers)).user_id
-        return actors.from_certificate(
+        actor = actors.from_certificate(
             verified.certificate, operation=operation, user_id=signed_user,
-            kind=CredentialKind.CARD,
+            kind=CredentialKind.CARD, client_member=headers.client_member_code,
+            acting_for=acting_for(verified.body),
         )
+        # Binds the signer's authorities to this certificate and learns seal holders; a
+        # write only when something changed (the first signature with a card).
+        authorities.note_signature(actor)
+        return actor
 
     # One key signs both the responses and the notices (bildiriş) the gateway issues.
     signer = load_signer(settings)
@@ -246,12 +255,13 @@ def build_gateway(
     services = Services(
         insurers=InsurerService(uow, clock),
         registration=registration,
-        authorities=AuthorityService(uow, registry, clock, settings.max_page_size),
+        authorities=authorities,
         provider=Provider(),
         settings=settings,
         notifications=NotificationService(
             uow, signer, clock, NoticePdfRenderer(), applications=registration.get
         ),
+        export=RegistryExporter(registration, clock, settings.max_export_rows),
     )
     if settings.mobile_url:
         services.mobile = MobileService(
@@ -266,6 +276,7 @@ def build_gateway(
             transaction_ttl=timedelta(seconds=settings.mobile_poll_timeout_seconds),
             max_open_per_phone=settings.mobile_max_open_per_phone,
             certificate_check=lambda certificate, at: trust.validate(certificate, [], at),
+            authorities=authorities,
         )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
     endpoint = SoapEndpoint(

@@ -108,6 +108,7 @@ class Settings:
     ssn_serial_digits: int = 11
     max_page_size: int = 200
     max_batch_items: int = 500
+    max_export_rows: int = 10_000  # ExportApplications: larger results are refused
     session_ttl_seconds: int = 1800
     # Finishing SUBMITTED applications (the registry was down): every gateway process runs the
     # loop; a database lease lets one of them work at a time. A full batch is followed at once
@@ -218,6 +219,8 @@ class Settings:
             problems.append("max_page_size must be 1..1000")
         if not 1 <= self.max_batch_items <= 5000:
             problems.append("max_batch_items must be 1..5000")
+        if not 1 <= self.max_export_rows <= 100_000:
+            problems.append("max_export_rows must be 1..100000")
         if self.upstream_timeout_seconds <= 0 or self.upstream_retries < 0:
             problems.append("upstream timeout must be > 0 and retries >= 0")
         if self.pkcs11_module and not (self.pkcs11_token_label and self.pkcs11_key_label):

@@ -39,11 +39,14 @@ from gateway.domain.model import (
     Authority,
     AuthorityType,
     CertificateStatus,
+    District,
     EService,
     InsuredPerson,
     Insurer,
     InsurerType,
     LocalOffice,
+    Region,
+    SealHolder,
     Signatory,
     StatusChange,
 )
@@ -63,10 +66,13 @@ from persistence.tables import (
     AuthorityAuditRow,
     AuthorityEvent,
     AuthorityRow,
+    DistrictRow,
     EServiceRow,
     InsuredPersonRow,
     InsurerRow,
     LocalOfficeRow,
+    RegionRow,
+    SealHolderRow,
     SsnCounterRow,
     StatusHistoryRow,
     ssn_sequence,
@@ -177,6 +183,40 @@ class SqlInsurerRepository:
         rows = self._session.scalars(select(LocalOfficeRow).order_by(LocalOfficeRow.code))
         return [LocalOffice(code=r.code, name=r.name) for r in rows]
 
+    @translates
+    def upsert_region(self, region: Region) -> None:
+        """The region and exactly its districts (a district no longer listed is removed)."""
+        upsert(self._session, _table(RegionRow), {
+            "code": region.code, "name": region.name, "name_folded": fold(region.name),
+            "closed": region.closed,
+        }, ["code"])
+        districts = _table(DistrictRow)
+        self._session.execute(delete(districts).where(districts.c.region_code == region.code))
+        for district in region.districts:
+            self._session.execute(insert(districts), {
+                "code": district.code, "region_code": region.code, "name": district.name,
+                "name_folded": fold(district.name),
+            })
+
+    @translates
+    def region_named(self, name: str) -> Region | None:
+        """The region whose name matches ``name`` (case- and spacing-insensitive)."""
+        row = self._session.scalar(
+            select(RegionRow).where(RegionRow.name_folded == fold(" ".join(name.split())))
+        )
+        if row is None:
+            return None
+        districts = self._session.scalars(
+            select(DistrictRow).where(DistrictRow.region_code == row.code)
+            .order_by(DistrictRow.code)
+        )
+        return Region(code=row.code, name=row.name, closed=row.closed,
+                      districts=tuple(District(code=d.code, name=d.name) for d in districts))
+
+    @translates
+    def has_regions(self) -> bool:
+        return self._session.scalar(select(RegionRow.code).limit(1)) is not None
+
 
 class SqlEServiceRepository:
     """The e-service catalogue, in catalogue order (``position``; new codes go last)."""
@@ -249,6 +289,8 @@ def _authority_values(a: Authority) -> dict[str, Any]:
         "revoked_at": a.revoked_at,
         "revoked_by_fin": a.revoked_by_fin,
         "revoke_reason": a.revoke_reason,
+        "bound_at": a.bound_at,
+        "holder_not_after": a.holder_not_after,
     }
 
 
@@ -272,6 +314,8 @@ def _authority(row: AuthorityRow) -> Authority:
         revoked_at=row.revoked_at,
         revoked_by_fin=row.revoked_by_fin,
         revoke_reason=row.revoke_reason,
+        bound_at=row.bound_at,
+        holder_not_after=row.holder_not_after,
     )
 
 
@@ -357,6 +401,39 @@ class SqlAuthorityRepository:
             .execution_options(populate_existing=True)
         )
         return [_authority(r) for r in rows]
+
+    @translates
+    def list_for_holder(self, fin: str) -> Sequence[Authority]:
+        """The person's authorities from every insurer (to bind them to their card)."""
+        rows = self._session.scalars(
+            select(AuthorityRow)
+            .where(AuthorityRow.fin == fin)
+            .order_by(AuthorityRow.granted_at, AuthorityRow.authority_id)
+            .execution_options(populate_existing=True)
+        )
+        return [_authority(r) for r in rows]
+
+    @translates
+    def seal_holder(self, voen: str, fin: str) -> SealHolder | None:
+        row = self._session.get(SealHolderRow, (voen, fin), populate_existing=True)
+        if row is None:
+            return None
+        return SealHolder(insurer_voen=row.insurer_voen, fin=row.fin, name=row.name,
+                          source=row.source, seen_at=row.seen_at, not_after=row.not_after)
+
+    @translates
+    def record_seal_holder(self, holder: SealHolder) -> None:
+        upsert(self._session, _table(SealHolderRow), {
+            "insurer_voen": holder.insurer_voen, "fin": holder.fin, "name": holder.name,
+            "source": holder.source, "seen_at": holder.seen_at, "not_after": holder.not_after,
+        }, ("insurer_voen", "fin"))
+
+    @translates
+    def forget_seal_holder(self, voen: str, fin: str) -> None:
+        table = _table(SealHolderRow)
+        self._session.execute(
+            delete(table).where(table.c.insurer_voen == voen, table.c.fin == fin)
+        )
 
     @translates
     def audit_trail(self, authority_id: str) -> Sequence[AuthorityAuditEntry]:
@@ -666,6 +743,21 @@ class SqlApplicationRepository:
             )
             .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
         )
+
+    @translates
+    def latest_registered_for_person(self, fin: str) -> Application | None:
+        """The newest REGISTERED application (initial or correction) for this FIN, of any
+        insurer: it holds the person's current data."""
+        found = self._load(
+            select(ApplicationRow)
+            .where(
+                ApplicationRow.fin == fin,
+                ApplicationRow.status == ApplicationStatus.REGISTERED.value,
+            )
+            .order_by(ApplicationRow.created_at.desc(), ApplicationRow.application_id.desc())
+            .limit(1)
+        )
+        return found[0] if found else None
 
     @translates
     def search(self, query: ApplicationQuery) -> Page:

@@ -129,6 +129,31 @@ class LocalOfficeRow(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class RegionRow(Base):
+    """The address code list: regions (cities of republican subordination and districts)."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_folded: Mapped[str] = mapped_column(String(100), unique=True)
+    closed: Mapped[bool] = mapped_column(Boolean)
+
+
+class DistrictRow(Base):
+    """Districts (rayons) and cities of a region in the address code list."""
+
+    __tablename__ = "districts"
+    __table_args__ = (
+        UniqueConstraint("region_code", "name_folded"),
+    )
+
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(16), ForeignKey("regions.code"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_folded: Mapped[str] = mapped_column(String(100))
+
+
 class InsurerRow(Base):
     """An insurer (sığortaedən)."""
 
@@ -228,6 +253,9 @@ class ApplicationRow(Base):
         Index("ix_applications_insurer_ssn_date", "insurer_voen", "ssn_date"),
         Index("ix_applications_insurer_status", "insurer_voen", "status", "created_at"),
         Index("ix_applications_status_created", "status", "created_at"),
+        # The person's current data is the latest registered application for the FIN, whichever
+        # insurer sent it (GetInsuredPerson, SubmitCorrection).
+        Index("ix_applications_fin_status_created", "fin", "status", "created_at"),
     )
 
     application_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -291,6 +319,8 @@ class AuthorityRow(Base):
     __table_args__ = (
         _one_of("authority_type", AuthorityType, "authority_type"),
         Index("ix_authorities_insurer_fin", "insurer_voen", "fin"),
+        # A card signature binds the holder's authorities of every insurer (by FIN).
+        Index("ix_authorities_fin", "fin"),
     )
 
     authority_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -311,6 +341,25 @@ class AuthorityRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by_fin: Mapped[str | None] = mapped_column(String(7))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+    bound_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    holder_not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SealHolderRow(Base):
+    """People known to hold an insurer's seal authority without their certificate at hand (the
+    e-Gov portal acts for them with X-Road userId): learned from their seal-card sign-ins, or
+    from the insurer reference data."""
+
+    __tablename__ = "seal_holders"
+
+    insurer_voen: Mapped[str] = mapped_column(
+        String(10), ForeignKey("insurers.voen"), primary_key=True
+    )
+    fin: Mapped[str] = mapped_column(String(7), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuthorityAuditRow(Base):

@@ -72,11 +72,11 @@ class KeyNotFound(KeyAccessError):
 
 
 class PinIncorrect(KeyAccessError):
-    code = "Server.Signing.PinIncorrect"
+    code = "Client.Signing.PinIncorrect"
 
 
 class PinLocked(KeyAccessError):
-    code = "Server.Signing.PinLocked"
+    code = "Client.Signing.PinLocked"
 
 
 class TokenError(KeyAccessError):

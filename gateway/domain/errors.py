@@ -59,6 +59,18 @@ class RateLimited(GatewayError):
     code = "Client.RateLimit.Exceeded"
 
 
+class SsnAlreadyIssued(Conflict):
+    """The person already holds an SSN (şəxsin SSN-i mövcuddur); ``ssn`` is it, when known."""
+
+    code = "Client.Conflict.SsnExists"
+
+    def __init__(self, message: str, *, ssn: str | None = None, field: str | None = None,
+                 params: Mapping[str, object] | None = None) -> None:
+        super().__init__(message, field=field,
+                         params={"ssn": ssn, **(params or {})} if ssn else params)
+        self.ssn = ssn
+
+
 class UpstreamError(GatewayError):
     code = "Server.Upstream"
 

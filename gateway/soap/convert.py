@@ -9,6 +9,7 @@ from gateway.domain import model as dm
 from gateway.domain.calendar import baku_time, business_date
 from gateway.domain.values import Address, Contacts
 from gateway.messages import DEFAULT_LOCALE, notes
+from gateway.services.registration import outcome_message
 from gateway.soap import models as m
 
 
@@ -89,7 +90,7 @@ def application_result(app: dm.Application, message: str | None = None) -> m.App
         status=app.status.value,
         ssn=app.ssn,
         ssnDate=app.ssn_date,
-        message=message,
+        message=message if message is not None else outcome_message(app),
     )
 
 
@@ -165,4 +166,8 @@ def authority(a: dm.Authority, eservice_name: str, today: Any) -> m.Authority:
         grantedByFin=a.granted_by_fin,
         revokedAt=answer_time(a.revoked_at) if a.revoked_at else None,
         revokedByFin=a.revoked_by_fin,
+        revokeReason=a.revoke_reason,
+        asanUserId=a.asan_user_id,
+        boundAt=answer_time(a.bound_at) if a.bound_at else None,
+        holderCertificateValidTo=answer_time(a.holder_not_after) if a.holder_not_after else None,
     )

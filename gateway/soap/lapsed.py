@@ -21,6 +21,7 @@ from gateway.services.actors import ActorFactory
 from gateway.services.registration import RegistrationService
 from gateway.soap.contract import Contract
 from gateway.soap.faults import TNS
+from gateway.soap.operations.registration import registration_data_from_xml
 from signing.errors import SigningError
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
 
@@ -59,8 +60,13 @@ class DraftKeeper:
         self.contract.validate(payload)
         voen = payload.findtext(f"{{{TNS}}}voen")
         application_id = payload.findtext(f"{{{TNS}}}applicationId")
-        if not voen or not application_id:
-            return  # full data without a draft: nothing stored to keep
-        self.registration.keep_as_draft(
-            voen, application_id, f"{error.code}: {error.message}", actor
-        )
+        if not voen:
+            return
+        reason = f"{error.code}: {error.message}"
+        if application_id:
+            self.registration.keep_as_draft(voen, application_id, reason, actor)
+        elif payload.find(f"{{{TNS}}}fin") is not None:
+            # Data that was never saved becomes the draft (manual §3.1).
+            self.registration.keep_unsaved_as_draft(
+                actor, voen, registration_data_from_xml(payload), reason
+            )

@@ -18,6 +18,8 @@ from tests.e2e.conftest import TNS, Stack, response_fault_code
 
 GOLDEN = Path(__file__).resolve().parents[1] / "contract" / "golden"
 XROAD_ID = "{http://x-road.eu/xsd/xroad.xsd}id"
+XROAD_CLIENT = "{http://x-road.eu/xsd/xroad.xsd}client"
+XROAD_MEMBER_CODE = "{http://x-road.eu/xsd/identifiers}memberCode"
 EXPECTED = json.loads((GOLDEN / "invalid" / "expected.json").read_text())
 
 
@@ -26,6 +28,10 @@ def _signed(stack: Stack, path: Path) -> etree._Element:
     header = envelope[0]
     for el in header.iter(XROAD_ID):
         el.text = str(uuid.uuid4())  # each send is a new message, never a replay
+    # The X-Road client is the member that sends: here the director's organisation (the
+    # gateway refuses a client header naming a third one, Client.NotAuthorized.XRoadClient).
+    for el in header.iter(XROAD_CLIENT):
+        el.find(XROAD_MEMBER_CODE).text = stack.pki.identity("director").voen
     return sign_envelope(envelope, stack.pki.signer("director"))
 
 

@@ -192,6 +192,10 @@ def test_refused_signing_keeps_the_draft_with_the_reason(
     detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
     assert detail.application.summary.status == "DRAFT"
     assert reason in (detail.application.draftReason or "")
+    # The failure's history entry names who asked for the signature (director_b).
+    failed = detail.history[-1]
+    assert reason in (failed.note or "")
+    assert failed.actorFin == stack.pki.identity("director_b").fin
 
 
 def test_signing_only_a_draft_of_that_insurer(stack: Stack) -> None:
@@ -350,6 +354,10 @@ def test_a_signature_with_an_unusable_certificate_is_refused(
     detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
     assert detail.application.summary.status == "DRAFT"
     assert reason in (detail.application.draftReason or "")
+    # The failure's history entry names who asked for the signature (director_b).
+    failed = detail.history[-1]
+    assert reason in (failed.note or "")
+    assert failed.actorFin == stack.pki.identity("director_b").fin
 
 
 def test_a_phone_cannot_be_flooded_with_requests(stack: Stack) -> None:
