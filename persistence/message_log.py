@@ -44,10 +44,10 @@ from persistence.tables import (
     MessageLogRow,
     MessageLogSealRow,
     MessageLogSubjectRow,
-    SealerLeaseRow,
 )
 
-_LEASE_ROW = 1
+# The worker lease (``persistence.stores.SqlWorkerLeases``) that lets one sealer work at a time.
+SEALER_LEASE = "message-log-sealer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,11 @@ def _hex_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The column's width: a longer id (refused by the X-Road header checks) is logged as unknown; the
+# raw request holds it anyway.
+MESSAGE_ID_MAX = 255
+
+
 def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -> list[int]:
     """Insert ``entries`` in the caller's transaction; returns their ids, in order.
 
@@ -141,7 +146,8 @@ def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -
         {
             "at": entry.at or now,
             "direction": Direction(entry.direction).value,
-            "message_id": entry.message_id,
+            "message_id": entry.message_id if entry.message_id is None
+            or len(entry.message_id) <= MESSAGE_ID_MAX else None,
             "correlation_id": entry.correlation_id,
             "actor_fin": entry.actor_fin,
             "voen": entry.voen,
@@ -159,6 +165,33 @@ def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -
         insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
     )
     return [int(i) for i in result.scalars().all()]
+
+
+def exchange_messages(request: bytes | None, response: bytes) -> list[tuple[str, bytes]]:
+    """A request and its response, in this order (``request`` is None when it was never read,
+    e.g. too large)."""
+    messages = [(Direction.IN.value, request)] if request is not None else []
+    messages.append((Direction.OUT.value, response))
+    return messages
+
+
+def append_in(
+    s: Session,
+    messages: Sequence[tuple[str, bytes]],
+    *,
+    message_id: str | None,
+    correlation_id: str | None,
+    actor_fin: str | None,
+    voen: str | None,
+    operation: str | None,
+) -> list[int]:
+    """Appends ``messages`` (direction, bytes) inside the caller's transaction (the request's
+    own, so the entries commit with what they record, or not at all): :func:`append_entries`."""
+    return append_entries(s, [
+        LogEntry(direction, payload, message_id=message_id, correlation_id=correlation_id,
+                 actor_fin=actor_fin, voen=voen, operation=operation)
+        for direction, payload in messages
+    ])
 
 
 def _entry(row: MessageLogRow) -> StoredEntry:
@@ -223,38 +256,23 @@ class MessageLog:
     ) -> list[int]:
         """A request and its response in one transaction. ``request`` is None when it was
         never read (too large)."""
-        def entry(direction: Direction, payload: bytes) -> LogEntry:
-            return LogEntry(direction.value, payload, message_id=message_id,
-                            correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
-                            operation=operation)
-
-        entries = [entry(Direction.IN, request)] if request is not None else []
-        entries.append(entry(Direction.OUT, response))
         with self._db.transaction() as s:
-            return append_entries(s, entries)
+            return append_in(s, exchange_messages(request, response), message_id=message_id,
+                             correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
+                             operation=operation)
 
     # -- sealing ---------------------------------------------------------------------------
 
-    @translates
-    def acquire_lease(self, holder: str, ttl: timedelta, now: datetime) -> bool:
+    def acquire_lease(self, holder: str, ttl: timedelta) -> bool:
         """Take (or renew) the sealer lease; False while another holder's lease runs."""
-        table = _table(SealerLeaseRow)
-        with self._db.transaction() as s:
-            result = s.execute(
-                update(table)
-                .where(table.c.id == _LEASE_ROW)
-                .where((table.c.holder.is_(None)) | (table.c.holder == holder)
-                       | (table.c.expires_at < now))
-                .values(holder=holder, expires_at=now + ttl)
-            )
-            return bool(getattr(result, "rowcount", 0) == 1)
+        from persistence.stores import SqlWorkerLeases
 
-    @translates
+        return SqlWorkerLeases(self._db).acquire(SEALER_LEASE, holder, ttl)
+
     def release_lease(self, holder: str) -> None:
-        table = _table(SealerLeaseRow)
-        with self._db.transaction() as s:
-            s.execute(update(table).where(table.c.id == _LEASE_ROW)
-                      .where(table.c.holder == holder).values(holder=None, expires_at=None))
+        from persistence.stores import SqlWorkerLeases
+
+        SqlWorkerLeases(self._db).release(SEALER_LEASE, holder)
 
     def _floor(self, s: Session, now: datetime, settle: timedelta) -> int:
         return int(s.scalar(
@@ -478,5 +496,7 @@ __all__ = [
     "StoredEntry",
     "StoredSeal",
     "append_entries",
+    "append_in",
+    "exchange_messages",
     "iterate_seals",
 ]

@@ -1,6 +1,6 @@
 """Start the simulators on loopback (tests, the embedded demo, ``dsmf-gateway simulators``): the
-population registry and Asan İmza (upstream services) and a time-stamping authority (RFC 3161,
-for the message log's seals)."""
+population registry and Asan İmza (upstream services), a time-stamping authority (RFC 3161, for
+the message log's seals), and the test CA's OCSP responder when asked."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from types import FrameType
 from gateway.wsgi_server import RunningServer, serve_in_thread
 from simulators.mobile import PATH as MOBILE_PATH
 from simulators.mobile import MobileSignatureSimulator, create_mobile_app
+from simulators.ocsp import PATH as OCSP_PATH
+from simulators.ocsp import OcspResponder
 from simulators.population import PATH as POPULATION_PATH
 from simulators.population import create_population_app
 from simulators.tsa import PATH as TSA_PATH
@@ -40,6 +42,15 @@ class Simulators:
     @property
     def tsa_url(self) -> str:
         return self.tsa_server.url.rstrip("/") + TSA_PATH
+    #: The issuing CA's OCSP responder, when started (``start_simulators(ocsp=True)``).
+    ocsp_server: RunningServer | None = None
+    ocsp_responder: OcspResponder | None = None
+
+    @property
+    def ocsp_url(self) -> str | None:
+        if self.ocsp_server is None:
+            return None
+        return self.ocsp_server.url.rstrip("/") + OCSP_PATH
 
     @property
     def population_url(self) -> str:
@@ -61,6 +72,8 @@ class Simulators:
         self.population_server.stop()
         self.mobile_server.stop()
         self.tsa_server.stop()
+        if self.ocsp_server is not None:
+            self.ocsp_server.stop()
 
     def __enter__(self) -> Simulators:
         return self
@@ -79,6 +92,8 @@ def start_simulators(
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
     wsdl_dir: Path | None = None,
+    ocsp: bool = False,
+    ocsp_port: int = 0,
 ) -> Simulators:
     """Serves the population registry and the mobile-signature service, each on its own port.
 
@@ -103,7 +118,16 @@ def start_simulators(
         for server in started:
             server.stop()
         raise
-    return Simulators(population_server, mobile_server, mssp, tsa_server, tsa)
+    simulators = Simulators(population_server, mobile_server, mssp, tsa_server, tsa)
+    if ocsp:
+        try:
+            responder = OcspResponder.from_test_pki(Path(pki_dir))
+            simulators.ocsp_server = serve_in_thread(responder, host=host, port=ocsp_port)
+            simulators.ocsp_responder = responder
+        except BaseException:
+            simulators.stop()
+            raise
+    return simulators
 
 
 def run_forever(

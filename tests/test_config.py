@@ -279,3 +279,19 @@ def test_replace_does_not_validate_but_validate_refuses() -> None:
     with pytest.raises(ConfigError) as info:
         settings.validate()
     assert str(info.value) == "invalid configuration: port must be 1..65535"
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("revocation_sources", ()),
+    ("revocation_sources", ("crl", "crl")),
+    ("revocation_sources", ("crl", "ldap")),
+    ("ocsp_cert_id_hash", "md5"),
+    ("max_security_tokens", 0),
+    ("max_certificate_path_length", 40),
+    ("unknown_issuer_cache_seconds", -1),
+])
+def test_trust_hardening_settings_are_bounded(key: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping({key: value})
+    assert key in str(info.value)
+    assert info.value.code == "Server.Configuration"

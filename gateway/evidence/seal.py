@@ -22,7 +22,7 @@ removing a seal breaks the next seal's ``PreviousSeal``; cutting seals off the e
 by the anchor file (the newest seal's number and digest, written outside the database after
 every seal) and by the seals' age (a heartbeat seal is made even when nothing was logged).
 
-The sealer takes a lease (a row in ``message_log_sealer``) so one sealer runs at a time across
+The sealer takes a worker lease (``message-log-sealer``) so one sealer runs at a time across
 processes and hosts; the TSA call happens outside any transaction, and the seal is stored only
 if it still follows the newest seal. A TSA that does not answer delays sealing (entries wait,
 readiness says "degraded"); it never touches requests, which only ever insert.
@@ -183,7 +183,7 @@ class Sealer:
         (TSA down, token invalid, another sealer won) and writes nothing then."""
         now = self.clock()
         self.last_attempt = now
-        if not self.log.acquire_lease(self.holder, self.lease, now):
+        if not self.log.acquire_lease(self.holder, self.lease):
             return None
         try:
             pending = self.log.unsealed(now, self.settle, self.batch_max)

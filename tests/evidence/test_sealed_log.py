@@ -138,8 +138,7 @@ def test_four_writer_processes_all_get_sealed(database_url: str, log: MessageLog
 def test_one_sealer_at_a_time(log: MessageLog, sealer: Sealer, pki: object) -> None:
     exchange(log, 1)
     rival = Sealer(log, sealer.signer, sealer.tsa, settle=timedelta(0))
-    now = datetime.now(UTC)
-    assert log.acquire_lease(rival.holder, timedelta(minutes=1), now)
+    assert log.acquire_lease(rival.holder, timedelta(minutes=1))
     assert sealer.seal_once() is None  # the rival holds the lease
     log.release_lease(rival.holder)
     assert sealer.seal_once() is not None

@@ -7,14 +7,13 @@ global hash chain, and append-only enforced by the database.
 * ``message_log_seals``, ``message_log_leaves``, ``message_log_subjects``, ``message_log_crls``:
   the seals, which seal covers which entry, which applications an entry mentions, and the CRLs
   configured when the seals were made.
-* ``message_log_sealer``: the one-row lease that lets one sealer run at a time.
 * Triggers (PostgreSQL and SQLite) refuse UPDATE and DELETE on the log, its seals and leaves,
   except the retention procedure's erasure of a sealed payload: ``payload`` emptied,
   ``erased_at`` set, nothing else changed (on PostgreSQL only inside a transaction that set
   ``dsmf.message_log_retention`` = ``on``). TRUNCATE is refused on PostgreSQL too.
 
-Revision ID: 0002_message_log_seals
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -23,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_message_log_seals"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -114,14 +113,6 @@ def upgrade() -> None:
         sa.Column("first_seal", _ID, nullable=False),
         sa.PrimaryKeyConstraint("sha256", name=op.f("pk_message_log_crls")),
     )
-    op.create_table(
-        "message_log_sealer",
-        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("holder", sa.String(length=64), nullable=True),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_log_sealer")),
-    )
-    op.execute("INSERT INTO message_log_sealer (id) VALUES (1)")
 
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_GUARD)
@@ -156,7 +147,6 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
         for table in _SEALED:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-    op.drop_table("message_log_sealer")
     op.drop_table("message_log_crls")
     op.drop_table("message_log_subjects")
     op.drop_index(op.f("ix_message_log_leaves_seal_number"), table_name="message_log_leaves")
