@@ -90,6 +90,9 @@ class Settings:
     # Demo data (embedded default).
     demo: bool = False
     simulator_approve_delay_seconds: float = 2.0
+    # The population-registry simulator answers any valid FIN with a deterministic synthetic
+    # person (benchmarks, load tests), besides the fixed demo people.
+    simulator_any_fin: bool = False
 
     @property
     def effective_database_url(self) -> str:

@@ -13,7 +13,7 @@ from gateway.wsgi_server import RunningServer, serve_in_thread
 from simulators.mobile import PATH as MOBILE_PATH
 from simulators.mobile import MobileSignatureSimulator, create_mobile_app
 from simulators.population import PATH as POPULATION_PATH
-from simulators.population import create_population_app
+from simulators.population import PopulationDirectory, create_population_app
 
 __all__ = ["Simulators", "run_forever", "start_simulators"]
 
@@ -68,17 +68,19 @@ def start_simulators(
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
     wsdl_dir: Path | None = None,
+    any_fin: bool = False,
 ) -> Simulators:
     """Serves the population registry and the mobile-signature service, each on its own port.
 
     ``pki_dir`` holds a test PKI (:func:`signing.testpki.build_test_pki`): the Asan İmza holders'
     keys sign on the simulated phones. Ports 0 pick free ports; the URLs are on the result.
+    ``any_fin``: the population registry answers any valid FIN (:mod:`simulators.synthetic`).
     """
     wsdl_dir = wsdl_dir or _default_wsdl_dir()
     mssp = MobileSignatureSimulator.from_test_pki(
         Path(pki_dir), approve_delay=approve_delay, transaction_timeout=transaction_timeout
     )
-    population_app = create_population_app(wsdl_dir)
+    population_app = create_population_app(wsdl_dir, PopulationDirectory(any_fin=any_fin))
     mobile_app = create_mobile_app(wsdl_dir, mssp)
     population_server = serve_in_thread(population_app, host=host, port=population_port)
     try:
@@ -97,6 +99,7 @@ def run_forever(
     mobile_port: int = 0,
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
+    any_fin: bool = False,
 ) -> None:
     """Starts the simulators, prints where they are, and serves until SIGINT or SIGTERM."""
     stop = threading.Event()
@@ -112,6 +115,7 @@ def run_forever(
         mobile_port=mobile_port,
         approve_delay=approve_delay,
         transaction_timeout=transaction_timeout,
+        any_fin=any_fin,
     )
     try:
         print(f"population registry: {simulators.population_url}")
