@@ -35,8 +35,9 @@ from gateway.soap.xroad import XRoadHeaders
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
-from persistence.db import Database
+from persistence.db import Database, StorageOptions
 from persistence.guard import SqlMessageGuard
+from persistence.maintenance import optimize
 from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
 from persistence.stores import MobileStore, SessionStore
@@ -95,6 +96,17 @@ class Gateway:
 
         self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
         self._worker.start()
+        if self.settings.optimize_every_seconds > 0:
+            threading.Thread(target=self._optimize_periodically, name="optimize-database",
+                             daemon=True).start()
+
+    def _optimize_periodically(self) -> None:
+        """Planner statistics follow the registry's growth (persistence.maintenance)."""
+        while not self._stop.wait(self.settings.optimize_every_seconds):
+            try:
+                optimize(self.database)
+            except Exception:
+                log.exception("refreshing the database statistics failed")
 
     def close(self) -> None:
         self._stop.set()
@@ -148,7 +160,8 @@ def build_gateway(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         upgrade(url)
-    database = Database(url)
+    database = Database(url, options=StorageOptions(
+        search_count_limit=settings.search_count_limit))
     uow = database.unit_of_work
     if registry is None:
         if not settings.population_url:

@@ -108,7 +108,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(url)
+    # An explicit migrate also refreshes the planner statistics (cron-able, idempotent).
+    upgrade(url, analyze=True)
     print(f"database at revision {current_revision(url)}")
     return 0
 

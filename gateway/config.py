@@ -86,6 +86,11 @@ class Settings:
     max_batch_items: int = 500
     session_ttl_seconds: int = 1800
     retry_submitted_every_seconds: float = 10.0
+    # Refresh the database's planner statistics (ANALYZE) this often in `serve`; 0: never.
+    optimize_every_seconds: float = 3600.0
+    # The registry search counts matches exactly up to this many (or up to the end of the
+    # requested page, if further); beyond, `total` says only "more than that" (README).
+    search_count_limit: int = 10_000
 
     # Demo data (embedded default).
     demo: bool = False
@@ -170,6 +175,10 @@ class Settings:
             problems.append("min_rsa_bits below 2048 is not allowed by the profile")
         if not 1 <= self.max_page_size <= 1000:
             problems.append("max_page_size must be 1..1000")
+        if self.optimize_every_seconds < 0:
+            problems.append("optimize_every_seconds must be >= 0 (0: never)")
+        if not 1 <= self.search_count_limit <= 10_000_000:
+            problems.append("search_count_limit must be 1..10000000")
         if not 1 <= self.max_batch_items <= 5000:
             problems.append("max_batch_items must be 1..5000")
         if self.upstream_timeout_seconds <= 0 or self.upstream_retries < 0:

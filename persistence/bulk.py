@@ -1,0 +1,130 @@
+"""Bulk loading of applications: a registry of a million rows in a minute or two (benchmarks).
+
+``bulk_insert_applications`` writes the same rows ``SqlApplicationRepository.add`` writes (the
+application with its name columns and its status history), without the per-row statements of
+the request path: PostgreSQL gets ``COPY … FROM STDIN``, SQLite one ``executemany`` per batch.
+It is meant for filling benchmark and test databases, not for the request path: it takes no
+locks beyond its own transactions, assumes the ids are new and the insurers exist, and does not
+update insured persons (``_on_registered``). Each batch is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import JSON, Table, insert
+
+from gateway.domain.model import Application
+from gateway.domain.text import collation_key, fold
+from persistence.db import Database
+from persistence.errors import translated
+from persistence.repositories import _history_values, _state_values
+from persistence.tables import ApplicationRow, StatusHistoryRow
+
+__all__ = ["application_columns", "bulk_insert_applications"]
+
+DEFAULT_BATCH = 20_000
+
+
+def _table(row_class: type[Any]) -> Table:
+    table = row_class.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def application_columns(app: Application, *, now: datetime | None = None) -> dict[str, Any]:
+    """The ``applications`` row of a new application, as ``SqlApplicationRepository.add``
+    writes it (names from ``app.person``)."""
+    person = app.person
+    surname = person.surname if person else None
+    name = person.name if person else None
+    patronymic = person.patronymic if person else None
+    return {
+        "application_id": app.application_id,
+        "insurer_voen": app.insurer_voen,
+        "created_at": app.created_at,
+        "updated_at": now or app.created_at,
+        "version": 1,
+        "previous_values": None,
+        **_state_values(app),
+        "surname": surname,
+        "name": name,
+        "patronymic": patronymic,
+        "surname_folded": fold(surname) if surname is not None else None,
+        "name_folded": fold(name) if name is not None else None,
+        "patronymic_folded": fold(patronymic) if patronymic is not None else None,
+        "name_sort_key": collation_key(
+            " ".join(p for p in (surname, name, patronymic) if p)
+        ) if surname is not None else None,
+    }
+
+
+def _batches(items: Iterable[Application], size: int) -> Iterator[list[Application]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def bulk_insert_applications(
+    database: Database, applications: Iterable[Application], *, batch_size: int = DEFAULT_BATCH
+) -> int:
+    """Inserts ``applications`` (new ids, existing insurers) with their histories; returns how
+    many. Raises ``StorageError`` subclasses like the repositories do."""
+    apps, history = _table(ApplicationRow), _table(StatusHistoryRow)
+    count = 0
+    now = datetime.now(UTC)
+    for batch in _batches(applications, max(1, batch_size)):
+        app_rows = [application_columns(a, now=now) for a in batch]
+        history_rows = [
+            _history_values(a.application_id, seq, change)
+            for a in batch
+            for seq, change in enumerate(a.history)
+        ]
+        with translated():
+            if database.dialect == "postgresql":
+                _copy(database, apps, app_rows, history, history_rows)
+            else:
+                with database.engine.begin() as connection:
+                    connection.execute(insert(apps), app_rows)
+                    if history_rows:
+                        connection.execute(insert(history), history_rows)
+        count += len(batch)
+    return count
+
+
+def _copy(
+    database: Database,
+    apps: Table,
+    app_rows: Sequence[dict[str, Any]],
+    history: Table,
+    history_rows: Sequence[dict[str, Any]],
+) -> None:
+    """Both tables in one transaction through psycopg's COPY (text format: psycopg adapts
+    dates, aware datetimes, booleans and bytes; JSON goes as its text)."""
+    json_columns = {c.name for c in apps.columns if isinstance(c.type, JSON)}
+    raw = database.engine.raw_connection()
+    try:
+        connection: Any = raw.driver_connection
+        with connection.cursor() as cursor:
+            for table, rows in ((apps, app_rows), (history, history_rows)):
+                if not rows:
+                    continue
+                columns = [c.name for c in table.columns if c.name in rows[0]]
+                encoded = json_columns if table is apps else set()
+                listed = ", ".join(columns)
+                with cursor.copy(f"COPY {table.name} ({listed}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row([
+                            json.dumps(row[c]) if c in encoded and row[c] is not None else row[c]
+                            for c in columns
+                        ])
+        connection.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()

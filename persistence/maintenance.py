@@ -1,0 +1,41 @@
+"""Planner statistics: what lets the databases pick the right index for a registry search.
+
+Without statistics SQLite's planner guesses, and at a million applications it walks the
+insurer's whole (insurer, created_at) index for a FIN lookup instead of the (insurer, fin)
+index (0.29 s against 6.5 ms). PostgreSQL's autovacuum analyzes tables as they change, but not
+right after a migration created new indexes or a bulk load.
+
+``optimize`` runs ``ANALYZE`` on either database. On SQLite it samples at most
+``SQLITE_ANALYSIS_LIMIT`` rows per index (``PRAGMA analysis_limit``), so it takes milliseconds
+at any size and only approximates the statistics, which is all the planner needs; on
+PostgreSQL ``ANALYZE`` samples anyway. ``migrate`` runs it after a migration step, the embedded
+server every ``optimize_every_seconds``; ``vacuum=True`` (after a bulk load) also vacuums
+PostgreSQL, which sets the visibility map that index-only scans (the registry's counts) need.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+from persistence.db import Database
+from persistence.errors import translated
+
+__all__ = ["SQLITE_ANALYSIS_LIMIT", "optimize"]
+
+SQLITE_ANALYSIS_LIMIT = 2000
+
+
+def optimize(database: Database | Engine, *, vacuum: bool = False) -> None:
+    """Refresh the planner statistics of every table (``ANALYZE``); ``vacuum`` also runs
+    ``VACUUM`` on PostgreSQL. Raises ``StorageError`` subclasses."""
+    engine = database.engine if isinstance(database, Database) else database
+    with translated():
+        if engine.dialect.name == "postgresql":
+            # VACUUM cannot run inside a transaction block; ANALYZE can, but needs no transaction.
+            with engine.connect() as connection:
+                auto = connection.execution_options(isolation_level="AUTOCOMMIT")
+                auto.execute(text("VACUUM (ANALYZE)" if vacuum else "ANALYZE"))
+        else:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
+                connection.exec_driver_sql("ANALYZE")
