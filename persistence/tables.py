@@ -213,8 +213,9 @@ class ApplicationRow(Base):
         # The registry search: one index per filter, each led by the insurer (every search is
         # restricted to one), so a filter never walks a big insurer's rows. The default listing
         # (newest first, then id) reads ix_applications_insurer_created_id backwards: on SQLite
-        # in exactly that order; on PostgreSQL the id tiebreaker is COLLATE "C", which the
-        # planner finishes with an incremental sort over equal timestamps.
+        # in exactly that order; on PostgreSQL the id tiebreaker is COLLATE "C", which no
+        # index column can declare portably, so the planner finishes with an incremental sort
+        # over equal timestamps (a handful of rows at most).
         Index("ix_applications_insurer_created_id", "insurer_voen", "created_at",
               "application_id"),
         Index("ix_applications_insurer_fin", "insurer_voen", "fin"),
@@ -238,10 +239,14 @@ class ApplicationRow(Base):
         ),
         Index("ix_applications_insurer_ssn", "insurer_voen", "ssn"),
         Index("ix_applications_insurer_ssn_date", "insurer_voen", "ssn_date"),
-        Index("ix_applications_insurer_status", "insurer_voen", "status", "created_at"),
+        # Equality filters with the default order after them, so their first page is the
+        # index's first entries however rare the value (not a walk of the insurer's rows).
+        Index("ix_applications_insurer_status_created", "insurer_voen", "status", "created_at",
+              "application_id"),
         Index("ix_applications_insurer_certificate", "insurer_voen", "certificate_status",
-              "created_at"),
-        Index("ix_applications_insurer_type", "insurer_voen", "application_type", "created_at"),
+              "created_at", "application_id"),
+        Index("ix_applications_insurer_type", "insurer_voen", "application_type", "created_at",
+              "application_id"),
         Index("ix_applications_status_created", "status", "created_at"),
     )
 
