@@ -15,6 +15,8 @@ PostgreSQL, which sets the visibility map that index-only scans (the registry's 
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import Engine, text
 
 from persistence.db import Database
@@ -23,6 +25,12 @@ from persistence.errors import translated
 __all__ = ["SQLITE_ANALYSIS_LIMIT", "optimize"]
 
 SQLITE_ANALYSIS_LIMIT = 2000
+_VACUUM_RETRIES = 10
+_NOT_ALL_VISIBLE = text(
+    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relpages > 0 "
+    "AND c.relallvisible < c.relpages * 0.9"
+)
 
 
 def optimize(database: Database | Engine, *, vacuum: bool = False) -> None:
@@ -35,6 +43,14 @@ def optimize(database: Database | Engine, *, vacuum: bool = False) -> None:
             with engine.connect() as connection:
                 auto = connection.execution_options(isolation_level="AUTOCOMMIT")
                 auto.execute(text("VACUUM (ANALYZE)" if vacuum else "ANALYZE"))
+                for _ in range(_VACUUM_RETRIES if vacuum else 0):
+                    # A transaction running meanwhile (autovacuum's own ANALYZE of the freshly
+                    # loaded tables, say) keeps VACUUM from marking pages all-visible; then
+                    # index-only scans still read the table. Vacuum again once it is over.
+                    if not auto.execute(_NOT_ALL_VISIBLE).first():
+                        break
+                    time.sleep(1.0)
+                    auto.execute(text("VACUUM"))
         else:
             with engine.begin() as connection:
                 connection.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")

@@ -6,15 +6,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 
 from gateway.domain.model import ApplicationStatus, ApplicationType, CertificateStatus
 from gateway.services.ports import ApplicationQuery
 from persistence.bulk import bulk_insert_applications
 from persistence.db import Database
+from persistence.errors import ConstraintViolated
 from persistence.maintenance import optimize
 from persistence.migrate import upgrade
-from persistence.tables import ApplicationRow, StatusHistoryRow
+from persistence.tables import ApplicationRow, StatusHistoryRow, metadata
 
 from .conftest import T0, VOEN_A, VOEN_B, application
 
@@ -69,7 +73,8 @@ def test_bulk_loads_many_in_batches_and_search_finds_them(seeded: Database) -> N
                         surname="Hüseynova" if n % 3 else "Quliyev",
                         created_at=T0 + timedelta(minutes=n))
             for n in range(1000)]
-    assert bulk_insert_applications(seeded, iter(apps), batch_size=300) == 1000
+    assert bulk_insert_applications(seeded, iter(apps), batch_size=300, defer_indexes=True) == 1000
+    assert _schema_differences(seeded) == []  # the indexes are back
     optimize(seeded, vacuum=True)
     with seeded.unit_of_work() as uow:
         mine = uow.applications.search(ApplicationQuery(VOEN_A, surname="hüs", page_size=5))
@@ -78,6 +83,21 @@ def test_bulk_loads_many_in_batches_and_search_finds_them(seeded: Database) -> N
     assert [a.fin for a in mine.items] == ["B000980", "B000970", "B000950", "B000940",
                                            "B000920"]
     assert theirs.total == 900
+
+
+def _schema_differences(db: Database) -> list[Any]:
+    with db.engine.connect() as connection:
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+
+def test_a_failed_load_with_deferred_indexes_leaves_them_built(seeded: Database) -> None:
+    good = [application(f"E{n:06d}") for n in range(5)]
+    stranger = application("E999999", voen="1999999991")  # no such insurer
+    with pytest.raises(ConstraintViolated):
+        bulk_insert_applications(seeded, [*good, stranger], batch_size=2, defer_indexes=True)
+    assert _schema_differences(seeded) == []
+    with seeded.unit_of_work() as uow:  # whole batches before the bad one are in
+        assert uow.applications.search(ApplicationQuery(VOEN_A)).total == 4
 
 
 def _analyzed(db: Database) -> bool:
