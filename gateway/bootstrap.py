@@ -81,6 +81,7 @@ class Gateway:
     database: Database
     settings: Settings
     _worker: threading.Thread | None = None
+    _optimizer: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_worker(self) -> None:
@@ -97,8 +98,9 @@ class Gateway:
         self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
         self._worker.start()
         if self.settings.optimize_every_seconds > 0:
-            threading.Thread(target=self._optimize_periodically, name="optimize-database",
-                             daemon=True).start()
+            self._optimizer = threading.Thread(target=self._optimize_periodically,
+                                               name="optimize-database", daemon=True)
+            self._optimizer.start()
 
     def _optimize_periodically(self) -> None:
         """Planner statistics follow the registry's growth (persistence.maintenance)."""
@@ -110,8 +112,9 @@ class Gateway:
 
     def close(self) -> None:
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=5)
+        for thread in (self._worker, self._optimizer):
+            if thread is not None:
+                thread.join(timeout=5)
         self.database.dispose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,3 +33,19 @@ def test_total_says_more_than_the_count_limit_and_paging_still_works(
         assert fins == [f"F{n:06d}" for n in (4, 3, 2, 1, 0)]
         # A next page exists exactly when total > page × pageSize.
         assert [int(p.total) > n for n, p in enumerate(pages, start=1)] == [True] * 4 + [False]
+
+
+def test_serve_refreshes_the_planner_statistics_periodically(stack: Stack,
+                                                             tmp_path: Path) -> None:
+    from tests.persistence.test_bulk import _analyzed
+
+    with sibling_stack(stack, tmp_path / "optimizing", optimize_every_seconds=0.2) as sibling:
+        database = sibling.gateway.database
+        bulk_insert_applications(database, [
+            application(f"G{n:06d}", voen=DEMO_VOEN) for n in range(20)])
+        assert not _analyzed(database)
+        sibling.gateway.start_worker()
+        deadline = time.monotonic() + 20
+        while not _analyzed(database) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _analyzed(database)
