@@ -4,7 +4,9 @@
   other filters; the certificate-status, type and status ones end in (created_at,
   application_id), so a filtered default listing reads them in order however rare the value;
 * (insurer, created_at) becomes (insurer, created_at, application_id): the default listing's
-  whole ORDER BY on SQLite, the leading keys on PostgreSQL (persistence.tables).
+  whole ORDER BY on SQLite, the leading keys on PostgreSQL (persistence.tables);
+* the range filters' indexes (surname, name, patronymic prefixes; SSN date) carry
+  (created_at, application_id) too, so their matches are sorted from the index alone.
 
 ``persistence.migrate.upgrade`` refreshes the planner statistics after this step.
 
@@ -22,14 +24,23 @@ down_revision = '0001'
 branch_labels = None
 depends_on = None
 
+_NAMES = (('surname', 'surname_folded'), ('name', 'name_folded'),
+          ('patronymic', 'patronymic_folded'))
+
 
 def upgrade() -> None:
     op.create_index('ix_applications_insurer_created_id', 'applications',
                     ['insurer_voen', 'created_at', 'application_id'], unique=False)
     op.drop_index('ix_applications_insurer_created', table_name='applications')
-    op.create_index('ix_applications_insurer_patronymic', 'applications',
-                    ['insurer_voen', 'patronymic_folded'], unique=False,
-                    postgresql_ops={'patronymic_folded': 'text_pattern_ops'})
+    for name, column in _NAMES:
+        if name != 'patronymic':
+            op.drop_index(f'ix_applications_insurer_{name}', table_name='applications')
+        op.create_index(f'ix_applications_insurer_{name}', 'applications',
+                        ['insurer_voen', column, 'created_at', 'application_id'], unique=False,
+                        postgresql_ops={column: 'text_pattern_ops'})
+    op.drop_index('ix_applications_insurer_ssn_date', table_name='applications')
+    op.create_index('ix_applications_insurer_ssn_date', 'applications',
+                    ['insurer_voen', 'ssn_date', 'created_at', 'application_id'], unique=False)
     op.create_index('ix_applications_insurer_certificate', 'applications',
                     ['insurer_voen', 'certificate_status', 'created_at', 'application_id'],
                     unique=False)
@@ -47,7 +58,15 @@ def downgrade() -> None:
     op.drop_index('ix_applications_insurer_status_created', table_name='applications')
     op.drop_index('ix_applications_insurer_type', table_name='applications')
     op.drop_index('ix_applications_insurer_certificate', table_name='applications')
-    op.drop_index('ix_applications_insurer_patronymic', table_name='applications')
+    op.drop_index('ix_applications_insurer_ssn_date', table_name='applications')
+    op.create_index('ix_applications_insurer_ssn_date', 'applications',
+                    ['insurer_voen', 'ssn_date'], unique=False)
+    for name, column in _NAMES:
+        op.drop_index(f'ix_applications_insurer_{name}', table_name='applications')
+        if name != 'patronymic':
+            op.create_index(f'ix_applications_insurer_{name}', 'applications',
+                            ['insurer_voen', column], unique=False,
+                            postgresql_ops={column: 'text_pattern_ops'})
     op.create_index('ix_applications_insurer_created', 'applications',
                     ['insurer_voen', 'created_at'], unique=False)
     op.drop_index('ix_applications_insurer_created_id', table_name='applications')
