@@ -180,7 +180,7 @@ def fill(url: str, rows: int, share: float) -> Sample:
             database, applications(rows, share, datetime.now(UTC), sample), defer_indexes=True)
         loading = time.perf_counter() - started
         started = time.perf_counter()
-        optimize(database, vacuum=True)
+        optimize(database, vacuum=True, full=True)  # as `dsmf-gateway migrate` would
         print(f"  loaded {loaded:,} applications in {loading:.1f} s ({loaded / loading:,.0f}/s, "
               f"indexes built after), ANALYZE {time.perf_counter() - started:.1f} s", flush=True)
         return sample

@@ -5,11 +5,12 @@ insurer's whole (insurer, created_at) index for a FIN lookup instead of the (ins
 index (0.29 s against 6.5 ms). PostgreSQL's autovacuum analyzes tables as they change, but not
 right after a migration created new indexes or a bulk load.
 
-``optimize`` runs ``ANALYZE`` on either database. On SQLite it samples at most
-``SQLITE_ANALYSIS_LIMIT`` rows per index (``PRAGMA analysis_limit``), so it takes milliseconds
-at any size and only approximates the statistics, which is all the planner needs; on
-PostgreSQL ``ANALYZE`` samples anyway. ``migrate`` runs it after a migration step, the embedded
-server every ``optimize_every_seconds``; ``vacuum=True`` (after a bulk load) also vacuums
+``optimize`` runs ``ANALYZE`` on either database. ``migrate`` runs it in full after a migration
+step; the embedded server every ``optimize_every_seconds`` with SQLite sampling at most
+``SQLITE_ANALYSIS_LIMIT`` entries per index (``PRAGMA analysis_limit``), so that it stays
+short at any size but only approximates (SQLite samples an index's first entries, i.e. the
+first insurers'); the search indexes are built so that the plans do not hinge on those numbers.
+PostgreSQL's ``ANALYZE`` samples anyway. ``vacuum=True`` (after a bulk load) also vacuums
 PostgreSQL, which sets the visibility map that index-only scans (the registry's counts) need.
 """
 
@@ -24,7 +25,7 @@ from persistence.errors import translated
 
 __all__ = ["SQLITE_ANALYSIS_LIMIT", "optimize"]
 
-SQLITE_ANALYSIS_LIMIT = 2000
+SQLITE_ANALYSIS_LIMIT = 20_000
 _VACUUM_RETRIES = 10
 _NOT_ALL_VISIBLE = text(
     "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -33,9 +34,11 @@ _NOT_ALL_VISIBLE = text(
 )
 
 
-def optimize(database: Database | Engine, *, vacuum: bool = False) -> None:
+def optimize(database: Database | Engine, *, vacuum: bool = False, full: bool = False) -> None:
     """Refresh the planner statistics of every table (``ANALYZE``); ``vacuum`` also runs
-    ``VACUUM`` on PostgreSQL. Raises ``StorageError`` subclasses."""
+    ``VACUUM`` on PostgreSQL; ``full`` reads every index entry on SQLite instead of a sample
+    (seconds at a million rows, holding SQLite's write lock meanwhile: ``migrate`` does it, the
+    periodic refresh does not). Raises ``StorageError`` subclasses."""
     engine = database.engine if isinstance(database, Database) else database
     with translated():
         if engine.dialect.name == "postgresql":
@@ -53,5 +56,6 @@ def optimize(database: Database | Engine, *, vacuum: bool = False) -> None:
                     auto.execute(text("VACUUM"))
         else:
             with engine.begin() as connection:
-                connection.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
+                limit = 0 if full else SQLITE_ANALYSIS_LIMIT
+                connection.exec_driver_sql(f"PRAGMA analysis_limit = {limit}")
                 connection.exec_driver_sql("ANALYZE")

@@ -59,7 +59,7 @@ def upgrade(url: str, revision: str = "head", *, analyze: bool = False) -> None:
             command.upgrade(config, revision)
             after = MigrationContext.configure(connection).get_current_revision()
         if analyze or after != before:
-            optimize(engine)
+            optimize(engine, full=True)
     except CommandError as error:
         raise StorageError(f"migration failed: {error}") from error
     finally:

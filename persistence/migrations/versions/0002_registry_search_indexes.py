@@ -6,7 +6,9 @@
 * (insurer, created_at) becomes (insurer, created_at, application_id): the default listing's
   whole ORDER BY on SQLite, the leading keys on PostgreSQL (persistence.tables);
 * the range filters' indexes (surname, name, patronymic prefixes; SSN date) carry
-  (created_at, application_id) too, so their matches are sorted from the index alone.
+  (created_at, application_id) too, so their matches are sorted from the index alone; so do
+  FIN and SSN, whose index then gives the listing's order outright (at 1 M rows SQLite, with
+  sampled statistics, walked the insurer's whole date index for an SSN instead).
 
 ``persistence.migrate.upgrade`` refreshes the planner statistics after this step.
 
@@ -26,6 +28,7 @@ depends_on = None
 
 _NAMES = (('surname', 'surname_folded'), ('name', 'name_folded'),
           ('patronymic', 'patronymic_folded'))
+_EXACT_AND_RANGES = (('fin', 'fin'), ('ssn', 'ssn'), ('ssn_date', 'ssn_date'))
 
 
 def upgrade() -> None:
@@ -38,9 +41,10 @@ def upgrade() -> None:
         op.create_index(f'ix_applications_insurer_{name}', 'applications',
                         ['insurer_voen', column, 'created_at', 'application_id'], unique=False,
                         postgresql_ops={column: 'text_pattern_ops'})
-    op.drop_index('ix_applications_insurer_ssn_date', table_name='applications')
-    op.create_index('ix_applications_insurer_ssn_date', 'applications',
-                    ['insurer_voen', 'ssn_date', 'created_at', 'application_id'], unique=False)
+    for name, column in _EXACT_AND_RANGES:
+        op.drop_index(f'ix_applications_insurer_{name}', table_name='applications')
+        op.create_index(f'ix_applications_insurer_{name}', 'applications',
+                        ['insurer_voen', column, 'created_at', 'application_id'], unique=False)
     op.create_index('ix_applications_insurer_certificate', 'applications',
                     ['insurer_voen', 'certificate_status', 'created_at', 'application_id'],
                     unique=False)
@@ -58,9 +62,10 @@ def downgrade() -> None:
     op.drop_index('ix_applications_insurer_status_created', table_name='applications')
     op.drop_index('ix_applications_insurer_type', table_name='applications')
     op.drop_index('ix_applications_insurer_certificate', table_name='applications')
-    op.drop_index('ix_applications_insurer_ssn_date', table_name='applications')
-    op.create_index('ix_applications_insurer_ssn_date', 'applications',
-                    ['insurer_voen', 'ssn_date'], unique=False)
+    for name, column in _EXACT_AND_RANGES:
+        op.drop_index(f'ix_applications_insurer_{name}', table_name='applications')
+        op.create_index(f'ix_applications_insurer_{name}', 'applications',
+                        ['insurer_voen', column], unique=False)
     for name, column in _NAMES:
         op.drop_index(f'ix_applications_insurer_{name}', table_name='applications')
         if name != 'patronymic':
