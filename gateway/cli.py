@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 from gateway.config import ConfigError, Settings
 from gateway.domain.errors import GatewayError
+from gateway.logging_config import configure_logging
 from signing.errors import SigningError
 
 EXAMPLE = """\
@@ -44,13 +46,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = demo_settings(data_dir, pki_dir)
     simulators = None
     if not base.population_url:
+        # The demo CA's OCSP responder too, when OCSP is configured without a responder URL.
+        with_ocsp = "ocsp" in base.revocation_sources and not base.ocsp_url
         simulators = start_simulators(
             pki_dir, host="127.0.0.1",
-            approve_delay=base.simulator_approve_delay_seconds,
+            approve_delay=base.simulator_approve_delay_seconds, ocsp=with_ocsp,
             any_fin=base.simulator_any_fin,
         )
         overrides["population_url"] = simulators.population_url
         overrides["mobile_url"] = simulators.mobile_url
+        if simulators.ocsp_url:
+            overrides["ocsp_url"] = simulators.ocsp_url
     if base.trust_anchors:  # an operator-provided trust list wins over the demo PKI
         for key in ("trust_anchors", "crls", "signing_key_file", "signing_cert_file"):
             overrides.pop(key, None)
@@ -70,6 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  population-registry simulator: {simulators.population_url}"
               + ("  (any valid FIN)" if base.simulator_any_fin else ""))
         print(f"  mobile-signature simulator:    {simulators.mobile_url}")
+        if simulators.ocsp_url:
+            print(f"  OCSP responder simulator:      {simulators.ocsp_url}")
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
     stop.wait()
@@ -90,12 +98,16 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     init_demo_pki(pki_dir)
     sims = start_simulators(
         pki_dir, host=args.host, population_port=args.population_port,
-        mobile_port=args.mobile_port, any_fin=settings.simulator_any_fin,
+        mobile_port=args.mobile_port, ocsp=args.ocsp, ocsp_port=args.ocsp_port,
+        any_fin=settings.simulator_any_fin,
     )
     any_fin = ", any valid FIN" if settings.simulator_any_fin else ""
     print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url}"
           f"{any_fin})")
-    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})", flush=True)
+    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})")
+    if sims.ocsp_url:
+        print(f"OCSP responder:      {sims.ocsp_url}")
+    print(end="", flush=True)
     stop.wait()
     sims.stop()
     return 0
@@ -164,6 +176,19 @@ def cmd_finish_submitted(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_messages(args: argparse.Namespace) -> int:
+    from gateway.messages import tools
+
+    if args.action == "extract":
+        print(tools.extract())
+    elif args.action == "update":
+        for path in tools.update():
+            print(path)
+    else:  # faults: the catalogue document (docs/faults.md)
+        sys.stdout.write(tools.faults_markdown())
+    return 0
+
+
 def _stop_on_signal() -> threading.Event:
     """Installed before anything starts listening, so an early Ctrl-C still stops cleanly."""
     stop = threading.Event()
@@ -189,6 +214,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--population-port", type=int, default=8081)
     s.add_argument("--mobile-port", type=int, default=8082)
+    s.add_argument("--ocsp", action="store_true", help="also the demo CA's OCSP responder")
+    s.add_argument("--ocsp-port", type=int, default=8083)
     s.add_argument("--pki-dir", default="var/pki")
     s.add_argument("--any-fin", action="store_true", help=ANY_FIN_HELP)
     s.set_defaults(func=cmd_simulators)
@@ -218,18 +245,18 @@ def parser() -> argparse.ArgumentParser:
                                                  "was down")
     s.add_argument("--limit", type=int, default=100)
     s.set_defaults(func=cmd_finish_submitted)
+
+    s = sub.add_parser("messages", help="message catalogues: extract the template, update the "
+                                         ".po files, print the fault catalogue (docs/faults.md)")
+    s.add_argument("action", choices=["extract", "update", "faults"])
+    s.set_defaults(func=cmd_messages)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # spyne logs every exception our operations raise (at CRITICAL, with a traceback); we
-    # answer them as faults ourselves, so nothing of spyne's gets through.
-    logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
+    configure_logging(os.environ.get("DSMF_LOG_FORMAT", "text"),
+                      "DEBUG" if args.verbose else os.environ.get("DSMF_LOG_LEVEL", "INFO"))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "log" and args.action == "export" and not args.message_id:
         print("log export needs a message id", file=sys.stderr)

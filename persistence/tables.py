@@ -129,6 +129,31 @@ class LocalOfficeRow(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class RegionRow(Base):
+    """The address code list: regions (cities of republican subordination and districts)."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_folded: Mapped[str] = mapped_column(String(100), unique=True)
+    closed: Mapped[bool] = mapped_column(Boolean)
+
+
+class DistrictRow(Base):
+    """Districts (rayons) and cities of a region in the address code list."""
+
+    __tablename__ = "districts"
+    __table_args__ = (
+        UniqueConstraint("region_code", "name_folded"),
+    )
+
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(16), ForeignKey("regions.code"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_folded: Mapped[str] = mapped_column(String(100))
+
+
 class InsurerRow(Base):
     """An insurer (sığortaedən)."""
 
@@ -260,6 +285,9 @@ class ApplicationRow(Base):
         Index("ix_applications_insurer_type", "insurer_voen", "application_type", "created_at",
               "application_id"),
         Index("ix_applications_status_created", "status", "created_at"),
+        # The person's current data is the latest registered application for the FIN, whichever
+        # insurer sent it (GetInsuredPerson, SubmitCorrection).
+        Index("ix_applications_fin_status_created", "fin", "status", "created_at"),
     )
 
     application_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -323,6 +351,8 @@ class AuthorityRow(Base):
     __table_args__ = (
         _one_of("authority_type", AuthorityType, "authority_type"),
         Index("ix_authorities_insurer_fin", "insurer_voen", "fin"),
+        # A card signature binds the holder's authorities of every insurer (by FIN).
+        Index("ix_authorities_fin", "fin"),
     )
 
     authority_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -343,6 +373,25 @@ class AuthorityRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by_fin: Mapped[str | None] = mapped_column(String(7))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+    bound_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    holder_not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SealHolderRow(Base):
+    """People known to hold an insurer's seal authority without their certificate at hand (the
+    e-Gov portal acts for them with X-Road userId): learned from their seal-card sign-ins, or
+    from the insurer reference data."""
+
+    __tablename__ = "seal_holders"
+
+    insurer_voen: Mapped[str] = mapped_column(
+        String(10), ForeignKey("insurers.voen"), primary_key=True
+    )
+    fin: Mapped[str] = mapped_column(String(7), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuthorityAuditRow(Base):
@@ -410,6 +459,8 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The signer's certificate (PEM), re-checked against revocation while the session is used.
+    certificate: Mapped[str | None] = mapped_column(Text)
 
 
 class ReplayCacheRow(Base):
@@ -421,15 +472,30 @@ class ReplayCacheRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
-class IdempotencyRow(Base):
-    """The signed response to a state-changing request, returned again on a retry."""
+class RequestLedgerRow(Base):
+    """One row per (sender, X-Road id) within its lifetime: the digest of the signed content it
+    was used for, and for a request that changed state its final signed answer and HTTP status
+    (returned again to a retry of the same content). Written in the request's own transaction."""
 
-    __tablename__ = "idempotency"
+    __tablename__ = "request_ledger"
 
-    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(128))
-    response: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_digest: Mapped[str] = mapped_column(String(64))
+    response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class WorkerLeaseRow(Base):
+    """Who runs a background job now (e.g. finishing SUBMITTED applications), until when: one
+    holder at a time across every process and host; a crashed holder's lease just runs out."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class MessageLogRow(Base):

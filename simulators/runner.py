@@ -1,5 +1,5 @@
-"""Start both upstream simulators on loopback (tests, the embedded demo, ``dsmf-gateway
-simulators``)."""
+"""Start the upstream simulators on loopback (tests, the embedded demo, ``dsmf-gateway
+simulators``), and the test CA's OCSP responder when asked."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from types import FrameType
 from gateway.wsgi_server import RunningServer, serve_in_thread
 from simulators.mobile import PATH as MOBILE_PATH
 from simulators.mobile import MobileSignatureSimulator, create_mobile_app
+from simulators.ocsp import PATH as OCSP_PATH
+from simulators.ocsp import OcspResponder
 from simulators.population import PATH as POPULATION_PATH
 from simulators.population import PopulationDirectory, create_population_app
 
@@ -31,6 +33,15 @@ class Simulators:
     population_server: RunningServer
     mobile_server: RunningServer
     mssp: MobileSignatureSimulator
+    #: The issuing CA's OCSP responder, when started (``start_simulators(ocsp=True)``).
+    ocsp_server: RunningServer | None = None
+    ocsp_responder: OcspResponder | None = None
+
+    @property
+    def ocsp_url(self) -> str | None:
+        if self.ocsp_server is None:
+            return None
+        return self.ocsp_server.url.rstrip("/") + OCSP_PATH
 
     @property
     def population_url(self) -> str:
@@ -51,6 +62,8 @@ class Simulators:
     def stop(self) -> None:
         self.population_server.stop()
         self.mobile_server.stop()
+        if self.ocsp_server is not None:
+            self.ocsp_server.stop()
 
     def __enter__(self) -> Simulators:
         return self
@@ -68,6 +81,8 @@ def start_simulators(
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
     wsdl_dir: Path | None = None,
+    ocsp: bool = False,
+    ocsp_port: int = 0,
     any_fin: bool = False,
 ) -> Simulators:
     """Serves the population registry and the mobile-signature service, each on its own port.
@@ -88,7 +103,16 @@ def start_simulators(
     except BaseException:
         population_server.stop()
         raise
-    return Simulators(population_server, mobile_server, mssp)
+    simulators = Simulators(population_server, mobile_server, mssp)
+    if ocsp:
+        try:
+            responder = OcspResponder.from_test_pki(Path(pki_dir))
+            simulators.ocsp_server = serve_in_thread(responder, host=host, port=ocsp_port)
+            simulators.ocsp_responder = responder
+        except BaseException:
+            simulators.stop()
+            raise
+    return simulators
 
 
 def run_forever(

@@ -428,8 +428,8 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
     try:
         root = f"http://127.0.0.1:{port}"
         health = wait_for_health(f"{root}/health", process, err_path)
-        assert health.json() == {"status": "ok", "checks": {"database": "ok",
-                                                            "population-registry": "ok"}}
+        assert health.json() == {"status": "ok", "checks": {
+            "database": "ok", "signing-key": "ok", "population-registry": "ok"}}
         # The banner is printed before the process waits for a signal.
         banner = wait_for_text(out_path, "Ctrl-C stops.")
         endpoint = f"{root}/soap"

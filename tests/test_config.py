@@ -292,3 +292,19 @@ def test_registry_scale_settings_and_their_bounds() -> None:
             search_count_limit=0)
     refused("invalid configuration: optimize_every_seconds must be >= 0 (0: never)",
             optimize_every_seconds=-1)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("revocation_sources", ()),
+    ("revocation_sources", ("crl", "crl")),
+    ("revocation_sources", ("crl", "ldap")),
+    ("ocsp_cert_id_hash", "md5"),
+    ("max_security_tokens", 0),
+    ("max_certificate_path_length", 40),
+    ("unknown_issuer_cache_seconds", -1),
+])
+def test_trust_hardening_settings_are_bounded(key: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping({key: value})
+    assert key in str(info.value)
+    assert info.value.code == "Server.Configuration"

@@ -18,7 +18,7 @@ from pathlib import Path
 import zeep
 from zeep.exceptions import Fault
 
-from gateway.client.wsse import SigningPlugin, XRoadMember
+from gateway.client.wsse import GatewayIdentity, SigningPlugin, XRoadMember
 from signing.errors import SigningError, VerificationError
 from signing.signer import Signer
 from signing.testpki import load_test_pki
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         signer,
         client=XRoadMember("AZ", "COM", args.voen, "erp"),
         verify_with=pki.trust_store(),
+        # Only the gateway's own certificate may sign its answers (the demo PKI holds it).
+        gateway=GatewayIdentity.pinned(pki.identity("gateway").certificate),
     )
     client = zeep.Client(args.wsdl, plugins=[plugin])
     try:

@@ -57,5 +57,5 @@ def test_erp_script_with_a_wrong_pin_fails_cleanly(
         capture_output=True, text=True, timeout=120, env=env, check=False,
     )
     assert result.returncode == 1
-    assert "Server.Signing.PinIncorrect" in result.stderr
+    assert "Client.Signing.PinIncorrect" in result.stderr
     assert "Traceback" not in result.stderr
