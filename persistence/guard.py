@@ -49,7 +49,9 @@ class SqlRequestLedger:
     @translates
     def lookup(self, key: str) -> StoredAnswer | None:
         table = _table()
-        with self.database.sessions() as s:
+        # Through transaction(): inside a request that already holds its writing transaction
+        # (e.g. a first card signature was noted), the read joins it instead of waiting for it.
+        with self.database.transaction() as s:
             row = s.execute(
                 select(table.c.content_digest, table.c.response, table.c.http_status)
                 .where(table.c.key == key, table.c.expires_at >= datetime.now(UTC))
