@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     command += ["--trust-anchor", str(anchor)]
                 for crl in pki.crl_paths:
                     command += ["--crl", str(crl)]
+                command += ["--gateway-cert", str(pki.identity("gateway").cert_path)]
                 if args.one_by_one:
                     command.append("--one-by-one")
                 started = time.perf_counter()

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography import x509
+
 from gateway.client.errors import CardError, TrustError
 from gateway.client.messages import text
+from gateway.client.wsse import GatewayIdentity
 from signing.errors import (
     ConfigurationError,
     KeyAccessError,
@@ -115,6 +118,21 @@ def card_error(exc: SigningError) -> CardError:
     if isinstance(exc, KeyAccessError) and "PIN" in detail:
         return CardError(text("card.no_pin"))
     return CardError(text("card.error", detail=detail))
+
+
+def load_gateway_identity(certificate: Path | None, organization_id: str | None
+                          ) -> GatewayIdentity:
+    """Who alone may sign the gateway's answers: its pinned certificate, or its
+    organizationIdentifier (which survives a renewal of the gateway's key)."""
+    if certificate is not None:
+        try:
+            pem = certificate.read_bytes()
+            return GatewayIdentity.pinned(x509.load_pem_x509_certificate(pem))
+        except (OSError, ValueError) as exc:
+            raise TrustError(text("trust.gateway_unreadable", detail=exc)) from exc
+    if organization_id:
+        return GatewayIdentity(organization_identifier=organization_id.strip())
+    raise TrustError(text("trust.gateway_none"))
 
 
 def load_trust(anchors: list[Path], crls: list[Path]) -> TrustStore:

@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gateway.client.card import CardSettings, load_trust, open_signer
+from gateway.client.card import CardSettings, load_gateway_identity, load_trust, open_signer
 from gateway.client.errors import ClientError, InputError
 from gateway.client.journal import DONE, Journal, Outcome, journal_path_for
 from gateway.client.messages import text
@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--trust-anchor", action="append", type=Path,
                    default=_paths(env("DSMF_TRUST_ANCHORS")))
     t.add_argument("--crl", action="append", type=Path, default=_paths(env("DSMF_CRLS")))
+    t.add_argument("--gateway-cert", type=Path, default=env("DSMF_GATEWAY_CERT"),
+                   help="the gateway's certificate (PEM, from its ?certs); only it may sign "
+                        "answers")
+    t.add_argument("--gateway-id", default=env("DSMF_GATEWAY_ID"),
+                   help="or the gateway's organizationIdentifier (e.g. TINAZ-1500000011)")
     k = common.add_argument_group("signing key: a card (PKCS#11) or a key file")
     k.add_argument("--pkcs11-module", default=env("DSMF_PKCS11_MODULE"))
     k.add_argument("--token-label", default=env("DSMF_TOKEN_LABEL"))
@@ -148,13 +153,14 @@ def _gateway(args: argparse.Namespace) -> Gateway:
     if not args.wsdl or not args.voen:
         raise InputError(text("usage.connection"))
     trust = load_trust(args.trust_anchor, args.crl)
+    identity = load_gateway_identity(args.gateway_cert, args.gateway_id)
     signer = open_signer(CardSettings(
         pkcs11_module=args.pkcs11_module, token_label=args.token_label,
         key_label=args.key_label, key_file=args.key_file, cert_file=args.cert_file,
         chain_files=tuple(args.chain_file),
     ))
-    return Gateway(args.wsdl, signer, voen=args.voen, trust=trust, subsystem=args.subsystem,
-                   timeout=args.timeout)
+    return Gateway(args.wsdl, signer, voen=args.voen, trust=trust, gateway=identity,
+                   subsystem=args.subsystem, timeout=args.timeout)
 
 
 # --- check / register / wait ----------------------------------------------------------------

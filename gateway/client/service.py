@@ -29,7 +29,7 @@ from zeep.transports import Transport
 
 from gateway.client.errors import AnswerNotTrusted, ClientError, GatewayFault, TransportError
 from gateway.client.messages import fault_text, text
-from gateway.client.wsse import TNS, SigningPlugin, XRoadMember
+from gateway.client.wsse import TNS, GatewayIdentity, SigningPlugin, XRoadMember
 from signing.errors import SigningError, VerificationError
 from signing.signer import Signer
 from signing.trust import TrustStore
@@ -53,6 +53,7 @@ class Gateway:
         *,
         voen: str,
         trust: TrustStore,
+        gateway: GatewayIdentity,
         subsystem: str = "erp",
         timeout: float = 120.0,
     ) -> None:
@@ -61,6 +62,7 @@ class Gateway:
         self.voen = voen
         self.member = XRoadMember("AZ", "COM", voen, subsystem)
         self.trust = trust
+        self.gateway = gateway
         self.timeout = timeout
         self._cache = InMemoryCache()  # the WSDL and schemas are fetched once, not per thread
         self._local = threading.local()
@@ -70,7 +72,8 @@ class Gateway:
     def _client(self) -> tuple[Any, SigningPlugin]:
         client = getattr(self._local, "client", None)
         if client is None:
-            plugin = SigningPlugin(self.signer, client=self.member, verify_with=self.trust)
+            plugin = SigningPlugin(self.signer, client=self.member, verify_with=self.trust,
+                                   gateway=self.gateway)
             transport = Transport(cache=self._cache, timeout=self.timeout,
                                   operation_timeout=self.timeout)
             try:

@@ -45,7 +45,14 @@ from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
 from gateway.soap.ratelimit import CallerRateLimiter, caller_of
-from gateway.soap.xroad import XRoadHeaders, echo_into, read_headers, require_headers
+from gateway.soap.xroad import (
+    XROAD_NS,
+    XRoadHeaders,
+    echo_into,
+    read_headers,
+    request_hash,
+    require_headers,
+)
 from signing.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -337,7 +344,7 @@ class SoapEndpoint:
             except (CertificateExpired, CertificateNotYetValid) as lapsed:
                 if self.on_lapsed_signature is not None:
                     state.replayed = self._keep_lapsed(
-                        envelope, read_headers(header_el), lapsed, state)
+                        envelope, read_headers(header_el), lapsed, state, request)
                     if state.replayed is not None:
                         # The same lapsed request again: its stored refusal, nothing rewritten.
                         return state.replayed[0], state.replayed[1], "replayed"
@@ -381,7 +388,8 @@ class SoapEndpoint:
             )
             stored = self.ledger.lookup(state.claim.key)
             if stored is not None:
-                state.replayed = self._answer_again(stored, state.claim, message_id)
+                state.replayed = self._answer_again(stored, state.claim, message_id, headers,
+                                                    request)
                 if state.replayed is not None:
                     return state.replayed[0], state.replayed[1], "replayed"
         self.contract.validate(payload)
@@ -401,7 +409,7 @@ class SoapEndpoint:
 
     def _keep_lapsed(
         self, envelope: etree._Element, headers: XRoadHeaders, lapsed: SigningError,
-        state: _RequestState,
+        state: _RequestState, request: bytes,
     ) -> tuple[str, bytes] | None:
         """The lapsed-card path (manual §3.1: the draft keeps the reason), through the same
         checks as every signed request: signed headers naming the operation, then the request
@@ -429,7 +437,8 @@ class SoapEndpoint:
         if stored is not None:
             if stored.content_digest != claim.content_digest or stored.response is None:
                 return None  # another request under this id: refused, nothing kept
-            return _status_line(stored.http_status), stored.response
+            return _status_line(stored.http_status), self._bound_to(stored.response, headers,
+                                                                    request)
         state.claim = claim
         try:
             keeper.keep(payload, operation, actor, lapsed)
@@ -440,9 +449,9 @@ class SoapEndpoint:
             log.exception("lapsed signature: keeping the draft failed")
         return None
 
-    @staticmethod
     def _answer_again(
-        stored: StoredAnswer, claim: RequestClaim, message_id: str
+        self, stored: StoredAnswer, claim: RequestClaim, message_id: str,
+        headers: XRoadHeaders, request: bytes | None,
     ) -> tuple[str, bytes] | None:
         """The stored answer for a retry of the same content; None when the same content
         stored no answer (a read: it simply runs again). Other content is a replay."""
@@ -453,7 +462,27 @@ class SoapEndpoint:
             raise replay
         if stored.response is None:
             return None
-        return _status_line(stored.http_status), stored.response
+        return _status_line(stored.http_status), self._bound_to(stored.response, headers, request)
+
+    def _bound_to(self, stored: bytes, headers: XRoadHeaders, request: bytes | None) -> bytes:
+        """The stored answer for the request at hand. A byte-identical resend gets the stored
+        bytes; a re-signed retry gets the same Body in a new envelope that echoes *its*
+        headers and ``requestHash``, signed afresh, so a client that binds answers to what
+        it sent (``gateway.client.wsse``) accepts it."""
+        if request is None:
+            return stored
+        envelope = parse_xml(stored, self.limits)
+        echoed = envelope.findtext(f"{{{SOAP_ENV}}}Header/{{{XROAD_NS}}}requestHash")
+        if echoed == request_hash(request):
+            return stored
+        body = envelope.find(f"{{{SOAP_ENV}}}Body")
+        assert body is not None
+        rebound = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soapenv": SOAP_ENV})
+        echo_into(etree.SubElement(rebound, f"{{{SOAP_ENV}}}Header"), headers, request)
+        new_body = etree.SubElement(rebound, f"{{{SOAP_ENV}}}Body")
+        for child in body:
+            new_body.append(deepcopy(child))
+        return serialize(sign_envelope(rebound, self.signer, must_understand=False))
 
     def _commit(
         self,
@@ -491,7 +520,7 @@ class SoapEndpoint:
         assert state.claim is not None
         message_id = state.headers.message_id or ""
         try:
-            again = self._answer_again(winner, state.claim, message_id)
+            again = self._answer_again(winner, state.claim, message_id, state.headers, request)
         except ReplayDetected as exc:
             info = describe(exc)
             response = self._fault(info, correlation_id, state.headers, request, locale)

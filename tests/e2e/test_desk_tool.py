@@ -125,6 +125,7 @@ def connection_args(stack: Stack) -> list[str]:
         args += ["--trust-anchor", str(anchor)]
     for crl in pki.crl_paths:
         args += ["--crl", str(crl)]
+    args += ["--gateway-cert", str(pki.identity("gateway").cert_path)]
     return args
 
 
@@ -292,7 +293,9 @@ def test_a_spreadsheet_is_checked_then_registered_exactly_once_across_a_kill(
         while journal_done(journal) < 30 and process.poll() is None \
                 and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert process.poll() is None, "the run ended before it could be killed"
+        if process.poll() is not None:
+            _, err = process.communicate(timeout=30)
+            pytest.fail(f"the run ended before it could be killed: {err[-3000:]}")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:

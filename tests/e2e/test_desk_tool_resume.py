@@ -29,7 +29,7 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
 def desk_gateway(stack: Stack) -> Gateway:
     return Gateway(stack.wsdl, stack.pki.signer("director"), voen=DEMO_VOEN,
-                   trust=stack.pki.trust_store())
+                   trust=stack.pki.trust_store(), gateway=stack.gateway_identity)
 
 
 def journal_with(tmp_path: Path, fins: list[str]) -> Journal:
@@ -179,7 +179,7 @@ def test_a_lost_answer_is_fetched_again_with_the_same_bytes(
     try:
         wsdl = server.url.rstrip("/") + urlsplit(desk.url).path + "?wsdl"
         gateway = Gateway(wsdl, desk.pki.signer("director"), voen=DEMO_VOEN,
-                          trust=desk.pki.trust_store())
+                          trust=desk.pki.trust_store(), gateway=desk.gateway_identity)
         journal = journal_with(tmp_path, fins)
         Registrar(gateway, journal, RunOptions(backoff_seconds=0.01)).run()
     finally:

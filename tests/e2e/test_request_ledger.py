@@ -19,6 +19,7 @@ from pathlib import Path
 from lxml import etree
 from sqlalchemy import func, select, text
 
+from gateway.soap.xroad import request_hash
 from persistence.db import Database
 from persistence.tables import (
     ApplicationRow,
@@ -65,6 +66,17 @@ def fault_message(content: bytes) -> str:
         "soapenv:Body/soapenv:Fault/faultstring", namespaces=NS) or ""
 
 
+def payload_of(content: bytes) -> bytes:
+    payload = etree.fromstring(content).find("soapenv:Body/*", namespaces=NS)
+    assert payload is not None
+    return etree.tostring(payload, method="c14n", exclusive=True)
+
+
+def request_hash_of(content: bytes) -> str | None:
+    return etree.fromstring(content).findtext(
+        "soapenv:Header/{http://x-road.eu/xsd/xroad.xsd}requestHash", namespaces=NS)
+
+
 def correlation_of(content: bytes) -> str | None:
     return etree.fromstring(content).findtext(".//t:FaultDetail/t:correlationId", namespaces=NS)
 
@@ -75,19 +87,26 @@ def correlation_of(content: bytes) -> str | None:
 def test_resigned_retry_of_a_registration_gets_the_stored_answer(stack: Stack) -> None:
     signer = stack.pki.signer("director")
     message_id = f"erp-{uuid.uuid4()}"
-    first = stack.post(signed_request(signer, "SubmitRegistration", submit_payload("5GH3J7K"),
-                                      message_id=message_id))
+    original = serialize(signed_request(signer, "SubmitRegistration", submit_payload("5GH3J7K"),
+                                        message_id=message_id))
+    first = stack.post(original)
     assert first.status_code == 200, first.text[:500]
     assert result_of(first.content, "SubmitRegistration", "status") == "REGISTERED"
     before = counts(stack.gateway.database)
     # The ERP lost the answer and signs the same content again: new Timestamp, new signature.
-    again = stack.post(signed_request(signer, "SubmitRegistration", submit_payload("5GH3J7K"),
-                                      message_id=message_id))
+    resigned = serialize(signed_request(signer, "SubmitRegistration", submit_payload("5GH3J7K"),
+                                        message_id=message_id))
+    again = stack.post(resigned)
     assert again.status_code == 200
-    assert again.content == first.content
+    # The same answer (the same SSN, the same application) ...
+    assert payload_of(again.content) == payload_of(first.content)
+    # ... bound to the request actually sent, so a client that checks requestHash accepts it.
+    assert request_hash_of(again.content) == request_hash(resigned)
+    # The very first bytes once more: the stored answer, byte for byte.
+    assert stack.post(original).content == first.content
     after = counts(stack.gateway.database)
-    # Nothing done twice; only the exchange itself is logged.
-    assert after == {**before, "log": before["log"] + 2}
+    # Nothing done twice; only the two exchanges themselves are logged.
+    assert after == {**before, "log": before["log"] + 4}
 
 
 def test_same_id_with_other_content_is_a_replay_quoting_the_id(stack: Stack) -> None:
@@ -109,6 +128,12 @@ def test_same_id_with_other_content_is_a_replay_quoting_the_id(stack: Stack) -> 
 def test_a_read_stores_no_answer_and_its_retry_runs_again(stack: Stack) -> None:
     signer = stack.pki.signer("director")
     message_id = f"erp-{uuid.uuid4()}"
+    # The card's first signature is noted once (authority binding, #11): a write. After it,
+    # reads write nothing but their log entries and the ledger row.
+    stack.post(signed_request(signer, "FindPerson", find_person_payload("5GH3J7K"),
+                              message_id=f"warm-up-{uuid.uuid4()}"))
+    with stack.gateway.database.transaction() as s:
+        s.execute(RequestLedgerRow.__table__.delete())
     before = counts(stack.gateway.database)
     first = stack.post(signed_request(signer, "FindPerson", find_person_payload("5GH3J7K"),
                                       message_id=message_id))

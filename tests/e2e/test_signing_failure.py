@@ -159,7 +159,7 @@ def test_lapsed_card_keeps_unsaved_data_as_a_draft(stack: Stack) -> None:
     assert kept.application.contacts.mobilePhone == "+994551234567"
     assert kept.application.registrationAddress is not None  # the registry's
     assert [h.status for h in kept.history] == ["DRAFT"]
-    assert "signing failed" in kept.history[-1].note
+    assert "İmzalama alınmadı" in kept.history[-1].note
     assert kept.history[-1].actorFin == stack.pki.identity("expired").fin
     # A second failed attempt keeps the same draft, not a second one.
     assert submit_data_with(stack, "expired") == "Client.Certificate.Expired"
