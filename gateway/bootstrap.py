@@ -43,8 +43,9 @@ from gateway.soap.xroad import XRoadHeaders, acting_for
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
-from persistence.db import Database
+from persistence.db import Database, StorageOptions
 from persistence.guard import SqlRequestLedger
+from persistence.maintenance import optimize
 from persistence.message_log import MessageLog
 from persistence.migrate import upgrade
 from persistence.stores import MobileStore, SessionStore, SqlWorkerLeases
@@ -100,6 +101,7 @@ class Gateway:
     sealer: Sealer | None = None
     _worker: threading.Thread | None = None
     _seal_worker: SealWorker | None = None
+    _optimizer: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_sealer(self) -> None:
@@ -137,11 +139,24 @@ class Gateway:
 
         self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
         self._worker.start()
+        if self.settings.optimize_every_seconds > 0:
+            self._optimizer = threading.Thread(target=self._optimize_periodically,
+                                               name="optimize-database", daemon=True)
+            self._optimizer.start()
+
+    def _optimize_periodically(self) -> None:
+        """Planner statistics follow the registry's growth (persistence.maintenance)."""
+        while not self._stop.wait(self.settings.optimize_every_seconds):
+            try:
+                optimize(self.database)
+            except Exception:
+                log.exception("refreshing the database statistics failed")
 
     def close(self) -> None:
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=5)
+        for thread in (self._worker, self._optimizer):
+            if thread is not None:
+                thread.join(timeout=5)
         if self._seal_worker is not None:
             self._seal_worker.stop()
         self.database.dispose()
@@ -239,7 +254,8 @@ def build_gateway(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         upgrade(url)
-    database = Database(url)
+    database = Database(url, options=StorageOptions(
+        search_count_limit=settings.search_count_limit))
     uow = database.unit_of_work
     if registry is None:
         if not settings.population_url:

@@ -22,6 +22,9 @@ Try it (an ERP-style signed call with the demo director's card, verifying the si
   .venv/bin/python -m gateway.client.example --wsdl {wsdl} --pki {pki} --fin 5GH3J7K
 """
 
+ANY_FIN_HELP = ("the population-registry simulator answers any valid FIN with a deterministic "
+                "synthetic person, besides the demo people (also simulator_any_fin)")
+
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     config = Path(args.config) if getattr(args, "config", None) else None
@@ -38,7 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pki_dir = data_dir / "pki"
-    base = _settings(args, data_dir=data_dir, host=args.host, port=args.port)
+    base = _settings(args, data_dir=data_dir, host=args.host, port=args.port,
+                     simulator_any_fin=args.any_fin or None)
     overrides = demo_settings(data_dir, pki_dir)
     simulators = None
     if not base.population_url:
@@ -47,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         simulators = start_simulators(
             pki_dir, host="127.0.0.1",
             approve_delay=base.simulator_approve_delay_seconds, ocsp=with_ocsp,
+            any_fin=base.simulator_any_fin,
         )
         overrides["population_url"] = simulators.population_url
         overrides["mobile_url"] = simulators.mobile_url
@@ -74,7 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  health:  {root}/health    metrics: {root}/metrics")
     print(f"  data:    {data_dir} (SQLite, demo PKI in {pki_dir})")
     if simulators is not None:
-        print(f"  population-registry simulator: {simulators.population_url}")
+        print(f"  population-registry simulator: {simulators.population_url}"
+              + ("  (any valid FIN)" if base.simulator_any_fin else ""))
         print(f"  mobile-signature simulator:    {simulators.mobile_url}")
         print(f"  time-stamping (TSA) simulator: {simulators.tsa_url}")
         if simulators.ocsp_url:
@@ -94,14 +100,17 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     from simulators.runner import start_simulators  # not product code: only the demo commands
 
     stop = _stop_on_signal()
+    settings = _settings(args, simulator_any_fin=args.any_fin or None)
     pki_dir = Path(args.pki_dir).resolve()
     init_demo_pki(pki_dir)
     sims = start_simulators(
         pki_dir, host=args.host, population_port=args.population_port,
         mobile_port=args.mobile_port, tsa_port=args.tsa_port, ocsp=args.ocsp,
-        ocsp_port=args.ocsp_port,
+        ocsp_port=args.ocsp_port, any_fin=settings.simulator_any_fin,
     )
-    print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url})")
+    any_fin = ", any valid FIN" if settings.simulator_any_fin else ""
+    print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url}"
+          f"{any_fin})")
     print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})")
     print(f"time-stamping (TSA): {sims.tsa_url}  (trust anchor {sims.tsa.trust_anchor_path})")
     if sims.ocsp_url:
@@ -119,7 +128,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(url)
+    # An explicit migrate also refreshes the planner statistics (cron-able, idempotent).
+    upgrade(url, analyze=True)
     print(f"database at revision {current_revision(url)}")
     return 0
 
@@ -275,6 +285,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--data-dir", default="var")
+    s.add_argument("--any-fin", action="store_true", help=ANY_FIN_HELP)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("simulators", help="the upstream simulators alone")
@@ -285,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ocsp-port", type=int, default=8083)
     s.add_argument("--tsa-port", type=int, default=8084)
     s.add_argument("--pki-dir", default="var/pki")
+    s.add_argument("--any-fin", action="store_true", help=ANY_FIN_HELP)
     s.set_defaults(func=cmd_simulators)
 
     s = sub.add_parser("migrate", help="create or upgrade the database schema")

@@ -131,6 +131,12 @@ class Settings:
     retry_submitted_every_seconds: float = 10.0
     finisher_batch_size: int = 200
     finisher_enabled: bool = True
+    # Refresh the database's planner statistics (ANALYZE) this often in every gateway process
+    # (persistence.maintenance); 0: never.
+    optimize_every_seconds: float = 3600.0
+    # The registry search counts matches exactly up to this many (or up to the end of the
+    # requested page, if further); beyond, `total` says only "more than that" (README).
+    search_count_limit: int = 10_000
 
     # Logging: "text" (time, level, logger, correlation id) or "json" (one object a line).
     log_format: str = "text"
@@ -139,6 +145,9 @@ class Settings:
     # Demo data (embedded default).
     demo: bool = False
     simulator_approve_delay_seconds: float = 2.0
+    # The population-registry simulator answers any valid FIN with a deterministic synthetic
+    # person (benchmarks, load tests), besides the fixed demo people.
+    simulator_any_fin: bool = False
 
     @property
     def effective_database_url(self) -> str:
@@ -232,6 +241,10 @@ class Settings:
             problems.append("unknown_issuer_cache_seconds must be 0..3600")
         if not 1 <= self.max_page_size <= 1000:
             problems.append("max_page_size must be 1..1000")
+        if self.optimize_every_seconds < 0:
+            problems.append("optimize_every_seconds must be >= 0 (0: never)")
+        if not 1 <= self.search_count_limit <= 10_000_000:
+            problems.append("search_count_limit must be 1..10000000")
         if not 1 <= self.max_batch_items <= 5000:
             problems.append("max_batch_items must be 1..5000")
         if not 1 <= self.max_export_rows <= 100_000:

@@ -232,6 +232,10 @@ class StorageOptions:
     ssn_format: SsnFormat = field(default_factory=SsnFormat)
     # Registry search by "application date" means the date on the insurer's calendar.
     business_tz: tzinfo = BAKU
+    # The registry search counts matches exactly up to this many (or to the end of the page
+    # asked for, if further); beyond that ``Page.total`` is a lower bound (SqlApplicationRepository
+    # .search), so no page costs a count of every row of a big insurer.
+    search_count_limit: int = 10_000
 
 
 class Database:

@@ -16,7 +16,7 @@ from simulators.mobile import MobileSignatureSimulator, create_mobile_app
 from simulators.ocsp import PATH as OCSP_PATH
 from simulators.ocsp import OcspResponder
 from simulators.population import PATH as POPULATION_PATH
-from simulators.population import create_population_app
+from simulators.population import PopulationDirectory, create_population_app
 from simulators.tsa import PATH as TSA_PATH
 from simulators.tsa import TsaSimulator, create_tsa_app
 
@@ -94,18 +94,20 @@ def start_simulators(
     wsdl_dir: Path | None = None,
     ocsp: bool = False,
     ocsp_port: int = 0,
+    any_fin: bool = False,
 ) -> Simulators:
     """Serves the population registry and the mobile-signature service, each on its own port.
 
     ``pki_dir`` holds a test PKI (:func:`signing.testpki.build_test_pki`): the Asan İmza holders'
     keys sign on the simulated phones; the TSA keeps its own PKI in ``pki_dir/tsa``. Ports 0
     pick free ports; the URLs are on the result.
+    ``any_fin``: the population registry answers any valid FIN (:mod:`simulators.synthetic`).
     """
     wsdl_dir = wsdl_dir or _default_wsdl_dir()
     mssp = MobileSignatureSimulator.from_test_pki(
         Path(pki_dir), approve_delay=approve_delay, transaction_timeout=transaction_timeout
     )
-    population_app = create_population_app(wsdl_dir)
+    population_app = create_population_app(wsdl_dir, PopulationDirectory(any_fin=any_fin))
     mobile_app = create_mobile_app(wsdl_dir, mssp)
     population_server = serve_in_thread(population_app, host=host, port=population_port)
     tsa = TsaSimulator.in_directory(Path(pki_dir) / "tsa")
@@ -138,6 +140,7 @@ def run_forever(
     mobile_port: int = 0,
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
+    any_fin: bool = False,
 ) -> None:
     """Starts the simulators, prints where they are, and serves until SIGINT or SIGTERM."""
     stop = threading.Event()
@@ -153,6 +156,7 @@ def run_forever(
         mobile_port=mobile_port,
         approve_delay=approve_delay,
         transaction_timeout=transaction_timeout,
+        any_fin=any_fin,
     )
     try:
         print(f"population registry: {simulators.population_url}")

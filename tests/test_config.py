@@ -281,6 +281,19 @@ def test_replace_does_not_validate_but_validate_refuses() -> None:
     assert str(info.value) == "invalid configuration: port must be 1..65535"
 
 
+def test_registry_scale_settings_and_their_bounds() -> None:
+    settings = Settings.load(None, environ={"DSMF_SEARCH_COUNT_LIMIT": "500",
+                                            "DSMF_OPTIMIZE_EVERY_SECONDS": "0",
+                                            "DSMF_SIMULATOR_ANY_FIN": "yes"})
+    assert (settings.search_count_limit, settings.optimize_every_seconds) == (500, 0.0)
+    assert settings.simulator_any_fin is True
+    assert Settings().search_count_limit == 10_000 and Settings().optimize_every_seconds == 3600
+    refused("invalid configuration: search_count_limit must be 1..10000000",
+            search_count_limit=0)
+    refused("invalid configuration: optimize_every_seconds must be >= 0 (0: never)",
+            optimize_every_seconds=-1)
+
+
 @pytest.mark.parametrize(("key", "value"), [
     ("revocation_sources", ()),
     ("revocation_sources", ("crl", "crl")),
