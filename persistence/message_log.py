@@ -18,7 +18,7 @@ covered higher ids. The sealer therefore looks for entries without a leaf row ab
 the highest entry id covered by seals made more than ``settle`` ago (longer than any
 transaction lives), and takes them lowest id first.
 
-Append-only is enforced by the database (migration ``0005_message_log_seals``): UPDATE and
+Append-only is enforced by the database (migration ``0006_message_log_seals``): UPDATE and
 DELETE are refused on the log, its seals and leaves, except the retention procedure
 (:meth:`MessageLog.erase_payloads`), which may only empty the payload of a sealed entry and set
 ``erased_at``; its digest stays and the seal still verifies.

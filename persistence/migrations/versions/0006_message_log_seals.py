@@ -12,8 +12,8 @@ global hash chain, and append-only enforced by the database.
   ``erased_at`` set, nothing else changed (on PostgreSQL only inside a transaction that set
   ``dsmf.message_log_retention`` = ``on``). TRUNCATE is refused on PostgreSQL too.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-06
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
