@@ -67,7 +67,9 @@ def test_slow_clients_do_not_stall_the_workers_and_logs_carry_the_correlation_id
     try:
         with running_gateway("gunicorn", f"sqlite:///{tmp_path / 'gateway.db'}", tmp_path, pki,
                              registry, log_format="json") as gateway:
-            # Slowloris: connections that send a request head byte by byte and never finish.
+            # Slowloris: connections that send a request head and never finish it. Each holds
+            # one thread of a worker (8 each by default), never a whole worker as with sync
+            # workers; more of them than threads is what the nginx front (deploy/) is for.
             for _ in range(4):
                 sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
                 sock.sendall(b"POST /soap HTTP/1.1\r\nHost: x\r\n")

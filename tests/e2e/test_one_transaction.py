@@ -144,8 +144,9 @@ class GatewayProcess:
             command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
                        "--data-dir", str(self.workdir / "data")]
         else:
+            # The production defaults (deploy/gunicorn.conf.py), two workers.
             env.update(DSMF_BIND=f"127.0.0.1:{self.port}", DSMF_WORKERS="2",
-                       DSMF_THREADS="4", DSMF_WORKER_TIMEOUT="30")
+                       DSMF_WORKER_TIMEOUT="30")
             command = [gunicorn_executable(), "-c",
                        str(project_root() / "deploy" / "gunicorn.conf.py"),
                        "--no-control-socket", "gateway.wsgi:create_app()"]
