@@ -24,10 +24,13 @@ SIGNING_FAILED = "Signing failed: {reason}"
 ASAN_FAILED = "Asan İmza: {reason}"
 PREVIOUS = "Previous actual address: {address}; previous contacts: {contacts}"
 REJECTED = "Rejected: {reason}"
+ACCEPTED_SUBMITTED = ("Accepted while the population registry does not answer: the SSN is issued "
+                      "automatically when it is back; follow the application in the registry")
+SAME_AS_REGISTRATION = "The same as the registration address{address}"
 
 #: The catalogue texts of this module (``gateway.messages.texts`` lists them for extraction).
 NOTE_TEXTS = (SSN_ISSUED, CORRECTED, FINISHED_LATER, SIGNING_FAILED, ASAN_FAILED, PREVIOUS,
-              REJECTED)
+              REJECTED, ACCEPTED_SUBMITTED, SAME_AS_REGISTRATION)
 
 _CODE = re.compile(r"^(?P<code>(?:Client|Server)(?:\.[A-Za-z]+)+)(?::.*)?$", re.DOTALL)
 _ETSI = re.compile(r"^(?P<name>[A-Z][A-Z_]+)(?::.*)?$", re.DOTALL)
@@ -84,6 +87,8 @@ _FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], str], str]], ...] 
      lambda m, loc: text(SSN_ISSUED, loc, context=NOTE_CONTEXT, ssn=m.group("ssn"))),
     (re.compile(r"^corrected$"),
      lambda m, loc: text(CORRECTED, loc, context=NOTE_CONTEXT)),
+    (re.compile(r"^accepted while the population registry does not answer"),
+     lambda m, loc: text(ACCEPTED_SUBMITTED, loc, context=NOTE_CONTEXT)),
     (re.compile(r"^population registry unavailable"),
      lambda m, loc: text(FINISHED_LATER, loc, context=NOTE_CONTEXT)),
     (re.compile(r"^signing failed: (?P<reason>.*)$", re.DOTALL),
@@ -91,12 +96,22 @@ _FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str], str], str]], ...] 
                          reason=reason(m.group("reason"), loc))),
     (re.compile(r"^previous actual address: (?P<address>.*); previous contacts: "
                 r"(?P<contacts>.*)$", re.DOTALL),
-     lambda m, loc: text(PREVIOUS, loc, context=NOTE_CONTEXT, address=m.group("address"),
+     lambda m, loc: text(PREVIOUS, loc, context=NOTE_CONTEXT,
+                         address=_address(m.group("address"), loc),
                          contacts=m.group("contacts"))),
     (_CODE,
      lambda m, loc: text(REJECTED, loc, context=NOTE_CONTEXT,
                          reason=fault_message(m.group("code"), loc))),
 )
+
+
+def _address(value: str, locale: str) -> str:
+    """An address as a note stores it: the one-line address, or "as the registration address
+    (…)" when the person lived at the registration address."""
+    same = re.match(r"^as the registration address(?P<rest>.*)$", value, re.DOTALL)
+    if same is None:
+        return value
+    return text(SAME_AS_REGISTRATION, locale, context=NOTE_CONTEXT, address=same.group("rest"))
 
 
 def note(value: str, locale: str = DEFAULT_LOCALE) -> str:

@@ -612,11 +612,13 @@ class RegistrationService:
                     f"the insurer already has a draft for this FIN: {app.application_id};"
                     " change it (SaveDraft with its applicationId) or confirm it",
                     code="Client.Conflict.DraftExists", field="fin",
+                    params={"application": app.application_id},
                 )
             raise Conflict(
                 f"the insurer's application {app.application_id} for this FIN is SUBMITTED and"
                 " is finished automatically when the population registry answers",
                 code="Client.Conflict.AlreadySubmitted", field="fin",
+                params={"application": app.application_id},
             )
 
     def _new_application(

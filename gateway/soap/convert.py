@@ -84,14 +84,21 @@ def answer_time(value: datetime) -> datetime:
     return baku_time(value)
 
 
-def application_result(app: dm.Application, message: str | None = None) -> m.ApplicationResult:
+def application_result(app: dm.Application, message: str | None = None,
+                       locale: str = DEFAULT_LOCALE) -> m.ApplicationResult:
     return m.ApplicationResult(
         applicationId=app.application_id,
         status=app.status.value,
         ssn=app.ssn,
         ssnDate=app.ssn_date,
-        message=message if message is not None else outcome_message(app),
+        message=message if message is not None else outcome_text(app, locale),
     )
+
+
+def outcome_text(app: dm.Application, locale: str = DEFAULT_LOCALE) -> str | None:
+    """Why an application is not REGISTERED and what happens next, in the caller's language."""
+    said = outcome_message(app)
+    return notes.note(said, locale) if said is not None else None
 
 
 def application_summary(app: dm.Application) -> m.ApplicationSummary:

@@ -403,8 +403,8 @@ def test_registry_down_accepts_as_submitted_and_finishes_later(stack: Stack,
         assert accepted.status == "SUBMITTED"
         assert accepted.ssn is None
         # The answer says why it is not registered yet and what happens next.
-        assert "population registry does not answer" in accepted.message
-        assert "automatically" in accepted.message
+        assert "Əhali reyestri cavab vermədiyi vaxt qəbul edildi" in accepted.message
+        assert "avtomatik" in accepted.message
         app_id = accepted.applicationId
         pending = svc.GetApplication(voen=DEMO_VOEN, applicationId=app_id)
         assert pending.application.summary.status == "SUBMITTED"

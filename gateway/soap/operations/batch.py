@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from gateway.domain.errors import Conflict, GatewayError, NotAuthorized, ValidationFailed
 from gateway.domain.model import ApplicationStatus
-from gateway.services.registration import outcome_message
+from gateway.soap import convert
 from gateway.soap import models as m
 from gateway.soap.endpoint import Operation, RequestScope
 from gateway.soap.faults import FaultInfo, describe
@@ -74,7 +74,7 @@ def _submit_one(scope: RequestScope, reg: Any, voen: str, item: Any) -> m.BatchI
     outcome = "REGISTERED" if app.status is ApplicationStatus.REGISTERED else "SUBMITTED"
     return m.BatchItemResult(
         clientRef=item.clientRef, outcome=outcome, applicationId=app.application_id,
-        ssn=app.ssn, message=outcome_message(app),
+        ssn=app.ssn, message=convert.outcome_text(app, scope.locale),
     )
 
 

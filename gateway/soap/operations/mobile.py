@@ -72,7 +72,8 @@ def operations(services: Any) -> dict[str, Operation]:
             sessionToken=progress.session_token,
             sessionExpiresAt=(convert.answer_time(progress.session_expires_at)
                               if progress.session_expires_at else None),
-            result=convert.application_result(app) if app is not None else None,
+            result=(convert.application_result(app, locale=scope.locale)
+                    if app is not None else None),
             authority=authority_row(progress.authority, scope) if progress.authority else None,
         )
 

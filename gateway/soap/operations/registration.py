@@ -104,11 +104,13 @@ def operations(services: Any) -> dict[str, Operation]:
                     code="Client.Validation.Application",
                 )
             app = reg.submit(scope.actor, request.voen, data=registration_data(request))
-        return m.SubmitRegistrationResponse(result=convert.application_result(app))
+        return m.SubmitRegistrationResponse(
+            result=convert.application_result(app, locale=scope.locale))
 
     def confirm(scope: RequestScope, request: Any) -> m.ConfirmDraftResponse:
         app = reg.submit(scope.actor, request.voen, application_id=request.applicationId)
-        return m.ConfirmDraftResponse(result=convert.application_result(app))
+        return m.ConfirmDraftResponse(
+            result=convert.application_result(app, locale=scope.locale))
 
     def correct(scope: RequestScope, request: Any) -> m.SubmitCorrectionResponse:
         app = reg.correct(
