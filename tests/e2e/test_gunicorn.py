@@ -8,14 +8,9 @@ over both workers; every answer must be right and the person must get exactly on
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +32,14 @@ from signing.verifier import EnvelopeVerifier
 from simulators.runner import Simulators, start_simulators
 from tests.conftest import _fresh_postgres_database, missing_requirement
 from tests.e2e.conftest import DEMO_VOEN, SOAP_ENV, TNS, find_person_payload, signed_request
+from tests.processes import (
+    clean_env,
+    free_port,
+    gunicorn_executable,
+    stop,
+    toml_value,
+    wait_for_health,
+)
 
 NS = {"soapenv": SOAP_ENV, "t": TNS}
 FIN = "6TY2U8P"
@@ -53,24 +56,7 @@ def submit_payload(fin: str) -> str:
             f'</t:SubmitRegistration>')
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSMF_")}
-    env.update(extra)
-    return env
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def toml_value(value: object) -> str:
-    """A TOML value: strings (JSON string syntax is valid TOML), lists of strings."""
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
 
 
 @pytest.fixture
@@ -92,45 +78,7 @@ def sims(pki: TestPki) -> Iterator[Simulators]:
     running.stop()
 
 
-def gunicorn_executable() -> str:
-    found = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which(
-        "gunicorn")
-    if found is None:
-        missing_requirement("gunicorn is not installed (pip install -e '.[dev]')")
-    return found
 
-
-def wait_for_health(url: str, process: subprocess.Popen[bytes], log_path: Path,
-                    deadline_seconds: float = 60.0) -> requests.Response:
-    deadline = time.monotonic() + deadline_seconds
-    last = "no answer yet"
-    for _ in range(600):
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}: "
-                        f"{log_path.read_text(errors='replace')[-3000:]}")
-        if time.monotonic() > deadline:
-            break
-        try:
-            answer = requests.get(url, timeout=max(1.0, min(15.0, deadline - time.monotonic())))
-            if answer.status_code == 200:
-                return answer
-            last = f"{answer.status_code} {answer.text[:300]}"
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = type(exc).__name__
-        time.sleep(0.1)
-    pytest.fail(f"no healthy answer from {url} within {deadline_seconds}s: {last}; "
-                f"{log_path.read_text(errors='replace')[-3000:]}")
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-        raise
 
 
 def test_gunicorn_two_workers_on_postgresql(postgres_url: str, tmp_path: Path, pki: TestPki,
