@@ -8,6 +8,8 @@ HTTP server, and clients are zeep (with our signing plugin) or raw HTTP for craf
 from __future__ import annotations
 
 import logging
+import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import requests
 import zeep
 from lxml import etree
 from zeep.exceptions import Fault
+from zeep.helpers import serialize_object
 
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.client.wsse import GatewayIdentity, SigningPlugin, XRoadMember, add_xroad_headers
@@ -203,3 +206,24 @@ def signed_request(signer: Signer, operation: str, payload: str, **kw: Any) -> e
 def find_person_payload(fin: str, doc: str = "ID_CARD", voen: str = DEMO_VOEN) -> str:
     return (f'<t:FindPerson xmlns:t="{TNS}"><t:voen>{voen}</t:voen>'
             f'<t:documentType>{doc}</t:documentType><t:fin>{fin}</t:fin></t:FindPerson>')
+
+
+def plain(value: Any) -> Any:
+    """A zeep value as a plain dict without the absent (None) fields."""
+    return {k: v for k, v in serialize_object(value, dict).items() if v is not None}
+
+
+def fault_of(call: Any, *args: Any, **kwargs: Any) -> str:
+    """The fault code a zeep call is refused with (fails the test if it is not refused)."""
+    with pytest.raises(Fault) as info:
+        call(*args, **kwargs)
+    return fault_code(info.value)
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    """A notice PDF read back with pdftotext."""
+    path = tmp_path / f"notice-{uuid.uuid4().hex}.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
+                          check=True, timeout=30)
+    return done.stdout.decode("utf-8")

@@ -7,7 +7,6 @@ exact fault code and that nothing was written.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from lxml import etree
 from zeep.exceptions import Fault
-from zeep.helpers import serialize_object
 
 from gateway.domain import calendar
 from gateway.domain.model import REGISTRATION_ESERVICE
@@ -32,6 +30,9 @@ from tests.e2e.conftest import (
     Bodies,
     Stack,
     fault_code,
+    fault_of,
+    pdf_text,
+    plain,
     response_fault_code,
     sibling_stack,
     signed_request,
@@ -59,22 +60,7 @@ def service(stack: Stack, identity: str = "director", voen: str = DEMO_VOEN) -> 
     return Bodies(stack.client(identity, voen=voen)[0].service)
 
 
-def plain(value: Any) -> Any:
-    return {k: v for k, v in serialize_object(value, dict).items() if v is not None}
 
-
-def fault_of(call: Any, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises(Fault) as info:
-        call(*args, **kwargs)
-    return fault_code(info.value)
-
-
-def pdf_text(pdf: bytes, tmp_path: Path) -> str:
-    path = tmp_path / f"notice-{uuid.uuid4().hex}.pdf"
-    path.write_bytes(pdf)
-    done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
-                          check=True, timeout=30)
-    return done.stdout.decode("utf-8")
 
 
 def count(svc: Any, voen: str = DEMO_VOEN, **filters: Any) -> int:

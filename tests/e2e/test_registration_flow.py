@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import requests
 from lxml import etree
-from zeep.exceptions import Fault
-from zeep.helpers import serialize_object
 
 from gateway.domain import calendar
 from gateway.domain.ssn import SsnFormat
@@ -35,7 +33,9 @@ from tests.e2e.conftest import (
     TNS,
     Bodies,
     Stack,
-    fault_code,
+    fault_of,
+    pdf_text,
+    plain,
     response_fault_code,
     sibling_stack,
     signed_request,
@@ -72,23 +72,7 @@ def ids(answer: Any) -> list[str]:
     return [a.applicationId for a in answer.application]
 
 
-def plain(value: Any) -> Any:
-    """A zeep value as a plain dict without the absent (None) fields."""
-    return {k: v for k, v in serialize_object(value, dict).items() if v is not None}
 
-
-def fault_of(call: Any, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises(Fault) as info:
-        call(*args, **kwargs)
-    return fault_code(info.value)
-
-
-def pdf_text(pdf: bytes, tmp_path: Path) -> str:
-    path = tmp_path / f"notice-{uuid.uuid4().hex}.pdf"
-    path.write_bytes(pdf)
-    done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
-                          check=True, timeout=30)
-    return done.stdout.decode("utf-8")
 
 
 def xmlsec1_verify(xml: bytes, pki: TestPki, tmp_path: Path) -> subprocess.CompletedProcess[str]:
