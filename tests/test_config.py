@@ -279,3 +279,12 @@ def test_replace_does_not_validate_but_validate_refuses() -> None:
     with pytest.raises(ConfigError) as info:
         settings.validate()
     assert str(info.value) == "invalid configuration: port must be 1..65535"
+
+
+def test_simulator_ports_are_pinned_or_any_free_port() -> None:
+    assert Settings().simulator_population_port == Settings().simulator_mobile_port == 0
+    pinned = Settings.from_mapping({"simulator_population_port": "8081",
+                                    "simulator_mobile_port": 8082})
+    assert (pinned.simulator_population_port, pinned.simulator_mobile_port) == (8081, 8082)
+    refused("invalid configuration: simulator_mobile_port must be 0..65535 (0: any free port)",
+            simulator_mobile_port=70000)
