@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
     stop.wait()
-    server.stop()
+    server.stop(timeout=5.0)
     gateway.close()
     if simulators is not None:
         simulators.stop()

@@ -87,9 +87,12 @@ class RunningServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stops accepting connections, closes the socket, waits up to ``timeout`` seconds for
-        requests in progress."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stops accepting connections and closes the socket and the idle kept-alive ones;
+        workers get ``timeout`` seconds to finish, then their connections are shut down (a
+        worker may be waiting for the next request line of a client that keeps its connection
+        open: that is not worth waiting the whole idle timeout for)."""
+        self._server.shutdown_timeout = timeout
         self._server.stop()
         self._thread.join(timeout)
 
@@ -115,7 +118,7 @@ def serve_in_thread(
     (or a slow client) may stay silent before it is closed.
     """
     server = _Server(
-        (host, port), app, numthreads=threads, timeout=idle_timeout, shutdown_timeout=5,
+        (host, port), app, numthreads=threads, timeout=idle_timeout,
         server_name="dsmf-embedded",
     )
     server.gateway = _Gateway
