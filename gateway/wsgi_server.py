@@ -54,6 +54,21 @@ class _Gateway(cheroot_wsgi.Gateway_10):  # type: ignore[misc]
             req.close_connection = True
         return super().start_response(status, headers, exc_info)
 
+    def respond(self) -> None:
+        super().respond()
+        # A chunked body read to its last chunk still has its trailer section on the wire (at
+        # least the final CRLF); cheroot leaves it there, so the kept-alive connection looks
+        # readable and a worker waits on it for a next request up to the idle timeout. Enough
+        # such clients would hold every worker: read the trailer now, or close.
+        req = self.req
+        rfile = req.rfile
+        if req.chunked_read and not req.close_connection and getattr(rfile, "closed", False):
+            try:
+                for _line in rfile.read_trailer_lines():
+                    pass
+            except (ValueError, OSError):
+                req.close_connection = True
+
 
 class _DaemonThreadPool(threadpool.ThreadPool):  # type: ignore[misc]
     # Workers are daemon threads, like the serving thread: a server never stopped (a failed

@@ -108,3 +108,21 @@ def test_declared_length_over_the_cap_is_413_without_reading_it() -> None:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_kept_alive_chunked_connection_does_not_hold_a_worker() -> None:
+    # One worker. Client A sends a chunked body and keeps its connection open; the trailer's
+    # CRLF must be consumed, or the worker waits on A for a next request (the idle timeout)
+    # and B is never answered.
+    with serve_in_thread(echo_length, threads=1) as server:
+        a = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            a.request("POST", "/", body=iter([b"x" * 100, b"y" * 100]), encode_chunked=True)
+            assert a.getresponse().read() == b"200 chunked"
+            b = requests.post(server.url, data=b"abc", timeout=5)
+            assert b.text == "3 -"
+            # A's connection still works too.
+            a.request("POST", "/", body=b"abcd")
+            assert a.getresponse().read() == b"4 -"
+        finally:
+            a.close()
