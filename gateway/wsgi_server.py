@@ -134,6 +134,7 @@ def serve_in_thread(
     """
     server = _Server(
         (host, port), app, numthreads=threads, timeout=idle_timeout,
+        request_queue_size=128,  # the listen backlog; cheroot's default of 5 is small for bursts
         server_name="dsmf-embedded",
     )
     server.gateway = _Gateway
