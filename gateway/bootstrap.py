@@ -7,7 +7,10 @@ trust, and returns a WSGI application with everything it needs.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,9 +19,11 @@ from typing import Any
 
 from gateway.config import ConfigError, Settings
 from gateway.domain import calendar
+from gateway.domain.errors import GatewayError
 from gateway.domain.model import Actor, CredentialKind
 from gateway.services.actors import ActorFactory
 from gateway.services.authorities import AuthorityService
+from gateway.services.export import RegistryExporter
 from gateway.services.insurers import InsurerService
 from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
@@ -30,26 +35,36 @@ from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.endpoint import HealthCheck, SoapEndpoint
 from gateway.soap.lapsed import DraftKeeper
 from gateway.soap.operations import build_operations
+from gateway.soap.ratelimit import CallerRateLimiter
 from gateway.soap.service import build_application
-from gateway.soap.xroad import XRoadHeaders
+from gateway.soap.xroad import XRoadHeaders, acting_for
 from gateway.upstream.mobile import ZeepMobileSignatureService
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.resilience import CircuitBreaker
-from persistence.db import Database
-from persistence.guard import SqlMessageGuard
-from persistence.message_log import MessageLog
+from persistence.db import Database, StorageOptions
+from persistence.guard import SqlRequestLedger
+from persistence.maintenance import optimize
 from persistence.migrate import upgrade
-from persistence.stores import MobileStore, SessionStore
+from persistence.stores import MobileStore, SessionStore, SqlWorkerLeases
+from signing.algorithms import DigestMethod, key_algorithm_of, method_for
 from signing.identity import IdentityMapping
+from signing.ocsp import OcspConfig, OcspRevocationChecker
 from signing.parser import ParserLimits
 from signing.pkcs11 import Pkcs11Config, Pkcs11Signer
 from signing.policy import SecurityPolicy
 from signing.signer import Signer
 from signing.software import SoftwareSigner
-from signing.trust import LapsedCertificateValidator, TrustStore
+from signing.trust import (
+    CrlRevocationChecker,
+    LapsedCertificateValidator,
+    RevocationChecker,
+    TrustStore,
+)
 from signing.verifier import EnvelopeVerifier, VerifiedMessage
 
 log = logging.getLogger("gateway")
+
+FINISHER_LEASE = "finish-submitted"
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class Services:
     mobile: MobileService | None = None
     notifications: NotificationService | None = None
     authorities: AuthorityService | None = None
+    export: RegistryExporter | None = None
 
 
 @dataclass
@@ -80,27 +96,63 @@ class Gateway:
     database: Database
     settings: Settings
     _worker: threading.Thread | None = None
+    _optimizer: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_worker(self) -> None:
-        """Finish SUBMITTED applications in the background (the registry was down)."""
+        """Finish SUBMITTED applications in the background (accepted while the registry was
+        down). Every process runs this loop; the ``finish-submitted`` lease lets one of them
+        work at a time across hosts (the writes are safe with several anyway)."""
+        leases = SqlWorkerLeases(self.database)
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        interval = self.settings.retry_submitted_every_seconds
+        batch = self.settings.finisher_batch_size
+
         def loop() -> None:
-            while not self._stop.wait(self.settings.retry_submitted_every_seconds):
+            while not self._stop.wait(interval):
                 try:
-                    n = self.services.registration.finish_submitted()
-                    if n:
-                        log.info("finished %d submitted application(s)", n)
+                    while not self._stop.is_set() and leases.acquire(
+                            FINISHER_LEASE, holder, timedelta(seconds=interval * 3 + 30)):
+                        n = self.services.registration.finish_submitted(limit=batch)
+                        if n:
+                            log.info("finished %d submitted application(s)", n)
+                        if n < batch:
+                            break  # caught up, or the registry is still down
+                except GatewayError as exc:
+                    # The database or the registry is away (restart, outage): say so and try
+                    # again next round; a traceback would only hide the message.
+                    log.warning("finishing submitted applications paused: %s %s",
+                                exc.code, exc.message)
                 except Exception:
                     log.exception("finishing submitted applications failed")
 
         self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
         self._worker.start()
+        if self.settings.optimize_every_seconds > 0:
+            self._optimizer = threading.Thread(target=self._optimize_periodically,
+                                               name="optimize-database", daemon=True)
+            self._optimizer.start()
+
+    def _optimize_periodically(self) -> None:
+        """Planner statistics follow the registry's growth (persistence.maintenance)."""
+        while not self._stop.wait(self.settings.optimize_every_seconds):
+            try:
+                optimize(self.database)
+            except Exception:
+                log.exception("refreshing the database statistics failed")
 
     def close(self) -> None:
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=5)
+        for thread in (self._worker, self._optimizer):
+            if thread is not None:
+                thread.join(timeout=5)
         self.database.dispose()
+
+
+def _probe_signer(signer: Signer) -> None:
+    """The answer key can sign (a PKCS#11 token still logged in, a key file loaded)."""
+    method = method_for(key_algorithm_of(signer.public_key()), DigestMethod.SHA256)
+    signer.sign(b"dsmf readiness probe", method)
 
 
 def load_signer(settings: Settings) -> Signer:
@@ -112,6 +164,7 @@ def load_signer(settings: Settings) -> Signer:
             token_serial=None,
             key_label=settings.pkcs11_key_label,
             pin_env=settings.pkcs11_pin_env,
+            chain_paths=tuple(str(p) for p in settings.signing_chain_files),
         ))
     key = settings.signing_key_file
     if key is None:
@@ -123,7 +176,27 @@ def load_signer(settings: Settings) -> Signer:
     if key.suffix.lower() in (".p12", ".pfx"):
         return SoftwareSigner.from_pkcs12(key, password)
     assert settings.signing_cert_file is not None
-    return SoftwareSigner.from_pem(key, settings.signing_cert_file, password=password)
+    return SoftwareSigner.from_pem(
+        key, settings.signing_cert_file, chain_paths=settings.signing_chain_files,
+        password=password,
+    )
+
+
+def revocation_checkers(settings: Settings) -> list[RevocationChecker]:
+    """The revocation sources in the configured order (the first definite answer wins)."""
+    checkers: list[RevocationChecker] = []
+    for source in settings.revocation_sources:
+        if source == "crl":
+            checkers.append(CrlRevocationChecker(settings.crls))
+        else:
+            checkers.append(OcspRevocationChecker(OcspConfig(
+                url=settings.ocsp_url or None,
+                timeout_seconds=settings.ocsp_timeout_seconds,
+                require_nonce=settings.ocsp_require_nonce,
+                cert_id_hash=settings.ocsp_cert_id_hash,
+                clock_skew_seconds=settings.clock_skew_seconds,
+            )))
+    return checkers
 
 
 def policy_for(settings: Settings) -> SecurityPolicy:
@@ -131,6 +204,8 @@ def policy_for(settings: Settings) -> SecurityPolicy:
         max_timestamp_lifetime=timedelta(seconds=settings.max_timestamp_lifetime_seconds),
         clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         min_rsa_bits=settings.min_rsa_bits,
+        max_tokens=settings.max_security_tokens,
+        max_token_bytes=settings.max_security_token_bytes,
     )
 
 
@@ -148,7 +223,8 @@ def build_gateway(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         upgrade(url)
-    database = Database(url)
+    database = Database(url, options=StorageOptions(
+        search_count_limit=settings.search_count_limit))
     uow = database.unit_of_work
     if registry is None:
         if not settings.population_url:
@@ -166,16 +242,28 @@ def build_gateway(
         )
     trust = TrustStore.from_paths(
         list(settings.trust_anchors), list(settings.crls), require_crl=settings.require_crl,
+        max_path_length=settings.max_certificate_path_length,
+        negative_cache_seconds=settings.unknown_issuer_cache_seconds,
+        revocation_checkers=revocation_checkers(settings),
     )
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
     actors = ActorFactory(mapping, settings.trusted_systems)
+    authorities = AuthorityService(uow, registry, clock, settings.max_page_size,
+                                   mapping.card_number_source)
 
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
-        return actors.from_certificate(
-            verified.certificate, operation=operation, user_id=headers.user_id,
-            kind=CredentialKind.CARD,
+        # The person a system certificate acts for: only ever from a *signed* userId.
+        signed_user = XRoadHeaders(dict(verified.signed_headers)).user_id
+        actor = actors.from_certificate(
+            verified.certificate, operation=operation, user_id=signed_user,
+            kind=CredentialKind.CARD, client_member=headers.client_member_code,
+            acting_for=acting_for(verified.body),
         )
+        # Binds the signer's authorities to this certificate and learns seal holders; a
+        # write only when something changed (the first signature with a card).
+        authorities.note_signature(actor)
+        return actor
 
     # One key signs both the responses and the notices (bildiriş) the gateway issues.
     signer = load_signer(settings)
@@ -183,12 +271,13 @@ def build_gateway(
     services = Services(
         insurers=InsurerService(uow, clock),
         registration=registration,
-        authorities=AuthorityService(uow, registry, clock, settings.max_page_size),
+        authorities=authorities,
         provider=Provider(),
         settings=settings,
         notifications=NotificationService(
             uow, signer, clock, NoticePdfRenderer(), applications=registration.get
         ),
+        export=RegistryExporter(registration, clock, settings.max_export_rows),
     )
     if settings.mobile_url:
         services.mobile = MobileService(
@@ -202,6 +291,8 @@ def build_gateway(
             session_ttl=timedelta(seconds=settings.session_ttl_seconds),
             transaction_ttl=timedelta(seconds=settings.mobile_poll_timeout_seconds),
             max_open_per_phone=settings.mobile_max_open_per_phone,
+            certificate_check=lambda certificate, at: trust.validate(certificate, [], at),
+            authorities=authorities,
         )
     contract = Contract(settings.wsdl_path, settings.xsd_dir)
     endpoint = SoapEndpoint(
@@ -211,8 +302,7 @@ def build_gateway(
         verifier=verifier,
         resolve_actor=resolve_actor,
         response_signer=signer,
-        guard=SqlMessageGuard(database, ttl=timedelta(seconds=settings.idempotency_ttl_seconds)),
-        journal=MessageLog(database),
+        ledger=SqlRequestLedger(database),
         limits=ParserLimits(
             max_bytes=settings.max_message_bytes,
             max_depth=settings.max_xml_depth,
@@ -223,10 +313,19 @@ def build_gateway(
         public_url=settings.public_url,
         health_checks=(
             HealthCheck("database", database.ping),
-            HealthCheck("population-registry", registry.ping),
+            HealthCheck("signing-key", lambda: _probe_signer(signer)),
+            # Down, the registry degrades the service (submissions are accepted as SUBMITTED),
+            # it does not make it unready: a load balancer must keep sending traffic.
+            HealthCheck("population-registry", registry.ping, critical=False),
         ),
         clock=clock,
         resolve_session=services.mobile.resolve_session if services.mobile else None,
+        rate_limiter=(
+            CallerRateLimiter(settings.unsigned_rate_limit, settings.unsigned_rate_window_seconds)
+            if settings.unsigned_rate_limit > 0 else None
+        ),
+        rate_limited_operations=settings.rate_limited_operations,
+        caller_header=settings.rate_limit_caller_header,
         on_lapsed_signature=DraftKeeper(
             EnvelopeVerifier(LapsedCertificateValidator(trust), policy_for(settings), None, clock),
             contract, actors, registration,
@@ -240,13 +339,16 @@ def demo_settings(data_dir: Path, pki_dir: Path, **changes: Any) -> dict[str, An
     from signing.testpki import init_demo_pki
 
     pki = init_demo_pki(pki_dir)
-    gw = pki.identity("gateway")
+    # RSA answer key: every mainstream verifier checks RSA-SHA256, xml-crypto (node-soap) has
+    # no ECDSA (docs/integration.md). The chain travels in answers and at ?certs.
+    gw = pki.identity("gateway_rsa")
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "trust_anchors": tuple(pki.trust_anchor_paths),
         "crls": (pki.crl_path,),
         "signing_key_file": gw.key_path,
         "signing_cert_file": gw.cert_path,
+        "signing_chain_files": tuple(gw.chain_paths),
         "trusted_systems": ("TINAZ-1500000001",),
         "demo": True,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,12 +14,16 @@ from typing import Any
 
 from gateway.config import ConfigError, Settings
 from gateway.domain.errors import GatewayError
+from gateway.logging_config import configure_logging
 from signing.errors import SigningError
 
 EXAMPLE = """\
 Try it (an ERP-style signed call with the demo director's card, verifying the signed answer):
   .venv/bin/python -m gateway.client.example --wsdl {wsdl} --pki {pki} --fin 5GH3J7K
 """
+
+ANY_FIN_HELP = ("the population-registry simulator answers any valid FIN with a deterministic "
+                "synthetic person, besides the demo people (also simulator_any_fin)")
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -38,18 +43,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pki_dir = data_dir / "pki"
     base = _settings(args, data_dir=data_dir, host=args.host, port=args.port,
                      simulator_population_port=args.population_port,
-                     simulator_mobile_port=args.mobile_port)
+                     simulator_mobile_port=args.mobile_port,
+                     simulator_any_fin=args.any_fin or None)
     overrides = demo_settings(data_dir, pki_dir)
     simulators = None
     if not base.population_url:
+        # The demo CA's OCSP responder too, when OCSP is configured without a responder URL.
+        with_ocsp = "ocsp" in base.revocation_sources and not base.ocsp_url
         simulators = start_simulators(
             pki_dir, host="127.0.0.1",
             population_port=base.simulator_population_port,
             mobile_port=base.simulator_mobile_port,
-            approve_delay=base.simulator_approve_delay_seconds,
+            approve_delay=base.simulator_approve_delay_seconds, ocsp=with_ocsp,
+            any_fin=base.simulator_any_fin,
         )
         overrides["population_url"] = simulators.population_url
         overrides["mobile_url"] = simulators.mobile_url
+        if simulators.ocsp_url:
+            overrides["ocsp_url"] = simulators.ocsp_url
     if base.trust_anchors:  # an operator-provided trust list wins over the demo PKI
         for key in ("trust_anchors", "crls", "signing_key_file", "signing_cert_file"):
             overrides.pop(key, None)
@@ -67,8 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  health:  {root}/health    metrics: {root}/metrics")
     print(f"  data:    {data_dir} (SQLite, demo PKI in {pki_dir})")
     if simulators is not None:
-        print(f"  population-registry simulator: {simulators.population_url}")
+        print(f"  population-registry simulator: {simulators.population_url}"
+              + ("  (any valid FIN)" if base.simulator_any_fin else ""))
         print(f"  mobile-signature simulator:    {simulators.mobile_url}")
+        if simulators.ocsp_url:
+            print(f"  OCSP responder simulator:      {simulators.ocsp_url}")
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
     stop.wait()
@@ -84,14 +98,21 @@ def cmd_simulators(args: argparse.Namespace) -> int:
     from simulators.runner import start_simulators  # not product code: only the demo commands
 
     stop = _stop_on_signal()
+    settings = _settings(args, simulator_any_fin=args.any_fin or None)
     pki_dir = Path(args.pki_dir).resolve()
     init_demo_pki(pki_dir)
     sims = start_simulators(
         pki_dir, host=args.host, population_port=args.population_port,
-        mobile_port=args.mobile_port,
+        mobile_port=args.mobile_port, ocsp=args.ocsp, ocsp_port=args.ocsp_port,
+        any_fin=settings.simulator_any_fin,
     )
-    print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url})")
-    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})", flush=True)
+    any_fin = ", any valid FIN" if settings.simulator_any_fin else ""
+    print(f"population registry: {sims.population_url}  (WSDL {sims.population_wsdl_url}"
+          f"{any_fin})")
+    print(f"mobile signature:    {sims.mobile_url}  (WSDL {sims.mobile_wsdl_url})")
+    if sims.ocsp_url:
+        print(f"OCSP responder:      {sims.ocsp_url}")
+    print(end="", flush=True)
     stop.wait()
     sims.stop()
     return 0
@@ -104,7 +125,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(url)
+    # An explicit migrate also refreshes the planner statistics (cron-able, idempotent).
+    upgrade(url, analyze=True)
     print(f"database at revision {current_revision(url)}")
     return 0
 
@@ -159,6 +181,19 @@ def cmd_finish_submitted(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_messages(args: argparse.Namespace) -> int:
+    from gateway.messages import tools
+
+    if args.action == "extract":
+        print(tools.extract())
+    elif args.action == "update":
+        for path in tools.update():
+            print(path)
+    else:  # faults: the catalogue document (docs/faults.md)
+        sys.stdout.write(tools.faults_markdown())
+    return 0
+
+
 def _stop_on_signal() -> threading.Event:
     """Installed before anything starts listening, so an early Ctrl-C still stops cleanly."""
     stop = threading.Event()
@@ -182,13 +217,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mobile-port", type=int,
                    help="port of the mobile-signature simulator (default: any free port)")
     s.add_argument("--data-dir", default="var")
+    s.add_argument("--any-fin", action="store_true", help=ANY_FIN_HELP)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("simulators", help="the upstream simulators alone")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--population-port", type=int, default=8081)
     s.add_argument("--mobile-port", type=int, default=8082)
+    s.add_argument("--ocsp", action="store_true", help="also the demo CA's OCSP responder")
+    s.add_argument("--ocsp-port", type=int, default=8083)
     s.add_argument("--pki-dir", default="var/pki")
+    s.add_argument("--any-fin", action="store_true", help=ANY_FIN_HELP)
     s.set_defaults(func=cmd_simulators)
 
     s = sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -216,18 +255,18 @@ def parser() -> argparse.ArgumentParser:
                                                  "was down")
     s.add_argument("--limit", type=int, default=100)
     s.set_defaults(func=cmd_finish_submitted)
+
+    s = sub.add_parser("messages", help="message catalogues: extract the template, update the "
+                                         ".po files, print the fault catalogue (docs/faults.md)")
+    s.add_argument("action", choices=["extract", "update", "faults"])
+    s.set_defaults(func=cmd_messages)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # spyne logs every exception our operations raise (at CRITICAL, with a traceback); we
-    # answer them as faults ourselves, so nothing of spyne's gets through.
-    logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)
+    configure_logging(os.environ.get("DSMF_LOG_FORMAT", "text"),
+                      "DEBUG" if args.verbose else os.environ.get("DSMF_LOG_LEVEL", "INFO"))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "log" and args.action == "export" and not args.message_id:
         print("log export needs a message id", file=sys.stderr)

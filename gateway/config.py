@@ -51,9 +51,19 @@ class Settings:
     # Trust and the gateway's own key. Empty: the demo PKI in data_dir/pki (embedded default only).
     trust_anchors: tuple[Path, ...] = ()
     crls: tuple[Path, ...] = ()
+    # A certificate whose revocation status no source can tell is refused; false ("soft
+    # fail") only when an operator explicitly wants it.
     require_crl: bool = True
+    # Revocation sources, asked in this order until one gives a definite answer: "crl", "ocsp".
+    revocation_sources: tuple[str, ...] = ("crl",)
+    ocsp_url: str = ""  # empty: the responder named in each certificate (authorityInfoAccess)
+    ocsp_timeout_seconds: float = 5.0
+    ocsp_require_nonce: bool = True
+    ocsp_cert_id_hash: str = "sha1"
     signing_key_file: Path | None = None  # PEM key, or PKCS#12 bundle
     signing_cert_file: Path | None = None
+    # PEM files of the answer key's issuing CA(s) and root: sent in answers and at ?certs.
+    signing_chain_files: tuple[Path, ...] = ()
     signing_key_password_env: str = "DSMF_SIGNING_KEY_PASSWORD"  # noqa: S105 - a variable name
     pkcs11_module: str = ""  # set to sign responses with a token instead of a key file
     pkcs11_token_label: str = ""
@@ -64,10 +74,17 @@ class Settings:
     max_message_bytes: int = 2_000_000
     max_xml_depth: int = 64
     max_xml_elements: int = 20_000
-    max_timestamp_lifetime_seconds: int = 300
+    max_timestamp_lifetime_seconds: int = 600  # covers node-soap's fixed 10 minutes
     clock_skew_seconds: int = 60
     min_rsa_bits: int = 2048
     idempotency_ttl_seconds: int = 86_400
+    # Cheap refusals before certificate path building (issue #16): BinarySecurityTokens per
+    # message and characters per token, certificates on a path, and how long "this issuer is
+    # unknown" is remembered for the very same issuer and intermediates.
+    max_security_tokens: int = 4
+    max_security_token_bytes: int = 16_384
+    max_certificate_path_length: int = 6
+    unknown_issuer_cache_seconds: int = 60
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
     # for read-only operations; matched on organizationIdentifier (TINAZ-<VÖEN>).
     trusted_systems: tuple[str, ...] = ()
@@ -75,6 +92,13 @@ class Settings:
     unsigned_operations: tuple[str, ...] = (
         "listMethods", "StartMobileLogin", "GetMobileSigningStatus",
     )
+
+    # Per caller (client address, or the proxy header named here): at most this many calls of
+    # the rate-limited unsigned operations per window; 0 turns the limit off.
+    unsigned_rate_limit: int = 30
+    unsigned_rate_window_seconds: int = 60
+    rate_limited_operations: tuple[str, ...] = ("StartMobileLogin",)
+    rate_limit_caller_header: str = ""
 
     # Certificate-to-identity mapping (signing.identity.IdentityMapping defaults).
     seal_policy_oid: str = "1.3.6.1.4.1.63311.1.1"
@@ -84,8 +108,24 @@ class Settings:
     ssn_serial_digits: int = 11
     max_page_size: int = 200
     max_batch_items: int = 500
+    max_export_rows: int = 10_000  # ExportApplications: larger results are refused
     session_ttl_seconds: int = 1800
+    # Finishing SUBMITTED applications (the registry was down): every gateway process runs the
+    # loop; a database lease lets one of them work at a time. A full batch is followed at once
+    # by the next, so a backlog drains at the rate the registry answers.
     retry_submitted_every_seconds: float = 10.0
+    finisher_batch_size: int = 200
+    finisher_enabled: bool = True
+    # Refresh the database's planner statistics (ANALYZE) this often in every gateway process
+    # (persistence.maintenance); 0: never.
+    optimize_every_seconds: float = 3600.0
+    # The registry search counts matches exactly up to this many (or up to the end of the
+    # requested page, if further); beyond, `total` says only "more than that" (README).
+    search_count_limit: int = 10_000
+
+    # Logging: "text" (time, level, logger, correlation id) or "json" (one object a line).
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     # Demo data (embedded default).
     demo: bool = False
@@ -93,6 +133,9 @@ class Settings:
     simulator_population_port: int = 0
     simulator_mobile_port: int = 0
     simulator_approve_delay_seconds: float = 2.0
+    # The population-registry simulator answers any valid FIN with a deterministic synthetic
+    # person (benchmarks, load tests), besides the fixed demo people.
+    simulator_any_fin: bool = False
 
     @property
     def effective_database_url(self) -> str:
@@ -171,10 +214,32 @@ class Settings:
             problems.append("clock_skew_seconds must be 0..600")
         if self.min_rsa_bits < 2048:
             problems.append("min_rsa_bits below 2048 is not allowed by the profile")
+        if not self.revocation_sources or len(set(self.revocation_sources)) != len(
+            self.revocation_sources
+        ) or not set(self.revocation_sources) <= {"crl", "ocsp"}:
+            problems.append("revocation_sources must list crl and/or ocsp, each once")
+        if self.ocsp_timeout_seconds <= 0 or self.ocsp_cert_id_hash not in ("sha1", "sha256"):
+            problems.append("ocsp_timeout_seconds must be > 0 and ocsp_cert_id_hash sha1/sha256")
+        if self.unsigned_rate_limit < 0 or not 1 <= self.unsigned_rate_window_seconds <= 86_400:
+            problems.append("unsigned_rate_limit must be ≥ 0 and the window 1..86400 seconds")
+        if not 1 <= self.max_security_tokens <= 16:
+            problems.append("max_security_tokens must be 1..16")
+        if not 512 <= self.max_security_token_bytes <= 1_000_000:
+            problems.append("max_security_token_bytes must be 512..1000000")
+        if not 1 <= self.max_certificate_path_length <= 16:
+            problems.append("max_certificate_path_length must be 1..16")
+        if not 0 <= self.unknown_issuer_cache_seconds <= 3600:
+            problems.append("unknown_issuer_cache_seconds must be 0..3600")
         if not 1 <= self.max_page_size <= 1000:
             problems.append("max_page_size must be 1..1000")
+        if self.optimize_every_seconds < 0:
+            problems.append("optimize_every_seconds must be >= 0 (0: never)")
+        if not 1 <= self.search_count_limit <= 10_000_000:
+            problems.append("search_count_limit must be 1..10000000")
         if not 1 <= self.max_batch_items <= 5000:
             problems.append("max_batch_items must be 1..5000")
+        if not 1 <= self.max_export_rows <= 100_000:
+            problems.append("max_export_rows must be 1..100000")
         if self.upstream_timeout_seconds <= 0 or self.upstream_retries < 0:
             problems.append("upstream timeout must be > 0 and retries >= 0")
         if self.pkcs11_module and not (self.pkcs11_token_label and self.pkcs11_key_label):
@@ -185,6 +250,13 @@ class Settings:
             problems.append("signing_key_file and signing_cert_file go together (or a .p12)")
         if not self.ssn_prefix.isdigit() or not 4 <= self.ssn_serial_digits <= 18:
             problems.append("ssn_prefix must be digits and ssn_serial_digits 4..18")
+        if self.retry_submitted_every_seconds <= 0 or not 1 <= self.finisher_batch_size <= 10_000:
+            problems.append("retry_submitted_every_seconds must be > 0 and "
+                            "finisher_batch_size 1..10000")
+        if self.log_format not in ("text", "json"):
+            problems.append("log_format must be text or json")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            problems.append("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
 

@@ -16,10 +16,12 @@ a load balancer that dropped idle connections costs a reconnect, not an error.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -32,12 +34,17 @@ from sqlalchemy.pool import StaticPool
 
 from gateway.domain.calendar import BUSINESS_TZ
 from gateway.domain.ssn import SsnFormat
-from persistence.errors import StorageError, translated
+from persistence.errors import StorageError, handled_error_summary, translated
 
 if TYPE_CHECKING:
     from persistence.unit_of_work import SqlUnitOfWork
 
+_log = logging.getLogger(__name__)
+
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# Set on a connection (``Connection.info``) once it has run an INSERT, UPDATE or DELETE in the
+# current transaction: a request's transaction that wrote is held open for the endpoint to commit.
+WROTE = "dsmf_wrote"
 # Azerbaijan has kept UTC+4 without daylight saving time since 2016.
 BAKU = BUSINESS_TZ  # the Fund's calendar (gateway.domain.calendar)
 
@@ -67,7 +74,7 @@ def create_engine_for(
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
         with translated():
-            return create_engine(
+            engine = create_engine(
                 parsed,
                 echo=echo,
                 pool_pre_ping=True,
@@ -76,7 +83,24 @@ def create_engine_for(
                 pool_timeout=pool_timeout_seconds,
                 connect_args={"connect_timeout": connect_timeout_seconds},
             )
+        _track_writes(engine)
+        return engine
     raise StorageError(f"unsupported database backend {backend!r} (sqlite or postgresql)")
+
+
+def _track_writes(engine: Engine) -> None:
+    """Marks a connection that wrote in its transaction (see ``RequestTransaction``)."""
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any,
+               _many: bool) -> None:
+        if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+            conn.info[WROTE] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn: Any) -> None:
+        conn.info.pop(WROTE, None)
 
 
 def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
@@ -107,6 +131,7 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
     def _begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    _track_writes(engine)
     return engine
 
 
@@ -130,6 +155,76 @@ def _enable_wal(cursor: Any) -> None:
 _WAL_ATTEMPTS = 100  # 5 s at most, like the busy timeout
 
 
+class RequestTransaction:
+    """The one writing transaction of a request (DESIGN §5: one request, one transaction).
+
+    While a request runs inside ``Database.request_transaction()``, the first unit of work or
+    ``transaction()`` that *wrote* and commits is not committed: its session is held here, and
+    every later one joins it through a SAVEPOINT. The endpoint then adds the stored answer and the
+    message-log entry to the same transaction and commits once (``commit``), so the business
+    rows, the idempotency record and the log become durable together or not at all, and the
+    answer leaves only after that commit. Reads commit (roll back) on their own as before, so no
+    lock is held across a slow upstream call.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.session: Session | None = None
+
+    @property
+    def wrote(self) -> bool:
+        return self.session is not None
+
+    def hold(self, session: Session) -> None:
+        if self.session is not None and self.session is not session:
+            raise StorageError("a request holds one transaction")
+        self.session = session
+
+    def open(self) -> Session:
+        """The held session, or a new one in a new transaction (held from now on)."""
+        if self.session is None:
+            session = self.database.sessions()
+            try:
+                with translated():
+                    session.begin()
+                    session.connection()
+            except BaseException:
+                session.close()
+                raise
+            self.session = session
+        return self.session
+
+    def commit(self) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            with translated():
+                session.commit()
+        finally:
+            session.close()
+
+    def rollback(self) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            session.rollback()
+        except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool anyway
+            _log.warning("rollback of a request's transaction failed: %s", handled_error_summary())
+        finally:
+            session.close()
+
+
+_request_tx: ContextVar[RequestTransaction | None] = ContextVar("dsmf_request_tx", default=None)
+
+
+def wrote(session: Session) -> bool:
+    """True once the session's current transaction ran an INSERT, UPDATE or DELETE."""
+    session.flush()
+    return bool(session.connection().info.get(WROTE))
+
+
 @dataclass(frozen=True, slots=True)
 class StorageOptions:
     """How the repositories interpret data; passed to every unit of work."""
@@ -137,6 +232,10 @@ class StorageOptions:
     ssn_format: SsnFormat = field(default_factory=SsnFormat)
     # Registry search by "application date" means the date on the insurer's calendar.
     business_tz: tzinfo = BAKU
+    # The registry search counts matches exactly up to this many (or to the end of the page
+    # asked for, if further); beyond that ``Page.total`` is a lower bound (SqlApplicationRepository
+    # .search), so no page costs a count of every row of a big insurer.
+    search_count_limit: int = 10_000
 
 
 class Database:
@@ -175,11 +274,51 @@ class Database:
         return SqlUnitOfWork(self)
 
     @contextmanager
+    def request_transaction(self) -> Iterator[RequestTransaction]:
+        """The scope of one request's transaction (see ``RequestTransaction``); whatever is
+        still held when the block ends without ``commit()`` is rolled back."""
+        tx = RequestTransaction(self)
+        token = _request_tx.set(tx)
+        try:
+            yield tx
+        finally:
+            _request_tx.reset(token)
+            tx.rollback()
+
+    def current_request(self) -> RequestTransaction | None:
+        tx = _request_tx.get()
+        return tx if tx is not None and tx.database is self else None
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        with translated():
-            with self.sessions() as session, session.begin():
+        """A session in one transaction: committed on success, rolled back on any error.
+        Inside a request's transaction, it joins it (see ``RequestTransaction``)."""
+        tx = self.current_request()
+        if tx is not None and tx.session is not None:
+            with translated():
+                with tx.session.begin_nested():
+                    yield tx.session
+            return
+        session = self.sessions()
+        held = False
+        try:
+            with translated():
+                session.begin()
                 yield session
+                if tx is not None and wrote(session):
+                    tx.hold(session)
+                    held = True
+                else:
+                    session.commit()
+        except BaseException:
+            try:
+                session.rollback()
+            except Exception:  # noqa: BLE001 - the original error matters more
+                _log.warning("rollback after an error failed: %s", handled_error_summary())
+            raise
+        finally:
+            if not held:
+                session.close()
 
     def ping(self) -> None:
         """Raises ``StorageUnavailable`` (or another ``StorageError``) when the database cannot

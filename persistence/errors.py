@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -161,3 +162,12 @@ def translates(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
 
     return wrapper
+
+
+def handled_error_summary() -> str:
+    """The exception being handled, in one line. A failed rollback of a connection that the
+    database already dropped (restart, network) needs no traceback in the log: the pool
+    discards the connection, and the error that matters is reported by the caller."""
+    error = sys.exc_info()[1]
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -1,47 +1,133 @@
-"""Replay protection and idempotency on the X-Road message id, shared by every worker.
+"""The request ledger: replay protection, idempotency and the message log in the request's own
+transaction (implements ``gateway.services.ports.RequestLedger``).
 
-Built from the two stores: ``SqlReplayCache`` decides, by the database's primary key, which
-request first used an id (in every process at once); ``idempotency`` keeps the signed response
-of that request. A later request with the same id is a retry when it is byte-identical to the
-first (same request hash) and the first has finished: it gets the stored signed response again,
-so nothing is done twice (never a second SSN). Anything else with a known id is a replay.
+One request is one transaction (DESIGN §5). The handler's writes are held open by
+``Database.request_transaction``; ``SqlRequestRecord.commit`` adds to the same transaction
+
+* the ledger row of (sender, X-Road id) — the digest of the signed content, and for a request that
+  changed state its final signed answer and HTTP status — inserted with ``ON CONFLICT``: the
+  database's primary key decides which of two concurrent copies wins, in any number of processes;
+* the request and the answer in the message log;
+
+and commits once. Nothing is recorded before that commit, so a request that dies mid-flight
+(killed worker, lost connection, database restart) leaves no trace and never blocks its id: the
+client's retry simply runs. The loser of a race keeps nothing and learns the winner's record.
 """
 
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
-from persistence.db import Database
-from persistence.stores import SqlReplayCache
-from signing.errors import ReplayDetected
+from sqlalchemy import Table, delete, select
+from sqlalchemy.orm import Session
+
+from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
+from persistence.db import Database, RequestTransaction
+from persistence.errors import translated, translates
+from persistence.message_log import append_in, exchange_messages
+from persistence.repositories import dialect_insert
+from persistence.tables import RequestLedgerRow
 
 _PURGE_EVERY = 500
 
 
-class SqlMessageGuard:
-    def __init__(self, database: Database, *, ttl: timedelta = timedelta(days=1)) -> None:
+def _table() -> Table:
+    table = RequestLedgerRow.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class SqlRequestLedger:
+    def __init__(self, database: Database, *, purge_every: int = _PURGE_EVERY) -> None:
         self.database = database
-        self.ttl = ttl
-        self.replay = SqlReplayCache(database, purge_every=_PURGE_EVERY)
-        self._completions = itertools.count(1)
+        self._purge_every = max(1, purge_every)
+        self._commits = itertools.count(1)
 
-    def claim(self, message_id: str, request_digest: str, expires_at: datetime) -> bytes | None:
-        if self.replay.remember(message_id, expires_at):
+    @translates
+    def lookup(self, key: str) -> StoredAnswer | None:
+        table = _table()
+        # Through transaction(): inside a request that already holds its writing transaction
+        # (e.g. a first card signature was noted), the read joins it instead of waiting for it.
+        with self.database.transaction() as s:
+            row = s.execute(
+                select(table.c.content_digest, table.c.response, table.c.http_status)
+                .where(table.c.key == key, table.c.expires_at >= datetime.now(UTC))
+            ).first()
+        if row is None:
             return None
-        with self.database.unit_of_work() as uow:
-            stored_digest = uow.idempotency.get_request_hash(message_id)
-            response = uow.idempotency.get_response(message_id)
-        if stored_digest is None:
-            raise ReplayDetected(f"message id {message_id!r} is already being processed")
-        if stored_digest != request_digest or response is None:
-            raise ReplayDetected(f"message id {message_id!r} was already used for another request")
-        return response
+        return StoredAnswer(row.content_digest, row.response, row.http_status)
 
-    def complete(self, message_id: str, request_digest: str, response: bytes) -> None:
-        with self.database.unit_of_work() as uow:
-            if next(self._completions) % _PURGE_EVERY == 0:
-                uow.idempotency.purge(datetime.now(UTC) - self.ttl)
-            uow.idempotency.put_response(message_id, request_digest, response)
-            uow.commit()
+    @contextmanager
+    def begin(self) -> Iterator[SqlRequestRecord]:
+        with self.database.request_transaction() as tx:
+            yield SqlRequestRecord(self, tx)
 
+    def _purge_due(self) -> bool:
+        return next(self._commits) % self._purge_every == 0
+
+
+class SqlRequestRecord:
+    def __init__(self, ledger: SqlRequestLedger, tx: RequestTransaction) -> None:
+        self._ledger = ledger
+        self._tx = tx
+
+    @property
+    def wrote(self) -> bool:
+        return self._tx.wrote
+
+    def commit(
+        self,
+        exchange: Exchange,
+        *,
+        claim: RequestClaim | None = None,
+        answer: tuple[bytes, int] | None = None,
+        keep_writes: bool = True,
+    ) -> StoredAnswer | None:
+        if not keep_writes:
+            self._tx.rollback()
+        try:
+            with translated():
+                session = self._tx.open()
+                if claim is not None and not self._claim(session, claim, answer):
+                    self._tx.rollback()
+                    return self._ledger.lookup(claim.key) or StoredAnswer(
+                        claim.content_digest, None, None)
+                append_in(
+                    session, exchange_messages(exchange.request, exchange.response),
+                    message_id=exchange.message_id, correlation_id=exchange.correlation_id,
+                    actor_fin=exchange.actor_fin, voen=exchange.voen,
+                    operation=exchange.operation,
+                )
+                if self._ledger._purge_due():
+                    table = _table()
+                    session.execute(delete(table).where(table.c.expires_at < datetime.now(UTC)))
+            self._tx.commit()
+        except BaseException:
+            self._tx.rollback()
+            raise
+        return None
+
+    @staticmethod
+    def _claim(s: Session, claim: RequestClaim, answer: tuple[bytes, int] | None) -> bool:
+        """Inserts the ledger row; False when a live row for the key exists already (an
+        expired one is taken over: its timestamp check refuses the old message anyway)."""
+        table = _table()
+        now = datetime.now(UTC)
+        values = {
+            "key": claim.key,
+            "content_digest": claim.content_digest,
+            "response": answer[0] if answer else None,
+            "http_status": answer[1] if answer else None,
+            "created_at": now,
+            "expires_at": claim.expires_at,
+        }
+        stmt = dialect_insert(s, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"],
+            set_={k: stmt.excluded[k] for k in values if k != "key"},
+            where=table.c.expires_at < now,
+        ).returning(table.c.key)
+        return s.execute(stmt, values).first() is not None

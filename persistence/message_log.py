@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select
+from sqlalchemy.orm import Session
 
 from gateway.domain.errors import NotFound
 from persistence.db import Database
@@ -97,6 +98,70 @@ def _table() -> Table:
     return table
 
 
+# The column's width: a longer id (refused by the X-Road header checks) is logged as unknown; the
+# raw request holds it anyway.
+MESSAGE_ID_MAX = 255
+
+
+def append_in(
+    s: Session,
+    messages: list[tuple[str, bytes]],
+    *,
+    message_id: str | None,
+    correlation_id: str | None,
+    actor_fin: str | None,
+    voen: str | None,
+    operation: str | None,
+) -> list[int]:
+    """Appends ``messages`` (direction, bytes) to the chain inside the caller's transaction
+    (the request's own, so the entry commits with what it records, or not at all)."""
+    if message_id is not None and len(message_id) > MESSAGE_ID_MAX:
+        message_id = None
+    ids: list[int] = []
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+    prev = s.scalar(
+        select(MessageLogRow.chain_hash).order_by(MessageLogRow.id.desc()).limit(1)
+    ) or GENESIS_HASH
+    for direction, payload in messages:
+        payload_sha256 = hashlib.sha256(payload).hexdigest()
+        # Taken under the lock, so times never go backwards along the chain.
+        at = datetime.now(UTC)
+        metadata = canonical_metadata(
+            at=at, direction=direction, message_id=message_id,
+            correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
+            operation=operation,
+        )
+        link = chain_hash(prev, payload_sha256, metadata)
+        entry_id = s.execute(
+            insert(_table()).returning(_table().c.id),
+            {
+                "at": at,
+                "direction": direction,
+                "message_id": message_id,
+                "correlation_id": correlation_id,
+                "actor_fin": actor_fin,
+                "voen": voen,
+                "operation": operation,
+                "payload": payload,
+                "payload_sha256": payload_sha256,
+                "prev_hash": prev,
+                "chain_hash": link,
+            },
+        ).scalar_one()
+        ids.append(int(entry_id))
+        prev = link
+    return ids
+
+
+def exchange_messages(request: bytes | None, response: bytes) -> list[tuple[str, bytes]]:
+    """A request and its response, adjacent in the chain (``request`` is None when it was never
+    read, e.g. too large)."""
+    messages = [(Direction.IN.value, request)] if request is not None else []
+    messages.append((Direction.OUT.value, response))
+    return messages
+
+
 class MessageLog:
     """Append-only, hash-chained log of signed messages (``message_log`` table)."""
 
@@ -135,11 +200,9 @@ class MessageLog:
     ) -> list[int]:
         """A request and its response, adjacent in the chain, in one transaction (one commit
         per exchange instead of two). ``request`` is None when it was never read (too large)."""
-        messages = [(Direction.IN.value, request)] if request is not None else []
-        messages.append((Direction.OUT.value, response))
         return self._append_all(
-            messages, message_id=message_id, correlation_id=correlation_id,
-            actor_fin=actor_fin, voen=voen, operation=operation,
+            exchange_messages(request, response), message_id=message_id,
+            correlation_id=correlation_id, actor_fin=actor_fin, voen=voen, operation=operation,
         )
 
     def _append_all(
@@ -152,42 +215,11 @@ class MessageLog:
         voen: str | None,
         operation: str | None,
     ) -> list[int]:
-        ids: list[int] = []
         with self._db.transaction() as s:
-            if self._db.dialect == "postgresql":
-                s.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
-            prev = s.scalar(
-                select(MessageLogRow.chain_hash).order_by(MessageLogRow.id.desc()).limit(1)
-            ) or GENESIS_HASH
-            for direction, payload in messages:
-                payload_sha256 = hashlib.sha256(payload).hexdigest()
-                # Taken under the lock, so times never go backwards along the chain.
-                at = datetime.now(UTC)
-                metadata = canonical_metadata(
-                    at=at, direction=direction, message_id=message_id,
-                    correlation_id=correlation_id, actor_fin=actor_fin, voen=voen,
-                    operation=operation,
-                )
-                link = chain_hash(prev, payload_sha256, metadata)
-                entry_id = s.execute(
-                    insert(_table()).returning(_table().c.id),
-                    {
-                        "at": at,
-                        "direction": direction,
-                        "message_id": message_id,
-                        "correlation_id": correlation_id,
-                        "actor_fin": actor_fin,
-                        "voen": voen,
-                        "operation": operation,
-                        "payload": payload,
-                        "payload_sha256": payload_sha256,
-                        "prev_hash": prev,
-                        "chain_hash": link,
-                    },
-                ).scalar_one()
-                ids.append(int(entry_id))
-                prev = link
-        return ids
+            return append_in(
+                s, messages, message_id=message_id, correlation_id=correlation_id,
+                actor_fin=actor_fin, voen=voen, operation=operation,
+            )
 
     @translates
     def verify_chain(self) -> ChainReport:

@@ -1,6 +1,7 @@
 """Schema migrations through Alembic's API, with an in-code Config (no alembic.ini at runtime).
 
-    upgrade(url)              # bring the database to the newest revision (idempotent)
+    upgrade(url)              # bring the database to the newest revision (idempotent),
+                              # then ANALYZE if a step was applied (or analyze=True)
     current_revision(url)     # the revision the database is at, None when never migrated
     head_revision()           # the newest revision this code knows
     require_current(url)      # raise SchemaOutOfDate unless the database is at the head
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 
 from persistence.db import create_engine_for
 from persistence.errors import SchemaOutOfDate, StorageError, translated
+from persistence.maintenance import optimize
 
 # Any constant works; it only has to be the same in every process ("DSMF-MIG" in ASCII).
 _MIGRATION_LOCK_KEY = 0x44534D462D4D4947
@@ -39,8 +41,11 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` up to ``revision`` (default: the newest)."""
+def upgrade(url: str, revision: str = "head", *, analyze: bool = False) -> None:
+    """Migrate the database at ``url`` up to ``revision`` (default: the newest).
+
+    When a step was applied (new indexes need statistics), or with ``analyze``, the planner
+    statistics are refreshed afterwards (``persistence.maintenance.optimize``)."""
     config = alembic_config(url)
     engine = create_engine_for(url)
     try:
@@ -49,8 +54,12 @@ def upgrade(url: str, revision: str = "head") -> None:
                 # Several workers may start at once: one migrates, the others wait and then
                 # find the schema current. (SQLite: BEGIN IMMEDIATE already serialises.)
                 connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            before = MigrationContext.configure(connection).get_current_revision()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+            after = MigrationContext.configure(connection).get_current_revision()
+        if analyze or after != before:
+            optimize(engine, full=True)
     except CommandError as error:
         raise StorageError(f"migration failed: {error}") from error
     finally:

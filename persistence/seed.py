@@ -28,13 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from gateway.domain.errors import ValidationFailed
-from gateway.domain.model import EService, Insurer, InsurerType, LocalOffice
+from gateway.domain.model import District, EService, Insurer, InsurerType, LocalOffice, Region
 from gateway.domain.values import Fin, Voen
 from gateway.services.ports import UnitOfWork
 from persistence.db import Database
 from persistence.errors import ReferenceDataInvalid
 
 BUNDLED = Path(__file__).resolve().parent / "data" / "insurers.json"
+#: The address code list: Azerbaijan's regions (cities of republican subordination, districts)
+#: and, where an address names one, their districts (section ``regions``).
+REGIONS = Path(__file__).resolve().parent / "data" / "regions.json"
 
 CSV_COLUMNS = (
     "voen",
@@ -46,7 +49,8 @@ CSV_COLUMNS = (
 )
 _OFFICE_CODE = re.compile(r"^[0-9]{4}$")
 _ESERVICE_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
-_SECTIONS = ("local_offices", "eservices", "insurers", "insured_persons")
+_SECTIONS = ("local_offices", "eservices", "insurers", "insured_persons", "regions")
+_PLACE_CODE = re.compile(r"^[A-Z][A-Z0-9-]{1,23}$")
 # The C scanner ignores a custom parse_object; the pure-Python one honours it.
 _PY_SCANNER: Callable[[Any], Any] = getattr(json_scanner, "py_make_scanner")  # noqa: B009
 _JSON_OBJECT: Callable[..., tuple[dict[str, Any], int]] = getattr(json_decoder, "JSONObject")  # noqa: B009
@@ -72,6 +76,7 @@ class ReferenceData:
     eservices: list[tuple[EService, int | None]] = field(default_factory=list)
     insurers: list[tuple[Insurer, int | None]] = field(default_factory=list)
     insured_persons: list[SeedPerson] = field(default_factory=list)
+    regions: list[tuple[Region, int | None]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +143,8 @@ def _from_json(document: Any, source: str) -> ReferenceData:
         data.insurers.append((_insurer(item, source, offices), item.line))
     for item in _section(document, "insured_persons", source):
         data.insured_persons.append(_person(item, source))
+    for item in _section(document, "regions", source):
+        data.regions.append((_region(item, source), item.line))
     _check_unique(data)
     return data
 
@@ -201,6 +208,40 @@ def _office(item: _Item, source: str) -> LocalOffice:
         raise ReferenceDataInvalid(f"office code {v['code']!r} must be 4 digits", source=source,
                                    line=item.line)
     return LocalOffice(code=v["code"], name=v["name"])
+
+
+def _region(item: _Item, source: str) -> Region:
+    districts = item.get("districts", [])
+    if not isinstance(districts, list):
+        raise ReferenceDataInvalid("districts must be a list", source=source, line=item.line)
+    v = _fields(_strip(item, ("districts", "closed")), source, ("code", "name"))
+    closed = item.get("closed", False)
+    if not isinstance(closed, bool):
+        raise ReferenceDataInvalid("closed must be true or false", source=source,
+                                   line=item.line)
+    parsed = []
+    for district in districts:
+        if not isinstance(district, _Item):
+            raise ReferenceDataInvalid("every district must be an object", source=source,
+                                       line=item.line)
+        d = _fields(district, source, ("code", "name"))
+        parsed.append(District(code=d["code"], name=d["name"]))
+    for code in [v["code"], *(d.code for d in parsed)]:
+        if not _PLACE_CODE.match(code):
+            raise ReferenceDataInvalid(
+                f"place code {code!r} must be upper-case letters, digits and -",
+                source=source, line=item.line)
+    if closed and not parsed:
+        raise ReferenceDataInvalid("a closed region lists its districts", source=source,
+                                   line=item.line)
+    return Region(code=v["code"], name=v["name"], closed=closed, districts=tuple(parsed))
+
+
+def _strip(item: _Item, names: tuple[str, ...]) -> _Item:
+    """``item`` without ``names`` (checked separately), keeping its line."""
+    rest = _Item({k: w for k, w in item.items() if k not in names})
+    rest.line = item.line
+    return rest
 
 
 def _eservice(item: _Item, source: str) -> EService:
@@ -276,6 +317,9 @@ def _check_unique(data: ReferenceData) -> None:
     once(((i.voen, line) for i, line in data.insurers), "VÖEN")
     once(((i.registration_number, line) for i, line in data.insurers), "registration number")
     once(((p.fin, p.line) for p in data.insured_persons), "FIN")
+    once(((r.code, line) for r, line in data.regions), "region code")
+    once(((r.name, line) for r, line in data.regions), "region name")
+    once(((d.code, line) for r, line in data.regions for d in r.districts), "district code")
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,6 +337,8 @@ def load_reference_data(
     """
     data = read_reference_file(path or BUNDLED)
     with uow_factory() as uow:
+        for region, _ in data.regions:
+            uow.insurers.upsert_region(region)
         for new_office, _ in data.offices:
             uow.insurers.upsert_office(new_office)
         for eservice, _ in data.eservices:
@@ -344,4 +390,5 @@ def _office_in_db(uow: UnitOfWork, code: str) -> LocalOffice | None:
 def load_demo_data(database: Database | Callable[[], UnitOfWork]) -> int:
     """The bundled synthetic offices, insurers, e-services and the demo insured person."""
     factory = database.unit_of_work if isinstance(database, Database) else database
+    load_reference_data(factory, REGIONS)
     return load_reference_data(factory, BUNDLED)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -25,6 +25,7 @@ from persistence.tables import (
     MobileTransactionRow,
     ReplayCacheRow,
     SessionRow,
+    WorkerLeaseRow,
 )
 
 
@@ -171,6 +172,8 @@ class SessionRecord:
     expires_at: datetime
     role: str | None = None
     revoked_at: datetime | None = None
+    #: PEM of the certificate the session was opened with (re-checked against revocation).
+    certificate: str | None = None
 
     def is_valid(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -188,6 +191,7 @@ def _session_record(row: SessionRow) -> SessionRecord:
         expires_at=row.expires_at,
         role=row.role,
         revoked_at=row.revoked_at,
+        certificate=row.certificate,
     )
 
 
@@ -208,6 +212,7 @@ class SqlSessionRepository:
         expires_at: datetime,
         role: str | None = None,
         created_at: datetime | None = None,
+        certificate: str | None = None,
     ) -> SessionRecord:
         record = SessionRecord(
             session_id=token_hash(token),
@@ -219,6 +224,7 @@ class SqlSessionRepository:
             created_at=created_at or _now(),
             expires_at=expires_at,
             role=role,
+            certificate=certificate,
         )
         self._session.execute(insert(_table(SessionRow)), self._values(record))
         return record
@@ -279,6 +285,7 @@ class SqlSessionRepository:
             "created_at": record.created_at,
             "expires_at": record.expires_at,
             "revoked_at": record.revoked_at,
+            "certificate": record.certificate,
         }
 
 
@@ -300,12 +307,13 @@ class SessionStore:
         expires_at: datetime,
         role: str | None = None,
         created_at: datetime | None = None,
+        certificate: str | None = None,
     ) -> SessionRecord:
         with self._db.transaction() as s:
             return SqlSessionRepository(s).create(
                 token, fin=fin, voen=voen, name=name, credential=credential,
                 seal_authority=seal_authority, expires_at=expires_at, role=role,
-                created_at=created_at,
+                created_at=created_at, certificate=certificate,
             )
 
     def get(self, token: str) -> SessionRecord | None:
@@ -388,3 +396,40 @@ class SqlReplayCache:
         with self._db.transaction() as s:
             result = s.execute(delete(table).where(table.c.expires_at < (now or _now())))
             return int(rowcount(result))
+
+
+# --------------------------------------------------------------------------------------------
+# Worker leases
+# --------------------------------------------------------------------------------------------
+
+
+class SqlWorkerLeases:
+    """One holder of a named background job at a time, across processes and hosts.
+
+    ``acquire`` takes the lease when it is free or expired, or renews it for its holder, in one
+    ``INSERT … ON CONFLICT DO UPDATE … WHERE``; a holder that dies simply lets it run out.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @translates
+    def acquire(self, name: str, holder: str, ttl: timedelta) -> bool:
+        now = _now()
+        table = _table(WorkerLeaseRow)
+        values = {"name": name, "holder": holder, "expires_at": now + ttl}
+        with self._db.transaction() as s:
+            stmt = dialect_insert(s, table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+                where=(table.c.expires_at < now) | (table.c.holder == holder),
+            ).returning(table.c.name)
+            return s.execute(stmt, values).first() is not None
+
+    @translates
+    def release(self, name: str, holder: str) -> None:
+        table = _table(WorkerLeaseRow)
+        with self._db.transaction() as s:
+            s.execute(delete(table).where(table.c.name == name, table.c.holder == holder))
+

@@ -2,8 +2,8 @@
 
 Repositories read through these classes (typed rows) and write with Core statements on their
 tables (about twice as fast as the ORM unit of work for single-row inserts; see
-``bench/bench_persistence.py``). Alembic's ``versions/0001_initial.py`` creates exactly this
-schema; ``tests/persistence/test_migrations.py`` proves it with ``compare_metadata``.
+``bench/bench_persistence.py``). Alembic's ``versions/`` (0001 and the later steps) create exactly
+this schema; ``tests/persistence/test_migrations.py`` proves it with ``compare_metadata``.
 
 Conventions:
 * timestamps are stored in UTC (``UtcDateTime``: aware in, aware out, on both databases);
@@ -129,6 +129,31 @@ class LocalOfficeRow(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class RegionRow(Base):
+    """The address code list: regions (cities of republican subordination and districts)."""
+
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_folded: Mapped[str] = mapped_column(String(100), unique=True)
+    closed: Mapped[bool] = mapped_column(Boolean)
+
+
+class DistrictRow(Base):
+    """Districts (rayons) and cities of a region in the address code list."""
+
+    __tablename__ = "districts"
+    __table_args__ = (
+        UniqueConstraint("region_code", "name_folded"),
+    )
+
+    code: Mapped[str] = mapped_column(String(24), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(16), ForeignKey("regions.code"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_folded: Mapped[str] = mapped_column(String(100))
+
+
 class InsurerRow(Base):
     """An insurer (sığortaedən)."""
 
@@ -210,24 +235,59 @@ class ApplicationRow(Base):
         _one_of("status", ApplicationStatus, "status"),
         _one_of("document_type", DocumentType, "document_type"),
         _one_of("certificate_status", CertificateStatus, "certificate_status"),
-        Index("ix_applications_insurer_created", "insurer_voen", "created_at"),
-        Index("ix_applications_insurer_fin", "insurer_voen", "fin"),
+        # The registry search: one index per filter, each led by the insurer (every search is
+        # restricted to one), so a filter never walks a big insurer's rows. The default listing
+        # (newest first, then id) reads ix_applications_insurer_created_id backwards: on SQLite
+        # in exactly that order; on PostgreSQL the id tiebreaker is COLLATE "C", which no
+        # index column can declare portably, so the planner finishes with an incremental sort
+        # over equal timestamps (a handful of rows at most). Range filters (name prefixes, SSN
+        # date) carry the sort keys too: their matches are sorted from the index alone, without
+        # reading a table row per match (40x at thousands of matches).
+        Index("ix_applications_insurer_created_id", "insurer_voen", "created_at",
+              "application_id"),
+        Index("ix_applications_insurer_fin", "insurer_voen", "fin", "created_at",
+              "application_id"),
         Index(
             "ix_applications_insurer_surname",
             "insurer_voen",
             "surname_folded",
+            "created_at",
+            "application_id",
             postgresql_ops={"surname_folded": "text_pattern_ops"},
         ),
         Index(
             "ix_applications_insurer_name",
             "insurer_voen",
             "name_folded",
+            "created_at",
+            "application_id",
             postgresql_ops={"name_folded": "text_pattern_ops"},
         ),
-        Index("ix_applications_insurer_ssn", "insurer_voen", "ssn"),
-        Index("ix_applications_insurer_ssn_date", "insurer_voen", "ssn_date"),
-        Index("ix_applications_insurer_status", "insurer_voen", "status", "created_at"),
+        Index(
+            "ix_applications_insurer_patronymic",
+            "insurer_voen",
+            "patronymic_folded",
+            "created_at",
+            "application_id",
+            postgresql_ops={"patronymic_folded": "text_pattern_ops"},
+        ),
+        Index("ix_applications_insurer_ssn", "insurer_voen", "ssn", "created_at",
+              "application_id"),
+        Index("ix_applications_insurer_ssn_date", "insurer_voen", "ssn_date", "created_at",
+              "application_id"),
+        # Equality filters with the default order after them, so their first page is the
+        # index's first entries however rare the value, and no planner statistics can make
+        # SQLite prefer walking the insurer's rows in date order (it did for SSN at 1 M).
+        Index("ix_applications_insurer_status_created", "insurer_voen", "status", "created_at",
+              "application_id"),
+        Index("ix_applications_insurer_certificate", "insurer_voen", "certificate_status",
+              "created_at", "application_id"),
+        Index("ix_applications_insurer_type", "insurer_voen", "application_type", "created_at",
+              "application_id"),
         Index("ix_applications_status_created", "status", "created_at"),
+        # The person's current data is the latest registered application for the FIN, whichever
+        # insurer sent it (GetInsuredPerson, SubmitCorrection).
+        Index("ix_applications_fin_status_created", "fin", "status", "created_at"),
     )
 
     application_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -291,6 +351,8 @@ class AuthorityRow(Base):
     __table_args__ = (
         _one_of("authority_type", AuthorityType, "authority_type"),
         Index("ix_authorities_insurer_fin", "insurer_voen", "fin"),
+        # A card signature binds the holder's authorities of every insurer (by FIN).
+        Index("ix_authorities_fin", "fin"),
     )
 
     authority_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -311,6 +373,25 @@ class AuthorityRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by_fin: Mapped[str | None] = mapped_column(String(7))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+    bound_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    holder_not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SealHolderRow(Base):
+    """People known to hold an insurer's seal authority without their certificate at hand (the
+    e-Gov portal acts for them with X-Road userId): learned from their seal-card sign-ins, or
+    from the insurer reference data."""
+
+    __tablename__ = "seal_holders"
+
+    insurer_voen: Mapped[str] = mapped_column(
+        String(10), ForeignKey("insurers.voen"), primary_key=True
+    )
+    fin: Mapped[str] = mapped_column(String(7), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    not_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuthorityAuditRow(Base):
@@ -378,6 +459,8 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The signer's certificate (PEM), re-checked against revocation while the session is used.
+    certificate: Mapped[str | None] = mapped_column(Text)
 
 
 class ReplayCacheRow(Base):
@@ -389,15 +472,30 @@ class ReplayCacheRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
-class IdempotencyRow(Base):
-    """The signed response to a state-changing request, returned again on a retry."""
+class RequestLedgerRow(Base):
+    """One row per (sender, X-Road id) within its lifetime: the digest of the signed content it
+    was used for, and for a request that changed state its final signed answer and HTTP status
+    (returned again to a retry of the same content). Written in the request's own transaction."""
 
-    __tablename__ = "idempotency"
+    __tablename__ = "request_ledger"
 
-    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(128))
-    response: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_digest: Mapped[str] = mapped_column(String(64))
+    response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class WorkerLeaseRow(Base):
+    """Who runs a background job now (e.g. finishing SUBMITTED applications), until when: one
+    holder at a time across every process and host; a crashed holder's lease just runs out."""
+
+    __tablename__ = "worker_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class MessageLogRow(Base):

@@ -4,7 +4,10 @@
         uow.applications.add(application)
         uow.commit()            # leaving without commit() rolls back
 
-A unit of work is for one thread and one ``with`` block; open a new one per request.
+A unit of work is for one thread and one ``with`` block. Inside a request's transaction
+(``Database.request_transaction``) a unit of work that wrote does not commit on ``commit()``: its
+session is held for the endpoint, which commits it once with the stored answer and the message
+log; later units of work of the same request join it through a SAVEPOINT.
 """
 
 from __future__ import annotations
@@ -15,30 +18,28 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from gateway.services.ports import (
     ApplicationRepository,
     AuthorityRepository,
     EServiceRepository,
-    IdempotencyStore,
     InsuredPersonRepository,
     InsurerRepository,
     UnitOfWork,
 )
-from persistence.errors import StorageError, translated
+from persistence.errors import StorageError, handled_error_summary, translated
 from persistence.repositories import (
     SqlApplicationRepository,
     SqlAuthorityRepository,
     SqlEServiceRepository,
-    SqlIdempotencyStore,
     SqlInsuredPersonRepository,
     SqlInsurerRepository,
 )
 from persistence.stores import SqlMobileTransactionRepository, SqlSessionRepository
 
 if TYPE_CHECKING:
-    from persistence.db import Database
+    from persistence.db import Database, RequestTransaction
 
 _log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ class SqlRepositories:
     authorities: SqlAuthorityRepository
     applications: SqlApplicationRepository
     insured_persons: SqlInsuredPersonRepository
-    idempotency: SqlIdempotencyStore
     mobile_transactions: SqlMobileTransactionRepository
     sessions: SqlSessionRepository
 
@@ -72,7 +72,6 @@ class SqlUnitOfWork:
     authorities: AuthorityRepository
     applications: ApplicationRepository
     insured_persons: InsuredPersonRepository
-    idempotency: IdempotencyStore
     mobile_transactions: SqlMobileTransactionRepository
     sessions: SqlSessionRepository
     sql: SqlRepositories
@@ -80,19 +79,30 @@ class SqlUnitOfWork:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._session: Session | None = None
+        self._request: RequestTransaction | None = None
+        # Set when this unit of work joined a request's held transaction (its SAVEPOINT).
+        self._savepoint: SessionTransaction | None = None
+        self._held = False
 
     def __enter__(self) -> SqlUnitOfWork:
         if self._session is not None:
             raise StorageError("a unit of work cannot be entered twice")
-        session = self._database.sessions()
-        try:
+        self._request = request = self._database.current_request()
+        self._held = False
+        if request is not None and request.session is not None:
+            session = request.session
             with translated():
-                session.begin()
-                # Connect now, so an unreachable database fails here and not mid-handler.
-                session.connection()
-        except BaseException:
-            session.close()
-            raise
+                self._savepoint = session.begin_nested()
+        else:
+            session = self._database.sessions()
+            try:
+                with translated():
+                    session.begin()
+                    # Connect now, so an unreachable database fails here and not mid-handler.
+                    session.connection()
+            except BaseException:
+                session.close()
+                raise
         self._session = session
         options = self._database.options
         self.sql = sql = SqlRepositories(
@@ -101,7 +111,6 @@ class SqlUnitOfWork:
             authorities=SqlAuthorityRepository(session),
             applications=SqlApplicationRepository(session, options),
             insured_persons=SqlInsuredPersonRepository(session, options),
-            idempotency=SqlIdempotencyStore(session),
             mobile_transactions=SqlMobileTransactionRepository(session),
             sessions=SqlSessionRepository(session),
         )
@@ -110,7 +119,6 @@ class SqlUnitOfWork:
         self.authorities = sql.authorities
         self.applications = sql.applications
         self.insured_persons = sql.insured_persons
-        self.idempotency = sql.idempotency
         self.mobile_transactions = sql.mobile_transactions
         self.sessions = sql.sessions
         return self
@@ -124,6 +132,20 @@ class SqlUnitOfWork:
         session, self._session = self._session, None
         if session is None:
             return
+        savepoint, self._savepoint = self._savepoint, None
+        if savepoint is not None:
+            # Joined a request's transaction: undo only this unit's uncommitted part.
+            if savepoint.is_active:
+                try:
+                    savepoint.rollback()
+                except SQLAlchemyError:
+                    if exc is None:
+                        raise
+                    _log.warning("rollback to savepoint after an error failed: %s",
+                                 handled_error_summary())
+            return
+        if self._held:
+            return  # the request's transaction owns the session now
         try:
             if exc is None:
                 with translated():
@@ -134,17 +156,40 @@ class SqlUnitOfWork:
                 except SQLAlchemyError:
                     # The original error matters more than a failed rollback of a broken
                     # connection (which the pool discards anyway).
-                    _log.warning("rollback after an error failed", exc_info=True)
+                    _log.warning("rollback after an error failed: %s", handled_error_summary())
         finally:
             session.close()
 
     def commit(self) -> None:
+        session = self._active()
         with translated():
-            self._active().commit()
+            if self._savepoint is not None:
+                if self._savepoint.is_active:
+                    self._savepoint.commit()
+                return
+            if self._request is not None:
+                from persistence.db import wrote
+
+                if self._held or wrote(session):
+                    # Committed by the endpoint, together with the answer and the log.
+                    self._request.hold(session)
+                    self._held = True
+                    return
+            session.commit()
 
     def rollback(self) -> None:
+        session = self._active()
         with translated():
-            self._active().rollback()
+            if self._savepoint is not None:
+                if self._savepoint.is_active:
+                    self._savepoint.rollback()
+                return
+            if self._held and self._request is not None:
+                self._request.rollback()
+                self._held = False
+                self._session = None
+                return
+            session.rollback()
 
     def _active(self) -> Session:
         if self._session is None:

@@ -21,6 +21,8 @@ faults is one table lookup and each refusal is distinguishable by a client (and 
         │   └── XmlTooDeep              -- Client.Xml.TooDeep
         ├── SignatureMissing            -- Client.Signature.Missing
         ├── SecurityHeaderMalformed     -- Client.Signature.Malformed
+        │   └── TokenLimitExceeded      -- Client.Signature.TokenLimit (too many / too large
+        │                                  BinarySecurityTokens, refused before any parsing)
         ├── SignatureWrapping           -- Client.Signature.Wrapping
         ├── AlgorithmNotAllowed         -- Client.Signature.Algorithm (SHA-1, MD5, HMAC, ...)
         ├── TransformNotAllowed         -- Client.Signature.Transform (XSLT, XPath, Manifest, ...)
@@ -34,6 +36,8 @@ faults is one table lookup and each refusal is distinguishable by a client (and 
             ├── CertificateNotYetValid  -- Client.Certificate.NotYetValid
             ├── CertificateRevoked      -- Client.Certificate.Revoked
             ├── RevocationUnknown       -- Client.Certificate.RevocationUnknown (no fresh CRL)
+            │   └── RevocationSourceUnusable -- Client.Certificate.RevocationUnusable (a CRL with
+            │                                   an unprocessable critical extension, RFC 5280)
             ├── KeyUsageNotAllowed      -- Client.Certificate.KeyUsage
             └── WeakKey                 -- Client.Certificate.WeakKey (RSA < 2048, ...)
 """
@@ -49,6 +53,8 @@ class SigningError(Exception):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Named values for a user-facing text (a caller's message catalogue may use them).
+        self.params: dict[str, object] = {}
         if code is not None:
             self.code = code
 
@@ -66,11 +72,11 @@ class KeyNotFound(KeyAccessError):
 
 
 class PinIncorrect(KeyAccessError):
-    code = "Server.Signing.PinIncorrect"
+    code = "Client.Signing.PinIncorrect"
 
 
 class PinLocked(KeyAccessError):
-    code = "Server.Signing.PinLocked"
+    code = "Client.Signing.PinLocked"
 
 
 class TokenError(KeyAccessError):
@@ -129,6 +135,10 @@ class SecurityHeaderMalformed(VerificationError):
     code = "Client.Signature.Malformed"
 
 
+class TokenLimitExceeded(SecurityHeaderMalformed):
+    code = "Client.Signature.TokenLimit"
+
+
 class SignatureWrapping(VerificationError):
     code = "Client.Signature.Wrapping"
 
@@ -179,6 +189,14 @@ class CertificateRevoked(CertificateError):
 
 class RevocationUnknown(CertificateError):
     code = "Client.Certificate.RevocationUnknown"
+
+
+class RevocationSourceUnusable(RevocationUnknown):
+    """The revocation data exists but may not be used (RFC 5280 §5.2: a CRL carrying a critical
+    extension we cannot process), so the status is unknown: refused, with a code that tells the
+    operator to look at the CA's CRL rather than at the caller."""
+
+    code = "Client.Certificate.RevocationUnusable"
 
 
 class KeyUsageNotAllowed(CertificateError):

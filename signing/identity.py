@@ -183,3 +183,37 @@ def _prefixed(
     if not re.fullmatch(pattern, rest):
         raise CertificateError(f"the certificate's {what} {rest!r} is malformed")
     return rest
+
+
+_CARD_SEPARATORS = re.compile(r"[\s:\-]")
+_HEX = re.compile(r"^[0-9A-F]+$")
+
+
+def normalise_card_number(value: str, source: CardNumberSource = CardNumberSource.SERIAL) -> str:
+    """A card number as typed by a person, in the form :func:`extract_identity` reads it from
+    the certificate, so that the two compare equal; raises ``ValueError`` when it cannot be one.
+
+    * ``serial``: hex digits, optionally with a ``0x`` prefix, spaces, colons or hyphens between
+      them (as certificate viewers show serials); at most 20 octets (RFC 5280); upper case,
+      without leading zeros.
+    * ``fingerprint``: the 64 hex digits of the SHA-256, same separators allowed; upper case.
+    * ``subject_serial``: verbatim, without surrounding spaces.
+    """
+    text = value.strip()
+    if source is CardNumberSource.SUBJECT_SERIAL:
+        if not text:
+            raise ValueError("the card number is empty")
+        return text
+    digits = _CARD_SEPARATORS.sub("", text).upper()
+    if digits.startswith("0X"):
+        digits = digits[2:]
+    if not digits or not _HEX.match(digits):
+        raise ValueError("a card number is the certificate's serial number in hex digits")
+    if source is CardNumberSource.FINGERPRINT:
+        if len(digits) != 64:
+            raise ValueError("a card number is the 64 hex digits of the certificate's SHA-256")
+        return digits
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 40:
+        raise ValueError("a certificate serial number has at most 20 octets (40 hex digits)")
+    return digits

@@ -49,6 +49,7 @@ WSSE_SECURITY: Final = q(WSSE, "Security")
 WSSE_BST: Final = q(WSSE, "BinarySecurityToken")
 WSSE_STR: Final = q(WSSE, "SecurityTokenReference")
 WSSE_REFERENCE: Final = q(WSSE, "Reference")
+WSSE_KEY_IDENTIFIER: Final = q(WSSE, "KeyIdentifier")
 WSU_TIMESTAMP: Final = q(WSU, "Timestamp")
 WSU_CREATED: Final = q(WSU, "Created")
 WSU_EXPIRES: Final = q(WSU, "Expires")
@@ -68,6 +69,9 @@ DS_SIGNATURE_VALUE: Final = q(DS, "SignatureValue")
 DS_KEY_INFO: Final = q(DS, "KeyInfo")
 DS_X509_DATA: Final = q(DS, "X509Data")
 DS_X509_CERTIFICATE: Final = q(DS, "X509Certificate")
+DS_X509_ISSUER_SERIAL: Final = q(DS, "X509IssuerSerial")
+DS_X509_ISSUER_NAME: Final = q(DS, "X509IssuerName")
+DS_X509_SERIAL_NUMBER: Final = q(DS, "X509SerialNumber")
 DS_OBJECT: Final = q(DS, "Object")
 DS_MANIFEST: Final = q(DS, "Manifest")
 DS_RETRIEVAL_METHOD: Final = q(DS, "RetrievalMethod")
@@ -89,6 +93,14 @@ BASE64_BINARY: Final = (
 )
 X509V3: Final = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
+)
+#: ``wsse:KeyIdentifier`` value types: the certificate's subjectKeyIdentifier, its SHA-1.
+X509_SKI: Final = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0"
+    "#X509SubjectKeyIdentifier"
+)
+THUMBPRINT_SHA1: Final = (
+    "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#ThumbprintSHA1"
 )
 
 # --- X-Road 4.0 headers -----------------------------------------------------------------------

@@ -143,6 +143,13 @@ IDENTITY_SPECS: tuple[IdentitySpec, ...] = (
         given_name=None, patronymic=None, fin=None, voen=None,
         organization="Dövlət Sosial Müdafiə Fondu", seal=False, credential=Credential.GATEWAY,
     ),
+    # The demo gateway's answer key: RSA, which every mainstream verifier checks (xml-crypto,
+    # under node-soap, has no ECDSA). "gateway" above stays ECDSA P-256 for the tests of EC keys.
+    IdentitySpec(
+        name="gateway_rsa", common_name="DSMF Insured Registration Gateway", surname=None,
+        given_name=None, patronymic=None, fin=None, voen=None,
+        organization="Dövlət Sosial Müdafiə Fondu", seal=False, credential=Credential.GATEWAY,
+    ),
     _person("expired", "Kərimov", "Elvin", "Rauf oğlu", "1EX9P4D", _XEZER,
             defect=Defect.EXPIRED),
     _person("not_yet_valid", "Nəsirova", "Aysel", "Tofiq qızı", "5NY7V3K", _XEZER,
@@ -156,6 +163,9 @@ IDENTITY_SPECS: tuple[IdentitySpec, ...] = (
     _person("rsa1024", "Sadıqova", "Nərmin", "Fuad qızı", "3KB1Z4Q", _XEZER,
             defect=Defect.RSA1024),
 )
+
+#: Identities whose key is ECDSA P-256 (all others: RSA).
+_EC_IDENTITIES = frozenset({"gateway"})
 
 #: Identities that must validate; the others each fail in their own way.
 GOOD_IDENTITIES = tuple(s.name for s in IDENTITY_SPECS if s.defect is None)
@@ -305,7 +315,7 @@ def build_test_pki(directory: Path, *, now: datetime | None = None) -> TestPki:
         else:
             issuer_cert, issuer_key = issuing, issuing_key
         key: EeKey
-        if spec.credential is Credential.GATEWAY:
+        if spec.name in _EC_IDENTITIES:
             key = ec.generate_private_key(ec.SECP256R1())
         else:
             key = _rsa(1024 if spec.defect is Defect.RSA1024 else 2048)
@@ -420,6 +430,53 @@ def refresh_crl(pki: TestPki, *, now: datetime | None = None) -> Path:
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", "utf-8"
     )
     return pki.crl_path
+
+
+def write_crl(
+    pki: TestPki,
+    path: Path,
+    serials: Sequence[int],
+    *,
+    crl_number: int,
+    delta_of: int | None = None,
+    scope: x509.IssuingDistributionPoint | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    entry_extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    reason: x509.ReasonFlags | None = x509.ReasonFlags.key_compromise,
+    now: datetime | None = None,
+    last_update: datetime | None = None,
+    next_update: datetime | None = None,
+) -> Path:
+    """A CRL of the issuing CA signed with its real key, for revocation tests and demos: a
+    complete CRL, or a delta CRL (``delta_of`` = BaseCRLNumber, critical as RFC 5280 says), with
+    an IssuingDistributionPoint ``scope`` and any further ``(extension, critical)`` pairs."""
+    now = _utc(now or datetime.now(UTC)).replace(microsecond=0)
+    key = _load_ca_key(pki.directory / "ca" / "issuing-ca.key")
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.issuing.subject)
+        .last_update(last_update or now - timedelta(minutes=5))
+        .next_update(next_update or now + timedelta(days=1))
+        .add_extension(x509.CRLNumber(crl_number), critical=False)
+        .add_extension(_aki(key), critical=False)
+    )
+    if delta_of is not None:
+        builder = builder.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
+    if scope is not None:
+        builder = builder.add_extension(scope, critical=True)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    for serial in serials:
+        entry = (x509.RevokedCertificateBuilder().serial_number(serial)
+                 .revocation_date(now - timedelta(days=1)))
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        for extension, critical in entry_extensions:
+            entry = entry.add_extension(extension, critical=critical)
+        builder = builder.add_revoked_certificate(entry.build())
+    crl = builder.sign(key, hashes.SHA256())
+    _atomic_write(path, crl.public_bytes(serialization.Encoding.PEM))
+    return path
 
 
 def _certificates_usable(pki: TestPki, now: datetime) -> bool:

@@ -1,21 +1,30 @@
-"""The trust list: which certificates may sign requests, checked against national CAs and CRLs.
+"""The trust list: which certificates may sign requests, checked against national CAs,
+CRLs and OCSP.
 
 Trust comes only from a configured list of anchors -- the national root **and** issuing CAs --
 never from the system store or from certificates inside a message (those only help build a
 path). :meth:`TrustStore.validate` checks, in this order, each failure with its own error:
 
+0. cheap refusals first: more intermediates than a path may hold, or an issuer found unknown
+   for the very same issuer and intermediates moments ago
+   (:class:`~signing.errors.CertificateUntrusted`);
 1. a path from the certificate to an anchor, every signature verified
-   (:class:`~signing.errors.CertificateUntrusted`; also for self-signed or CA leaves);
+   (:class:`~signing.errors.CertificateUntrusted`; also for self-signed or CA leaves); only
+   offered CAs that themselves reach an anchor are tried, each signature at most once;
 2. every certificate on the path valid at the given time
    (:class:`~signing.errors.CertificateExpired`, :class:`~signing.errors.CertificateNotYetValid`);
 3. issuers are CAs (basicConstraints, keyCertSign, pathLenConstraint) (``CertificateUntrusted``);
 4. the end entity's key usage allows signing: nonRepudiation or digitalSignature
    (:class:`~signing.errors.KeyUsageNotAllowed`);
 5. key strength: RSA ≥ 2048 bits, EC only on P-256/384/521 (:class:`~signing.errors.WeakKey`);
-6. revocation of every non-anchor certificate by the configured CRLs of its issuer, the CRL's
-   own signature verified (:class:`~signing.errors.CertificateRevoked`; no fresh CRL while
-   ``require_crl`` → :class:`~signing.errors.RevocationUnknown`). Further sources (OCSP) plug in
-   as :class:`RevocationChecker` objects, asked in order; the first definite answer wins.
+6. revocation of every non-anchor certificate by the configured sources, asked in order until
+   one gives a definite answer (:class:`RevocationChecker`): CRL files per RFC 5280 -- base
+   plus delta, IssuingDistributionPoint scope, a CRL with an unprocessable critical extension
+   unused (:mod:`signing.crl`) -- and OCSP (:mod:`signing.ocsp`)
+   (:class:`~signing.errors.CertificateRevoked`; no definite answer while ``require_crl`` →
+   :class:`~signing.errors.RevocationUnknown`, or :class:`~signing.errors.RevocationSourceUnusable`
+   when only unusable CRLs were there; ``require_crl=False`` is the operator's explicit soft
+   fail).
 
 Successful validations are cached (:class:`ValidationCache`), keyed on the DER fingerprints of
 the certificate and of the intermediates offered, each with the interval in which the very same
@@ -46,15 +55,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from signing.crl import CrlRevocationChecker
 from signing.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -62,10 +71,29 @@ from signing.errors import (
     CertificateUntrusted,
     ConfigurationError,
     KeyUsageNotAllowed,
+    RevocationSourceUnusable,
     RevocationUnknown,
     SigningError,
     WeakKey,
 )
+from signing.revocation import (
+    RevocationChecker,
+    RevocationResult,
+    RevocationStatus,
+)
+
+__all__ = [
+    "CacheInfo",
+    "CrlRevocationChecker",
+    "LapsedCertificateValidator",
+    "RevocationChecker",
+    "RevocationResult",
+    "RevocationStatus",
+    "TrustStore",
+    "TrustStoreConfig",
+    "ValidatedPath",
+    "ValidationCache",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +104,6 @@ _KEY_USAGE_ATTRS = {
     "digital_signature": "digital_signature",
 }
 
-#: Open ends of a validity interval, and the smallest step between two datetimes.
-_FAR_PAST = datetime.min.replace(tzinfo=UTC)
-_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-_TICK = timedelta(microseconds=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,6 +128,10 @@ class TrustStoreConfig:
     cache_max_entries: int = 10_000
     #: A cached validation is reused at most this long after it was made; 0 turns the cache off.
     cache_max_age_seconds: int = 300
+    #: "No path: the issuer is unknown" is remembered this long for the very same issuer name,
+    #: key id and offered intermediates (an attacker repeating a request); 0 turns it off.
+    negative_cache_seconds: int = 60
+    negative_cache_max_entries: int = 1_000
 
     def __post_init__(self) -> None:
         for name in ("anchor_paths", "crl_paths", "allowed_curves", "allowed_key_usages"):
@@ -124,6 +152,8 @@ class TrustStoreConfig:
             raise ConfigurationError("crl_max_age_seconds must be positive")
         if self.cache_max_entries < 0 or self.cache_max_age_seconds < 0:
             raise ConfigurationError("cache_max_entries and cache_max_age_seconds must be ≥ 0")
+        if self.negative_cache_seconds < 0 or self.negative_cache_max_entries < 0:
+            raise ConfigurationError("the negative cache's size and age must be ≥ 0")
 
     @classmethod
     def from_config(
@@ -150,7 +180,8 @@ class TrustStoreConfig:
             if key in values and not isinstance(values[key], bool):
                 raise ConfigurationError(f"trust store {key} must be true or false")
         for key in ("min_rsa_bits", "max_path_length", "crl_max_age_seconds",
-                    "cache_max_entries", "cache_max_age_seconds"):
+                    "cache_max_entries", "cache_max_age_seconds", "negative_cache_seconds",
+                    "negative_cache_max_entries"):
             if key in values and values[key] is not None and (
                 not isinstance(values[key], int) or isinstance(values[key], bool)
             ):
@@ -158,40 +189,6 @@ class TrustStoreConfig:
         if "anchor_paths" not in values:
             raise ConfigurationError("trust store anchor_paths is required")
         return cls(**values)
-
-
-class RevocationStatus(StrEnum):
-    GOOD = "good"
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class RevocationResult:
-    """One checker's answer about one certificate.
-
-    ``valid_from``/``valid_until`` (inclusive) bound the validation times at which the source, as
-    loaded, gives this same answer; ``valid_until`` None means "unknown", and a validation using
-    such an answer is not cached.
-    """
-
-    status: RevocationStatus
-    source: str
-    revoked_at: datetime | None = None
-    reason: str | None = None
-    detail: str = ""
-    valid_from: datetime | None = field(default=None, compare=False)
-    valid_until: datetime | None = field(default=None, compare=False)
-
-
-@runtime_checkable
-class RevocationChecker(Protocol):
-    """A revocation source (CRLs here; OCSP can be plugged in later). Must not raise for
-    "don't know": answer UNKNOWN and let the next checker or ``require_crl`` decide."""
-
-    def check(
-        self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
-    ) -> RevocationResult: ...
 
 
 @dataclass(frozen=True)
@@ -204,156 +201,6 @@ class ValidatedPath:
     anchor: x509.Certificate
     validated_at: datetime
     revocation: tuple[RevocationResult, ...] = field(default=())
-
-
-# --------------------------------------------------------------------------------------------
-# CRLs
-# --------------------------------------------------------------------------------------------
-
-
-class CrlRevocationChecker:
-    """Revocation by CRL files, reloadable; each CRL's signature is checked against the issuer
-    found on the path (a CRL whose signature fails is ignored and logged)."""
-
-    def __init__(self, crl_paths: Sequence[str | Path], *, max_age: timedelta | None = None):
-        self._paths = tuple(Path(p) for p in crl_paths)
-        self._max_age = max_age
-        self._lock = threading.Lock()
-        self._by_issuer: dict[x509.Name, tuple[x509.CertificateRevocationList, ...]] = {}
-        self._signature_ok: dict[tuple[bytes, bytes], bool] = {}
-        self._generation = 0
-        self.reload()
-
-    @property
-    def paths(self) -> tuple[Path, ...]:
-        return self._paths
-
-    @property
-    def generation(self) -> int:
-        """Incremented by every :meth:`reload` (answers of an older generation are void)."""
-        return self._generation
-
-    def reload(self) -> None:
-        """Re-read every CRL file (atomically replaces the loaded set)."""
-        by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
-        for path in self._paths:
-            for crl in _load_crls(path):
-                by_issuer.setdefault(crl.issuer, []).append(crl)
-        frozen = {name: tuple(crls) for name, crls in by_issuer.items()}
-        with self._lock:
-            self._by_issuer = frozen
-            self._signature_ok = {}
-            self._generation += 1
-
-    def check(
-        self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime
-    ) -> RevocationResult:
-        source = f"crl:{issuer.subject.rfc4514_string()}"
-
-        def unknown_until_reload(detail: str) -> RevocationResult:
-            return RevocationResult(RevocationStatus.UNKNOWN, source, detail=detail,
-                                    valid_from=_FAR_PAST, valid_until=_FAR_FUTURE)
-
-        candidates = self._by_issuer.get(issuer.subject, ())
-        if not candidates:
-            return unknown_until_reload("no CRL of the issuer")
-        if not _may_sign_crls(issuer):
-            return unknown_until_reload("the issuer may not sign CRLs")
-        valid = [c for c in candidates if self._signed_by(c, issuer)]
-        if not valid:
-            return unknown_until_reload("no CRL with a valid signature")
-        fresh = [c for c in valid if self._is_fresh(c, at)]
-        lapsed = [c for c in valid if all(c is not f for f in fresh)]
-        if not fresh:
-            # Stale from just after the last one lapsed, for good.
-            since = max(self._fresh_until(c) for c in valid)
-            return RevocationResult(
-                RevocationStatus.UNKNOWN, source, detail="the CRL is stale",
-                valid_from=since + _TICK if since < _FAR_FUTURE else since,
-                valid_until=_FAR_FUTURE,
-            )
-        crl = max(fresh, key=lambda c: c.last_update_utc)
-        # The same CRL is chosen from its lastUpdate (and after every as recent one that has
-        # lapsed by now -- earlier, that one would be chosen) until it is no longer fresh.
-        valid_from = max(
-            [crl.last_update_utc]
-            + [self._fresh_until(c) + _TICK for c in lapsed
-               if c.last_update_utc >= crl.last_update_utc]
-        )
-        valid_until = self._fresh_until(crl)
-        entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
-        if entry is None:
-            return RevocationResult(RevocationStatus.GOOD, source,
-                                    valid_from=valid_from, valid_until=valid_until)
-        reason = _revocation_reason(entry)
-        revoked_at = entry.revocation_date_utc
-        # Revoked after the time asked about counts as good then -- except for a compromised
-        # key, where the revocation date cannot bound the damage.
-        compromised = reason in ("key_compromise", "ca_compromise")
-        if revoked_at > at and not compromised:
-            return RevocationResult(RevocationStatus.GOOD, source, revoked_at, reason,
-                                    detail="revoked after the validation time",
-                                    valid_from=valid_from,
-                                    valid_until=min(valid_until, revoked_at - _TICK))
-        if not compromised:
-            valid_from = max(valid_from, revoked_at)
-        return RevocationResult(RevocationStatus.REVOKED, source, revoked_at, reason,
-                                valid_from=valid_from, valid_until=valid_until)
-
-    def _signed_by(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-        key = (hashlib.sha256(crl.tbs_certlist_bytes + crl.signature).digest(),
-               hashlib.sha256(issuer.tbs_certificate_bytes).digest())
-        known = self._signature_ok.get(key)
-        if known is None:
-            try:
-                known = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-            except (TypeError, ValueError, UnsupportedAlgorithm):
-                known = False
-            if not known:
-                log.warning("CRL of %s has an invalid signature; ignored",
-                            crl.issuer.rfc4514_string())
-            self._signature_ok[key] = known
-        return known
-
-    def _is_fresh(self, crl: x509.CertificateRevocationList, at: datetime) -> bool:
-        return at <= self._fresh_until(crl)
-
-    def _fresh_until(self, crl: x509.CertificateRevocationList) -> datetime:
-        """The last moment (inclusive) at which the CRL counts as fresh."""
-        if crl.next_update_utc is None:
-            return _FAR_PAST
-        if self._max_age is None:
-            return crl.next_update_utc
-        return min(crl.next_update_utc, crl.last_update_utc + self._max_age)
-
-
-def _load_crls(path: Path) -> list[x509.CertificateRevocationList]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read CRL {path}: {exc.strerror}") from exc
-    try:
-        if b"-----BEGIN" in data:
-            marker = b"-----BEGIN X509 CRL-----"
-            blocks = [marker + part for part in data.split(marker)[1:]]
-            if not blocks:
-                raise ValueError("no X509 CRL block")
-            return [x509.load_pem_x509_crl(block) for block in blocks]
-        return [x509.load_der_x509_crl(data)]
-    except ValueError as exc:
-        raise ConfigurationError(f"{path} is not a readable CRL: {exc}") from exc
-
-
-def _revocation_reason(entry: x509.RevokedCertificate) -> str | None:
-    try:
-        return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _may_sign_crls(issuer: x509.Certificate) -> bool:
-    usage = _key_usage(issuer)
-    return usage is None or usage.crl_sign
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,6 +328,8 @@ class TrustStore:
         self._cache_enabled = config.cache_max_entries > 0 and config.cache_max_age_seconds > 0
         self._cache_max_age = timedelta(seconds=config.cache_max_age_seconds)
         self._cache = ValidationCache(config.cache_max_entries if self._cache_enabled else 0)
+        self._unknown_issuers: OrderedDict[bytes, float] = OrderedDict()
+        self._unknown_lock = threading.Lock()
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -585,8 +434,20 @@ class TrustStore:
         generations = tuple(c.generation for c in self._crl_checkers)
 
         revocation_moment = at if revocation_at is None else revocation_at
+        # Cheap refusals before any signature is checked on the way to an anchor.
+        if len(intermediates) > self._config.max_path_length:
+            raise CertificateUntrusted(
+                f"{len(intermediates)} intermediate certificates offered; no allowed path is "
+                f"longer than {self._config.max_path_length}"
+            )
+        unknown_key = self._unknown_issuer_key(cert, intermediates)
+        if unknown_key is not None and self._is_known_unknown(unknown_key):
+            raise CertificateUntrusted(
+                f"no path from {cert.subject.rfc4514_string()}: its issuer "
+                f"{cert.issuer.rfc4514_string()} is unknown (seen again)"
+            )
         try:
-            path = self._build_path(cert, intermediates)
+            path = self._build_path(cert, intermediates, unknown_key)
             for position, member in enumerate(path):
                 self._check_validity(member, at, is_leaf=position == 0)
             self._check_ca_constraints(path)
@@ -651,22 +512,57 @@ class TrustStore:
         self._cache.put(key, _CacheEntry(result, valid_from, valid_until, expires, generations))
 
     def _build_path(
-        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        unknown_key: bytes | None = None,
     ) -> list[x509.Certificate]:
+        """A path leaf → anchor. Signatures are checked at most once per (child, issuer) pair,
+        and only on offered CAs that themselves reach an anchor, found by working outwards from
+        the anchors: certificates that chain only to each other (attacker-made "CAs" sharing a
+        name) cost name comparisons, not signature checks."""
         subject = leaf.subject.rfc4514_string()
         if _is_ca(leaf):
             raise CertificateUntrusted(f"{subject} is a CA certificate; CAs do not sign messages")
         if leaf.issuer == leaf.subject and _signed_by(leaf, leaf):
             raise CertificateUntrusted(f"{subject} is self-signed")
-        pool: dict[x509.Name, list[x509.Certificate]] = {}
-        for candidate in intermediates:
-            if candidate != leaf and candidate not in self._anchors:
-                pool.setdefault(candidate.subject, []).append(candidate)
+        offered = [c for c in intermediates
+                   if c != leaf and c not in self._anchors and _is_ca(c)]
+        checked: dict[tuple[int, int], bool] = {}
+
+        def signs(issuer: x509.Certificate, child: x509.Certificate) -> bool:
+            pair = (id(child), id(issuer))
+            known = checked.get(pair)
+            if known is None:
+                known = checked[pair] = _signed_by(child, issuer)
+            return known
+
+        # The offered CAs with a path to an anchor, grown outwards from the anchors.
+        reaching: dict[x509.Name, list[x509.Certificate]] = {}
+        pending = list(offered)
+        grew = True
+        while grew and pending:
+            grew = False
+            for candidate in list(pending):
+                for issuer, _ in self._issuer_candidates(candidate, reaching):
+                    if issuer is not candidate and signs(issuer, candidate):
+                        reaching.setdefault(candidate.subject, []).append(candidate)
+                        pending.remove(candidate)
+                        grew = True
+                        break
+
+        if next(iter(self._issuer_candidates(leaf, reaching)), None) is None:
+            if unknown_key is not None:
+                self._remember_unknown(unknown_key)
+            raise CertificateUntrusted(
+                f"no path from {subject}: its issuer {leaf.issuer.rfc4514_string()} is "
+                "neither a trusted CA nor offered with a path to one"
+            )
 
         def extend(chain: list[x509.Certificate]) -> list[x509.Certificate] | None:
             child = chain[-1]
-            for issuer, is_anchor in self._issuer_candidates(child, pool):
-                if issuer in chain or not _signed_by(child, issuer):
+            for issuer, is_anchor in self._issuer_candidates(child, reaching):
+                if issuer in chain or not signs(issuer, child):
                     continue
                 if is_anchor:
                     return [*chain, issuer]
@@ -683,6 +579,37 @@ class TrustStore:
                 "to a trusted CA"
             )
         return path
+
+    def _unknown_issuer_key(
+        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
+    ) -> bytes | None:
+        if self._config.negative_cache_seconds <= 0 or self._config.negative_cache_max_entries <= 0:
+            return None
+        try:
+            parts = [leaf.issuer.public_bytes(), _authority_key_id(leaf) or b""]
+            parts.extend(sorted(_fingerprint(c) for c in intermediates))
+        except ValueError:
+            return None
+        return hashlib.sha256(b"\x00".join(hashlib.sha256(p).digest() for p in parts)).digest()
+
+    def _is_known_unknown(self, key: bytes) -> bool:
+        with self._unknown_lock:
+            expires = self._unknown_issuers.get(key)
+            if expires is None:
+                return False
+            if time.monotonic() > expires:
+                del self._unknown_issuers[key]
+                return False
+            return True
+
+    def _remember_unknown(self, key: bytes) -> None:
+        """Sound only for "no issuer candidate at all": that depends on the leaf's issuer name
+        and key id and on the intermediates offered, never on the leaf's own signature."""
+        with self._unknown_lock:
+            self._unknown_issuers[key] = time.monotonic() + self._config.negative_cache_seconds
+            self._unknown_issuers.move_to_end(key)
+            while len(self._unknown_issuers) > self._config.negative_cache_max_entries:
+                self._unknown_issuers.popitem(last=False)
 
     def _issuer_candidates(
         self, child: x509.Certificate, pool: Mapping[x509.Name, list[x509.Certificate]]
@@ -776,7 +703,9 @@ class TrustStore:
                 )
             if final.status is RevocationStatus.UNKNOWN and self._config.require_crl:
                 details = "; ".join(f"{a.source}: {a.detail}" for a in answers) or final.detail
-                raise RevocationUnknown(f"revocation status of {subject} unknown: {details}")
+                error = (RevocationSourceUnusable if any(a.unusable for a in answers)
+                         else RevocationUnknown)
+                raise error(f"revocation status of {subject} unknown: {details}")
             results.append(final)
         return results, consulted
 

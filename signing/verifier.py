@@ -6,28 +6,35 @@ nothing up twice, and runs in the order of DESIGN §2, each step refusing with i
 1. **structure** — the envelope is SOAP 1.1 with exactly one Header and one Body (its direct
    children, nothing else there), one ``wsse:Security`` in the Header, one ``ds:Signature`` in the
    whole document and that one a child of ``wsse:Security``; every ``Id``/``ID``/``wsu:Id``/
-   ``xml:id`` value unique; the references are *exactly* the Body, the Timestamp and the present
-   X-Road headers the policy names, each found only at its pinned place by ``wsu:Id``
-   (:class:`SignatureWrapping`); only the policy's algorithms (:class:`AlgorithmNotAllowed`) and
-   transforms, no ``Manifest``/``Object``/``RetrievalMethod``/XSLT/XPath
+   ``xml:id`` value unique; the references cover the Body, the Timestamp and the present X-Road
+   headers the policy requires signed (``userId``, ``requestHash``), and may also name other
+   header blocks (direct children of Header) and the tokens, each found only at its pinned place
+   by ``wsu:Id`` (or a plain ``Id``) — anything else is :class:`SignatureWrapping`; only the
+   policy's algorithms (:class:`AlgorithmNotAllowed`) and transforms (the enveloped-signature
+   transform only where it is a no-op), no ``Manifest``/``Object``/``RetrievalMethod``/XSLT/XPath
    (:class:`TransformNotAllowed`); a well-formed Security header with a timestamp and an X.509
-   token that ``KeyInfo`` points to (:class:`SecurityHeaderMalformed`, :class:`SignatureMissing`);
+   token that ``KeyInfo`` names — by reference, subjectKeyIdentifier, SHA-1 thumbprint or
+   issuer and serial, always a token in this message (:class:`SecurityHeaderMalformed`,
+   :class:`SignatureMissing`);
 2. **certificate** — the token's path to the trust list at the verification time
    (:class:`~signing.errors.CertificateError` subclasses, from the trust store);
 3. **cryptography** — key strength (:class:`WeakKey`), the signature over the canonical
    ``SignedInfo``, then each reference's digest over the element found in step 1
    (:class:`SignatureInvalid`);
 4. **freshness** — ``Created``/``Expires`` against the clock with the policy's skew and maximum
-   lifetime (:class:`TimestampInFuture`, :class:`TimestampExpired`);
-5. **replay** — the signed X-Road ``id`` in the replay cache (:class:`ReplayDetected`).
+   lifetime; no ``Expires`` means ``Created`` + the maximum (:class:`TimestampInFuture`,
+   :class:`TimestampExpired`);
+5. **replay** — the signed X-Road ``id`` in the replay cache, or the signature value itself when
+   the ``id`` is not signed (:class:`ReplayDetected`).
 
 Inside ``ds:Signature`` the algorithms are read first (signature, canonicalization, every
 digest method), then ``Object``/``Manifest``/transforms/URIs, so a peer signing outside the profile
 learns the most useful reason. A ``SignedInfo`` whose canonical form is the profile's plain shape
 (what our signer, the zeep plugin and most WS-Security stacks send) is read by one regular
 expression over its canonical bytes — the same bytes then verified — and anything else by the
-full element-by-element reader, which alone decides every refusal (the tests run each attack
-through both).
+full element-by-element reader, which alone decides every refusal: the fast reader only ever
+accepts, with the policy's URIs, or hands over (the tests run each attack and combinations of
+them through both).
 
 What the caller gets back (:class:`VerifiedMessage`) holds the very elements whose digests were
 checked — never a second lookup in a tree an attacker shaped — so "trust only what ``verify``
@@ -46,13 +53,14 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
@@ -74,6 +82,7 @@ from signing.errors import (
     SignatureWrapping,
     TimestampExpired,
     TimestampInFuture,
+    TokenLimitExceeded,
     TransformNotAllowed,
     WeakKey,
 )
@@ -149,8 +158,11 @@ class VerifiedMessage:
         intermediates: the other X.509 tokens the message carried.
         signed_at: the signed ``wsu:Created``.
         message_id: the signed X-Road ``id`` header's text, if present.
-        expires_at: the signed ``wsu:Expires``.
+        expires_at: the signed ``wsu:Expires`` (``Created`` + the policy's maximum lifetime
+            when the Timestamp has no ``Expires``).
         signature_method: the signature algorithm that was verified.
+        replay_id: what replay protection keys on: the signed X-Road ``id``, or, when the
+            ``id`` is not signed, ``signature:`` + the SHA-256 of the signature value.
     """
 
     envelope: etree._Element
@@ -162,6 +174,7 @@ class VerifiedMessage:
     message_id: str | None
     expires_at: datetime | None = None
     signature_method: SignatureMethod | None = None
+    replay_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,9 +222,6 @@ _ID_VALUES = etree.XPath(
 )
 _PREFIX_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
-#: The signer's token plus its issuing CAs; more is padding for the path builder to chew on.
-_MAX_TOKENS = 6
-
 _HASHLIB_NAMES = {
     DigestMethod.SHA256: "sha256",
     DigestMethod.SHA384: "sha384",
@@ -256,34 +266,48 @@ class EnvelopeVerifier:
         _check_unique_ids(envelope)
         sig = _read_signature(signature_el, policy, document=False)
         timestamp = _single_child(security, ns.WSU_TIMESTAMP, "wsu:Timestamp")
-        xroad = _xroad_headers(header, policy.required_header_refs)
-        expected: dict[str, tuple[str, etree._Element]] = {}
-        for role, element in (("Body", body), ("Timestamp", timestamp), *xroad.items()):
-            element_id = element.get(ns.WSU_ID)
-            if not element_id:
+        xroad = _xroad_headers(header)
+        tokens = [c for c in security if c.tag == ns.WSSE_BST]
+        # What a reference may name: each at its pinned place, nothing else. Ids are unique in
+        # the whole document, so an id found here names this very element.
+        required: list[tuple[str, etree._Element]] = [("Body", body), ("Timestamp", timestamp)]
+        required += [(local, el) for local, el in xroad.items()
+                     if local in policy.required_header_refs]
+        allowed: dict[str, etree._Element] = {}
+        for role, element in required:
+            if not _element_ids(element):
                 raise SignatureWrapping(f"{role} carries no wsu:Id, so it cannot be signed")
-            expected[element_id] = (role, element)
-        seen: set[str] = set()
+        for element in (body, timestamp, *tokens, *(c for c in header if c is not security)):
+            if isinstance(element.tag, str):
+                for element_id in _element_ids(element):
+                    allowed[element_id] = element
+        signed: set[etree._Element] = set()
         for ref in sig.references:
             match = _NCNAME_REF.fullmatch(ref.uri)
             if match is None:
                 raise SignatureWrapping(f"reference {ref.uri!r} is not a same-document #id")
             target_id = match.group(1)
-            if target_id in seen:
-                raise SignatureWrapping(f"element #{target_id} is referenced twice")
-            seen.add(target_id)
-            # Ids are unique in the whole document, so the id names this very element.
-            target = expected.get(target_id)
+            target = allowed.get(target_id)
             if target is None:
+                if ref.enveloped and _contains_signature(target_id, signature_el):
+                    raise TransformNotAllowed(
+                        f"the enveloped-signature transform on #{target_id} would remove the "
+                        "signature (accepted only where it is a no-op)"
+                    )
                 raise SignatureWrapping(
-                    f"reference #{target_id} is not the Body, the Timestamp or a signed header"
+                    f"reference #{target_id} is not the Body, the Timestamp, a header block "
+                    "or a token"
                 )
-            ref.target = target[1]
-        if len(seen) != len(expected):
-            missing = sorted(role for eid, (role, _) in expected.items() if eid not in seen)
+            if target in signed:
+                raise SignatureWrapping(f"element #{target_id} is referenced twice")
+            signed.add(target)
+            ref.target = target
+        missing = [role for role, element in required if element not in signed]
+        if missing:
             raise SignatureWrapping(f"not covered by the signature: {', '.join(missing)}")
-        certificate, intermediates = _token_certificates(security, sig.key_info)
-        created, expires = _read_timestamp(timestamp)
+        signed_xroad = {local: el for local, el in xroad.items() if el in signed}
+        certificate, intermediates = _token_certificates(tokens, sig.key_info, policy)
+        created, expires = _read_timestamp(timestamp, policy.max_timestamp_lifetime)
 
         # 2. certificate path
         now = self._now()
@@ -300,22 +324,27 @@ class EnvelopeVerifier:
             raise TimestampExpired(
                 f"timestamp lifetime {expires - created} exceeds {policy.max_timestamp_lifetime}"
             )
-        # 5. replay
-        id_header = xroad.get("id")
+        # 5. replay: on the signed id, or on the signature itself when the id is not signed
+        # (an unsigned id can be changed by anyone who saw the message; the signature cannot).
+        id_header = signed_xroad.get("id")
         message_id = _string_value(id_header).strip() if id_header is not None else None
-        if self._replay is not None and message_id:
-            if not self._replay.remember(message_id, expires + skew):
-                raise ReplayDetected(f"message id {message_id!r} was already received")
+        replay_id = message_id or "signature:" + base64.b64encode(
+            hashlib.sha256(sig.value).digest()
+        ).decode("ascii")
+        if self._replay is not None:
+            if not self._replay.remember(replay_id, expires + skew):
+                raise ReplayDetected(f"message {replay_id!r} was already received")
         return VerifiedMessage(
             envelope=envelope,
             body=body,
-            signed_headers=MappingProxyType(dict(xroad)),
+            signed_headers=MappingProxyType(signed_xroad),
             certificate=certificate,
             intermediates=intermediates,
             signed_at=created,
             message_id=message_id,
             expires_at=expires,
             signature_method=sig.method,
+            replay_id=replay_id,
         )
 
     # --- documents ---------------------------------------------------------------------------
@@ -410,8 +439,8 @@ def _envelope_parts(
     return header, body, security, signatures[0]
 
 
-def _xroad_headers(header: etree._Element, required: frozenset[str]) -> dict[str, etree._Element]:
-    """The X-Road headers (direct children of Header) that must be signed, by local name."""
+def _xroad_headers(header: etree._Element) -> dict[str, etree._Element]:
+    """The X-Road headers (direct children of Header), each at most once, by local name."""
     found: dict[str, etree._Element] = {}
     for child in header:
         if not isinstance(child.tag, str) or not child.tag.startswith("{" + ns.XRD + "}"):
@@ -420,7 +449,21 @@ def _xroad_headers(header: etree._Element, required: frozenset[str]) -> dict[str
         if local in found:
             raise SignatureWrapping(f"X-Road header {local!r} appears twice")
         found[local] = child
-    return {local: el for local, el in found.items() if local in required}
+    return found
+
+
+def _element_ids(element: etree._Element) -> tuple[str, ...]:
+    """The ids a reference may name an element by: ``wsu:Id``, or a plain ``Id`` (xml-crypto's
+    default). Both are in the document-wide uniqueness check, so neither can be shadowed."""
+    return tuple(v for v in (element.get(ns.WSU_ID), element.get("Id")) if v)
+
+
+def _contains_signature(element_id: str, signature: etree._Element) -> bool:
+    """Whether the element carrying ``element_id`` is an ancestor of ``signature``."""
+    for ancestor in signature.iterancestors():
+        if element_id in {str(v) for k, v in ancestor.attrib.items() if _is_id_attribute(str(k))}:
+            return True
+    return False
 
 
 # --- reading a ds:Signature (no cryptography yet) -------------------------------------------
@@ -494,6 +537,13 @@ def _read_signature(
         fast = _read_plain_signature(signature, policy)
         if fast is not None:
             return fast
+    return _read_full_signature(signature, policy, document=document)
+
+
+def _read_full_signature(
+    signature: etree._Element, policy: SecurityPolicy, *, document: bool
+) -> _Signature:
+    """Every part of ``ds:Signature`` read element by element; decides every refusal."""
     children = _element_children(signature)
     tags = [c.tag for c in children]
     for tag in (ns.DS_SIGNED_INFO, ns.DS_SIGNATURE_VALUE, ns.DS_KEY_INFO):
@@ -573,34 +623,38 @@ def _read_signature(
 _DS_RE = re.escape(ns.DS)
 _PLAIN_SIGNED_INFO = re.compile(
     r'<ds:SignedInfo xmlns:ds="' + _DS_RE + r'">\s*'
-    r'<ds:CanonicalizationMethod Algorithm="' + re.escape(ns.EXC_C14N) + r'">'
-    r"</ds:CanonicalizationMethod>\s*"
+    r'<ds:CanonicalizationMethod Algorithm="([^"]*)"></ds:CanonicalizationMethod>\s*'
     r'<ds:SignatureMethod Algorithm="([^"]*)"></ds:SignatureMethod>\s*'
-    r"((?:<ds:Reference URI=\"[^\"]*\"><ds:Transforms>\s*"
-    r'<ds:Transform Algorithm="' + re.escape(ns.EXC_C14N) + r'"></ds:Transform>\s*'
+    r'((?:<ds:Reference URI="[^"]*"><ds:Transforms>\s*'
+    r'(?:<ds:Transform Algorithm="[^"]*"></ds:Transform>\s*){1,2}'
     r"</ds:Transforms>\s*"
     r'<ds:DigestMethod Algorithm="[^"]*"></ds:DigestMethod>\s*'
     r"<ds:DigestValue>[A-Za-z0-9+/=\s]*</ds:DigestValue>\s*</ds:Reference>\s*)+)"
     r"</ds:SignedInfo>"
 )
 _PLAIN_REFERENCE = re.compile(
-    r'<ds:Reference URI="([^"]*)"><ds:Transforms>\s*<ds:Transform Algorithm="[^"]*">'
-    r"</ds:Transform>\s*</ds:Transforms>\s*"
+    r'<ds:Reference URI="([^"]*)"><ds:Transforms>\s*'
+    r'((?:<ds:Transform Algorithm="[^"]*"></ds:Transform>\s*){1,2})</ds:Transforms>\s*'
     r'<ds:DigestMethod Algorithm="([^"]*)"></ds:DigestMethod>\s*'
     r"<ds:DigestValue>([^<]*)</ds:DigestValue>"
 )
+_PLAIN_TRANSFORM = re.compile(r'<ds:Transform Algorithm="([^"]*)">')
 
 
 def _read_plain_signature(signature: etree._Element, policy: SecurityPolicy) -> _Signature | None:
     """The common case read from the canonical bytes of SignedInfo, or None to read in full.
 
-    When SignedInfo's exclusive C14N is exactly the profile's plain shape (``ds`` prefix,
-    exclusive C14N everywhere, one exc-C14N transform per reference, no parameters, no extra
-    attributes), one regular expression over the canonical text replaces some sixty element
-    look-ups, and the same bytes are then verified. C14N normalises everything a regular
-    expression could trip on (attribute order, quotes, escaping, comments, empty elements), and
-    anything else — prefixes, Ids, InclusiveNamespaces, other transforms — takes the full path,
-    which gives the precise refusal.
+    When SignedInfo's exclusive C14N is the profile's plain shape (``ds`` prefix, no parameters,
+    no extra attributes) and every URI in it is one the policy allows, one regular expression
+    over the canonical text replaces some sixty element look-ups, and the same bytes are then
+    verified. C14N normalises everything a regular expression could trip on (attribute order,
+    quotes, escaping, comments, empty elements).
+
+    This reader never refuses: whatever it does not accept exactly as the full reader would —
+    another shape, a URI outside the policy, bad base64, a wrong digest length — it hands to the
+    full reader (returns None), which alone decides every refusal and its reason. So the two
+    paths cannot differ in outcome; ``tests/signing/test_fast_reader.py`` checks it on every
+    attack and on combinations of them.
     """
     children = list(signature)
     if len(children) != 3 or [c.tag for c in children] != [
@@ -616,11 +670,23 @@ def _read_plain_signature(signature: etree._Element, policy: SecurityPolicy) -> 
     match = _PLAIN_SIGNED_INFO.fullmatch(canonical.decode("utf-8"))
     if match is None:
         return None
-    method_uri = match.group(1)
-    if method_uri not in policy.signature_methods:
-        return None  # the full path names the refusal
+    c14n_uri, method_uri, references_text = match.groups()
+    if c14n_uri not in policy.canonicalization_methods:
+        return None
+    if method_uri not in policy.signature_methods or any(
+        m in method_uri.lower() for m in _HMAC_MARKERS
+    ):
+        return None
     references: list[_Reference] = []
-    for uri, digest_uri, digest_text in _PLAIN_REFERENCE.findall(match.group(2)):
+    for uri, transforms_text, digest_uri, digest_text in _PLAIN_REFERENCE.findall(
+        references_text
+    ):
+        transforms = _PLAIN_TRANSFORM.findall(transforms_text)
+        if not all(t in policy.transforms for t in transforms):
+            return None
+        enveloped = transforms == [ns.ENVELOPED_SIGNATURE, ns.EXC_C14N]
+        if transforms != [ns.EXC_C14N] and not enveloped:
+            return None
         if (
             digest_uri not in policy.digest_methods
             or len(references) == policy.max_references
@@ -628,22 +694,32 @@ def _read_plain_signature(signature: etree._Element, policy: SecurityPolicy) -> 
         ):
             return None
         digest_method = DigestMethod(digest_uri)
-        digest_value = _base64(digest_text, "DigestValue")
-        if len(digest_value) != digest_method.digest_size:
+        digest_value = _base64_or_none(digest_text)
+        if digest_value is None or len(digest_value) != digest_method.digest_size:
             return None
-        references.append(_Reference(uri, digest_method, digest_value, (), False))
-    if any(True for _ in key_info.iter(ns.DS_RETRIEVAL_METHOD)):
+        references.append(_Reference(uri, digest_method, digest_value, (), enveloped))
+    if len(value_el) or any(True for _ in key_info.iter(ns.DS_RETRIEVAL_METHOD)):
+        return None
+    value = _base64_or_none(value_el.text or "")
+    if value is None:
         return None
     return _Signature(
         element=signature,
         signed_info=signed_info,
         method=SignatureMethod(method_uri),
         c14n_prefixes=(),
-        value=_base64(_pure_text(value_el, "SignatureValue"), "SignatureValue"),
+        value=value,
         key_info=key_info,
         references=references,
         canonical=canonical,
     )
+
+
+def _base64_or_none(text: str) -> bytes | None:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _read_reference(
@@ -730,41 +806,125 @@ def _certificate_from(text: str, what: str) -> x509.Certificate:
 
 
 def _token_certificates(
-    security: etree._Element, key_info: etree._Element | None
+    tokens: Sequence[etree._Element], key_info: etree._Element | None, policy: SecurityPolicy
 ) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+    """The signer's certificate (the token ``KeyInfo`` names) and the other tokens.
+
+    ``KeyInfo`` holds one ``wsse:SecurityTokenReference`` naming a ``BinarySecurityToken`` of
+    this message by any of the WS-Security X.509 token profile's forms: a ``wsse:Reference`` to
+    its id, a ``wsse:KeyIdentifier`` (subjectKeyIdentifier or SHA-1 thumbprint), or
+    ``ds:X509Data/ds:X509IssuerSerial``. Whatever the form, the key comes from a token in the
+    message, so the certificate path is built from the same certificate the form names; a form
+    that names no token here, or more than one, is refused.
+    """
     if key_info is None:
         raise SecurityHeaderMalformed("the Signature has no KeyInfo")
     ki_children = _element_children(key_info)
     if len(ki_children) != 1 or ki_children[0].tag != ns.WSSE_STR:
         raise SecurityHeaderMalformed("KeyInfo must hold one wsse:SecurityTokenReference")
     str_children = _element_children(ki_children[0])
-    if len(str_children) != 1 or str_children[0].tag != ns.WSSE_REFERENCE:
-        raise SecurityHeaderMalformed("the SecurityTokenReference must hold one wsse:Reference")
-    token_ref = str_children[0]
-    value_type = token_ref.get("ValueType")
-    if value_type not in (None, ns.X509V3):
-        raise SecurityHeaderMalformed(f"token reference ValueType {value_type} is not X509v3")
-    match = _NCNAME_REF.fullmatch(token_ref.get("URI") or "")
-    tokens = [c for c in security if c.tag == ns.WSSE_BST]
-    if len(tokens) > _MAX_TOKENS:
-        raise SecurityHeaderMalformed(f"more than {_MAX_TOKENS} BinarySecurityTokens")
-    token = next((t for t in tokens if match and t.get(ns.WSU_ID) == match.group(1)), None)
-    if token is None:
-        raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")
-    certificates: list[x509.Certificate] = []
-    leaf: x509.Certificate | None = None
+    if len(str_children) != 1 or str_children[0].tag not in (
+        ns.WSSE_REFERENCE, ns.WSSE_KEY_IDENTIFIER, ns.DS_X509_DATA
+    ):
+        raise SecurityHeaderMalformed(
+            "the SecurityTokenReference must hold one wsse:Reference, wsse:KeyIdentifier or "
+            "ds:X509Data/ds:X509IssuerSerial"
+        )
+    key_ref = str_children[0]
+    matches = _token_matcher(key_ref)
+    # Counted and measured before any is decoded or parsed, let alone chained: the cheap
+    # refusal comes before the expensive work an attacker could make us do.
+    if len(tokens) > policy.max_tokens:
+        raise TokenLimitExceeded(
+            f"{len(tokens)} BinarySecurityTokens; at most {policy.max_tokens} are accepted"
+        )
+    if any(len(_string_value(t)) > policy.max_token_bytes for t in tokens):
+        raise TokenLimitExceeded(
+            f"a BinarySecurityToken is longer than {policy.max_token_bytes} characters"
+        )
+    decoded: list[tuple[etree._Element, x509.Certificate]] = []
     for bst in tokens:
         if bst.get("ValueType") != ns.X509V3:
             raise SecurityHeaderMalformed("only X509v3 BinarySecurityTokens are accepted")
         if bst.get("EncodingType") not in (None, ns.BASE64_BINARY):
             raise SecurityHeaderMalformed("BinarySecurityToken encoding is not Base64Binary")
-        cert = _certificate_from(_pure_text(bst, "BinarySecurityToken"), "BinarySecurityToken")
-        if bst is token:
-            leaf = cert
-        else:
-            certificates.append(cert)
-    assert leaf is not None
-    return leaf, tuple(certificates)
+        text = _pure_text(bst, "BinarySecurityToken")
+        decoded.append((bst, _certificate_from(text, "BinarySecurityToken")))
+    named = [(bst, cert) for bst, cert in decoded if matches(bst, cert)]
+    if not named:
+        raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")
+    if len(named) > 1:
+        raise SecurityHeaderMalformed("KeyInfo names more than one BinarySecurityToken")
+    leaf_token = named[0][0]
+    leaf = named[0][1]
+    return leaf, tuple(cert for bst, cert in decoded if bst is not leaf_token)
+
+
+_TokenMatcher = Callable[[etree._Element, x509.Certificate], bool]
+
+
+def _token_matcher(key_ref: etree._Element) -> _TokenMatcher:
+    """How the key reference recognises its token (checked before any token is decoded)."""
+    if key_ref.tag == ns.WSSE_REFERENCE:
+        value_type = key_ref.get("ValueType")
+        if value_type not in (None, ns.X509V3):
+            raise SecurityHeaderMalformed(f"token reference ValueType {value_type} is not X509v3")
+        match = _NCNAME_REF.fullmatch(key_ref.get("URI") or "")
+        if match is None:
+            raise SecurityHeaderMalformed("KeyInfo does not point to a BinarySecurityToken here")
+        wanted = match.group(1)
+        return lambda bst, cert: wanted in _element_ids(bst)
+    if key_ref.tag == ns.WSSE_KEY_IDENTIFIER:
+        if key_ref.get("EncodingType") not in (None, ns.BASE64_BINARY):
+            raise SecurityHeaderMalformed("KeyIdentifier encoding is not Base64Binary")
+        value = _base64(_pure_text(key_ref, "KeyIdentifier"), "KeyIdentifier")
+        value_type = key_ref.get("ValueType")
+        if value_type == ns.X509_SKI:
+            return lambda bst, cert: _subject_key_id(cert) == value
+        if value_type == ns.THUMBPRINT_SHA1:
+            return lambda bst, cert: hmac.compare_digest(_thumbprint_sha1(cert), value)
+        raise SecurityHeaderMalformed(f"KeyIdentifier ValueType {value_type} is not supported")
+    children = _element_children(key_ref)
+    if len(children) != 1 or children[0].tag != ns.DS_X509_ISSUER_SERIAL:
+        raise SecurityHeaderMalformed("X509Data in a token reference must be one X509IssuerSerial")
+    name_el = _single_child(children[0], ns.DS_X509_ISSUER_NAME, "X509IssuerName")
+    serial_el = _single_child(children[0], ns.DS_X509_SERIAL_NUMBER, "X509SerialNumber")
+    serial_text = _pure_text(serial_el, "X509SerialNumber").strip()
+    if not serial_text.isdigit() or len(serial_text) > 60:
+        raise SecurityHeaderMalformed("X509SerialNumber is not a decimal integer")
+    serial = int(serial_text)
+    try:
+        issuer = x509.Name.from_rfc4514_string(_pure_text(name_el, "X509IssuerName").strip())
+    except ValueError as exc:
+        raise SecurityHeaderMalformed("X509IssuerName is not an RFC 4514 name") from exc
+    return lambda bst, cert: cert.serial_number == serial and _same_name(cert.issuer, issuer)
+
+
+def _same_name(a: x509.Name, b: x509.Name) -> bool:
+    """Distinguished names equal attribute by attribute (types and case-folded values)."""
+    def key(name: x509.Name) -> list[tuple[str, str]]:
+        return sorted(
+            (attr.oid.dotted_string, " ".join(str(attr.value).split()).casefold())
+            for attr in name
+        )
+    return key(a) == key(b)
+
+
+def _subject_key_id(certificate: x509.Certificate) -> bytes | None:
+    try:
+        return certificate.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier
+        ).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _thumbprint_sha1(certificate: x509.Certificate) -> bytes:
+    # SHA-1 only names the token (the WS-Security 1.1 ThumbprintSHA1 form); no trust rests on it:
+    # the certificate found is the one validated and whose key checks the signature.
+    return hashlib.sha1(  # noqa: S324
+        certificate.public_bytes(serialization.Encoding.DER)
+    ).digest()
 
 
 def _x509_data_certificates(
@@ -801,10 +961,17 @@ def _parse_datetime(text: str, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _read_timestamp(timestamp: etree._Element) -> tuple[datetime, datetime]:
+def _read_timestamp(
+    timestamp: etree._Element, max_lifetime: timedelta
+) -> tuple[datetime, datetime]:
+    """``Created`` and ``Expires``; without ``Expires`` (optional in WS-Security), the message
+    expires ``max_lifetime`` after it was created: the longest any sender may ask for."""
     created_el = _single_child(timestamp, ns.WSU_CREATED, "wsu:Created")
-    expires_el = _single_child(timestamp, ns.WSU_EXPIRES, "wsu:Expires")
     created = _parse_datetime(_pure_text(created_el, "wsu:Created"), "wsu:Created")
+    expires_els = [c for c in timestamp if c.tag == ns.WSU_EXPIRES]
+    if not expires_els:
+        return created, created + max_lifetime
+    expires_el = _single_child(timestamp, ns.WSU_EXPIRES, "wsu:Expires")
     expires = _parse_datetime(_pure_text(expires_el, "wsu:Expires"), "wsu:Expires")
     if expires <= created:
         raise SecurityHeaderMalformed("wsu:Expires is not after wsu:Created")
@@ -850,9 +1017,10 @@ def _check_signature(
     except InvalidSignature as exc:
         raise SignatureInvalid("the signature value does not match SignedInfo") from exc
     for ref in sig.references:
+        # An envelope reference's enveloped-signature transform is a no-op (its target never
+        # contains the signature: checked in verify), so it is digested as it stands.
         assert ref.target is not None
-        if ref.enveloped:
-            assert enveloped_in is not None
+        if ref.enveloped and enveloped_in is not None:
             canonical = enveloped_canonical(ref.target, sig.element, ref.inclusive_prefixes)
         else:
             canonical = canonicalize(ref.target, ref.inclusive_prefixes)

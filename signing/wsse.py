@@ -5,7 +5,7 @@ accepts, and what xmlsec1, signxml, Santuario/WSS4J and zeep verify::
 
     <soapenv:Header>
       ...X-Road headers, each with a wsu:Id...
-      <wsse:Security soapenv:mustUnderstand="1">
+      <wsse:Security soapenv:mustUnderstand="1">   (requests; answers: must_understand=False)
         <wsu:Timestamp wsu:Id="TS-…"><wsu:Created/><wsu:Expires/></wsu:Timestamp>
         <wsse:BinarySecurityToken wsu:Id="X509-…" ValueType="…#X509v3"
                                   EncodingType="…#Base64Binary">MII…</wsse:BinarySecurityToken>
@@ -144,11 +144,15 @@ def sign_envelope(
     now: datetime | None = None,
     lifetime: timedelta = DEFAULT_LIFETIME,
     sign_headers: Sequence[QNameLike] | None = None,
+    must_understand: bool = True,
 ) -> etree._Element:
     """Add a WS-Security header with a timestamp, the signer's token and one signature.
 
-    ``sign_headers`` defaults to the X-Road headers present that the default
-    :class:`~signing.policy.SecurityPolicy` requires to be signed.
+    ``sign_headers`` defaults to every X-Road header present
+    (:data:`~signing.policy.DEFAULT_SIGNED_HEADERS`). ``must_understand=False`` leaves
+    ``soapenv:mustUnderstand`` off the Security header: right for answers, since a plain client
+    (JAX-WS without a WS-Security handler) must fail on a mustUnderstand header it does not
+    process (SOAP 1.1 §4.2.3), and nothing obliges a client to verify.
     """
     pending = prepare_envelope_signature(
         envelope,
@@ -159,6 +163,7 @@ def sign_envelope(
         now=now,
         lifetime=lifetime,
         sign_headers=sign_headers,
+        must_understand=must_understand,
     )
     return _insert_value(pending, signer.sign(pending.signed_info, pending.method))
 
@@ -173,6 +178,7 @@ def prepare_envelope_signature(
     now: datetime | None = None,
     lifetime: timedelta = DEFAULT_LIFETIME,
     sign_headers: Sequence[QNameLike] | None = None,
+    must_understand: bool = True,
 ) -> PendingSignature:
     """Build the Security header and ``SignedInfo`` for ``certificate``; sign it later.
 
@@ -186,7 +192,7 @@ def prepare_envelope_signature(
         raise ConfigurationError("the timestamp lifetime must be positive")
     header = _header_of(envelope)
     body = _only_child(envelope, ns.SOAP_BODY, "Body")
-    security = _security_of(header)
+    security = _security_of(header, must_understand)
     if security.find(ns.DS_SIGNATURE) is not None:
         raise ConfigurationError("the envelope already carries a signature")
 
@@ -377,7 +383,7 @@ def _only_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
     return found[0]
 
 
-def _security_of(header: etree._Element) -> etree._Element:
+def _security_of(header: etree._Element, must_understand: bool) -> etree._Element:
     found = header.findall(ns.WSSE_SECURITY)
     if len(found) > 1:
         raise ConfigurationError("the envelope has more than one wsse:Security header")
@@ -386,7 +392,8 @@ def _security_of(header: etree._Element) -> etree._Element:
         if found
         else etree.SubElement(header, ns.WSSE_SECURITY, nsmap={"wsse": ns.WSSE, "wsu": ns.WSU})
     )
-    security.set(ns.SOAP_MUST_UNDERSTAND, "1")
+    if must_understand:
+        security.set(ns.SOAP_MUST_UNDERSTAND, "1")
     return security
 
 

@@ -1,6 +1,8 @@
 """Population-registry simulator: a spyne service for ``wsdl/upstream/population-registry.wsdl``.
 
-It answers from the synthetic people of :mod:`simulators.people`. The spyne models
+It answers from the synthetic people of :mod:`simulators.people` and, when asked to
+(``PopulationDirectory(any_fin=True)``), for any other valid FIN with a deterministic synthetic
+person (:mod:`simulators.synthetic`). The spyne models
 below mirror the authored WSDL type for type (names, order, occurrence, facets); the authored
 WSDL is what ``?wsdl`` serves and what clients are built from, and the tests validate the
 simulator's answers against it.
@@ -35,6 +37,7 @@ from simulators._serving import (
     install_fault_filter,
     state_of,
 )
+from simulators.synthetic import synthetic_person
 
 __all__ = ["NS", "PATH", "PopulationDirectory", "create_population_app"]
 
@@ -127,14 +130,27 @@ class PingResponse(ComplexModel):
 
 
 class PopulationDirectory:
-    """The people one simulator instance knows (default: the seed data)."""
+    """The people one simulator instance knows (default: the seed data).
 
-    def __init__(self, people: Sequence[seed.SeedPerson] = seed.PEOPLE) -> None:
+    With ``any_fin``, a valid FIN that none of ``people`` holds (and that is not
+    :data:`simulators.people.NOT_FOUND_FIN`, which stays nobody's) is answered with the
+    deterministic synthetic person of :mod:`simulators.synthetic`; the listed people are answered
+    exactly as without it (their document types, their invalid documents).
+    """
+
+    def __init__(
+        self, people: Sequence[seed.SeedPerson] = seed.PEOPLE, *, any_fin: bool = False
+    ) -> None:
         self._by_fin = {person.fin: person for person in people}
+        self.any_fin = any_fin
 
     def find(self, document_type: str, fin: str) -> seed.SeedPerson | None:
         person = self._by_fin.get(fin)
-        if person is None or person.document.document_type != document_type:
+        if person is None:
+            if self.any_fin and fin != seed.NOT_FOUND_FIN:
+                return synthetic_person(fin, document_type)
+            return None
+        if person.document.document_type != document_type:
             return None
         return person
 

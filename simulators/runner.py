@@ -1,5 +1,5 @@
-"""Start both upstream simulators on loopback (tests, the embedded demo, ``dsmf-gateway
-simulators``)."""
+"""Start the upstream simulators on loopback (tests, the embedded demo, ``dsmf-gateway
+simulators``), and the test CA's OCSP responder when asked."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from types import FrameType
 from gateway.wsgi_server import RunningServer, serve_in_thread
 from simulators.mobile import PATH as MOBILE_PATH
 from simulators.mobile import MobileSignatureSimulator, create_mobile_app
+from simulators.ocsp import PATH as OCSP_PATH
+from simulators.ocsp import OcspResponder
 from simulators.population import PATH as POPULATION_PATH
-from simulators.population import create_population_app
+from simulators.population import PopulationDirectory, create_population_app
 
 __all__ = ["Simulators", "run_forever", "start_simulators"]
 
@@ -31,6 +33,15 @@ class Simulators:
     population_server: RunningServer
     mobile_server: RunningServer
     mssp: MobileSignatureSimulator
+    #: The issuing CA's OCSP responder, when started (``start_simulators(ocsp=True)``).
+    ocsp_server: RunningServer | None = None
+    ocsp_responder: OcspResponder | None = None
+
+    @property
+    def ocsp_url(self) -> str | None:
+        if self.ocsp_server is None:
+            return None
+        return self.ocsp_server.url.rstrip("/") + OCSP_PATH
 
     @property
     def population_url(self) -> str:
@@ -51,6 +62,8 @@ class Simulators:
     def stop(self) -> None:
         self.population_server.stop()
         self.mobile_server.stop()
+        if self.ocsp_server is not None:
+            self.ocsp_server.stop()
 
     def __enter__(self) -> Simulators:
         return self
@@ -68,17 +81,21 @@ def start_simulators(
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
     wsdl_dir: Path | None = None,
+    ocsp: bool = False,
+    ocsp_port: int = 0,
+    any_fin: bool = False,
 ) -> Simulators:
     """Serves the population registry and the mobile-signature service, each on its own port.
 
     ``pki_dir`` holds a test PKI (:func:`signing.testpki.build_test_pki`): the Asan İmza holders'
     keys sign on the simulated phones. Ports 0 pick free ports; the URLs are on the result.
+    ``any_fin``: the population registry answers any valid FIN (:mod:`simulators.synthetic`).
     """
     wsdl_dir = wsdl_dir or _default_wsdl_dir()
     mssp = MobileSignatureSimulator.from_test_pki(
         Path(pki_dir), approve_delay=approve_delay, transaction_timeout=transaction_timeout
     )
-    population_app = create_population_app(wsdl_dir)
+    population_app = create_population_app(wsdl_dir, PopulationDirectory(any_fin=any_fin))
     mobile_app = create_mobile_app(wsdl_dir, mssp)
     population_server = serve_in_thread(population_app, host=host, port=population_port)
     try:
@@ -86,7 +103,16 @@ def start_simulators(
     except BaseException:
         population_server.stop()
         raise
-    return Simulators(population_server, mobile_server, mssp)
+    simulators = Simulators(population_server, mobile_server, mssp)
+    if ocsp:
+        try:
+            responder = OcspResponder.from_test_pki(Path(pki_dir))
+            simulators.ocsp_server = serve_in_thread(responder, host=host, port=ocsp_port)
+            simulators.ocsp_responder = responder
+        except BaseException:
+            simulators.stop()
+            raise
+    return simulators
 
 
 def run_forever(
@@ -97,6 +123,7 @@ def run_forever(
     mobile_port: int = 0,
     approve_delay: float = 2.0,
     transaction_timeout: float = 60.0,
+    any_fin: bool = False,
 ) -> None:
     """Starts the simulators, prints where they are, and serves until SIGINT or SIGTERM."""
     stop = threading.Event()
@@ -112,6 +139,7 @@ def run_forever(
         mobile_port=mobile_port,
         approve_delay=approve_delay,
         transaction_timeout=transaction_timeout,
+        any_fin=any_fin,
     )
     try:
         print(f"population registry: {simulators.population_url}")

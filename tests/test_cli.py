@@ -431,8 +431,8 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
     try:
         root = f"http://127.0.0.1:{port}"
         health = wait_for_health(f"{root}/health", process, err_path)
-        assert health.json() == {"status": "ok", "checks": {"database": "ok",
-                                                            "population-registry": "ok"}}
+        assert health.json() == {"status": "ok", "checks": {
+            "database": "ok", "signing-key": "ok", "population-registry": "ok"}}
         # The banner is printed before the process waits for a signal.
         banner = wait_for_text(out_path, "Ctrl-C stops.")
         endpoint = f"{root}/soap"
@@ -505,3 +505,86 @@ def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the population registry's "any FIN" mode ---------------------------------------------------
+
+UNKNOWN_FIN = "7BX4K2M"  # no demo person's
+
+
+def _population_url(banner: str) -> str:
+    found = re.search(r"(http://127\.0\.0\.1:\d+/population-registry)", banner)
+    assert found, banner
+    return found.group(1)
+
+
+def _finds_unknown_fin(population_url: str) -> bool:
+    from gateway.domain.errors import PersonNotFoundUpstream
+    from gateway.domain.values import DocumentType
+    from gateway.upstream.population import ZeepPopulationRegistry
+
+    registry = ZeepPopulationRegistry(
+        REPO / "wsdl" / "upstream" / "population-registry.wsdl", population_url, timeout=10.0
+    )
+    # The demo people are there in either mode.
+    assert registry.find_person(DocumentType.ID_CARD, "5GH3J7K").surname == "Nəsibova"
+    try:
+        person = registry.find_person(DocumentType.ID_CARD, UNKNOWN_FIN)
+    except PersonNotFoundUpstream:
+        return False
+    assert person.fin == UNKNOWN_FIN and person.citizenship == "AZE"
+    return True
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["--any-fin"], {}, True),
+        ([], {"DSMF_SIMULATOR_ANY_FIN": "true"}, True),
+        ([], {}, False),
+    ],
+    ids=["flag", "environment", "default"],
+)
+def test_simulators_answer_any_valid_fin_when_asked(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: bool
+) -> None:
+    out_path, err_path = tmp_path / "sim.out", tmp_path / "sim.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "simulators", "--population-port",
+             str(free_port()), "--mobile-port", str(free_port()), "--pki-dir",
+             str(tmp_path / "pki"), *args],
+            cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1", **env), stdout=out, stderr=err,
+        )
+    try:
+        banner = wait_for_text(out_path, "mobile signature:", deadline_seconds=60)
+        assert ("any valid FIN" in banner) is expected
+        assert _finds_unknown_fin(_population_url(banner)) is expected
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, err_path.read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_serve_any_fin_starts_the_population_simulator_in_that_mode(tmp_path: Path) -> None:
+    port = free_port()
+    out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+             "--data-dir", str(tmp_path / "data"), "--any-fin"],
+            cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1"), stdout=out, stderr=err,
+        )
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}/health", process, err_path)
+        banner = wait_for_text(out_path, "Ctrl-C stops.")
+        assert "(any valid FIN)" in banner
+        assert _finds_unknown_fin(_population_url(banner))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, err_path.read_text()[-2000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

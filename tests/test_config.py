@@ -281,6 +281,35 @@ def test_replace_does_not_validate_but_validate_refuses() -> None:
     assert str(info.value) == "invalid configuration: port must be 1..65535"
 
 
+def test_registry_scale_settings_and_their_bounds() -> None:
+    settings = Settings.load(None, environ={"DSMF_SEARCH_COUNT_LIMIT": "500",
+                                            "DSMF_OPTIMIZE_EVERY_SECONDS": "0",
+                                            "DSMF_SIMULATOR_ANY_FIN": "yes"})
+    assert (settings.search_count_limit, settings.optimize_every_seconds) == (500, 0.0)
+    assert settings.simulator_any_fin is True
+    assert Settings().search_count_limit == 10_000 and Settings().optimize_every_seconds == 3600
+    refused("invalid configuration: search_count_limit must be 1..10000000",
+            search_count_limit=0)
+    refused("invalid configuration: optimize_every_seconds must be >= 0 (0: never)",
+            optimize_every_seconds=-1)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("revocation_sources", ()),
+    ("revocation_sources", ("crl", "crl")),
+    ("revocation_sources", ("crl", "ldap")),
+    ("ocsp_cert_id_hash", "md5"),
+    ("max_security_tokens", 0),
+    ("max_certificate_path_length", 40),
+    ("unknown_issuer_cache_seconds", -1),
+])
+def test_trust_hardening_settings_are_bounded(key: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping({key: value})
+    assert key in str(info.value)
+    assert info.value.code == "Server.Configuration"
+
+
 def test_simulator_ports_are_pinned_or_any_free_port() -> None:
     assert Settings().simulator_population_port == Settings().simulator_mobile_port == 0
     pinned = Settings.from_mapping({"simulator_population_port": "8081",

@@ -18,7 +18,7 @@ from pathlib import Path
 import zeep
 from zeep.exceptions import Fault
 
-from gateway.client.wsse import SigningPlugin, XRoadMember
+from gateway.client.wsse import GatewayIdentity, SigningPlugin, XRoadMember
 from signing.errors import SigningError, VerificationError
 from signing.signer import Signer
 from signing.testpki import load_test_pki
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wsdl", required=True)
     p.add_argument("--pki", required=True, help="demo PKI directory (trust list, demo keys)")
     p.add_argument("--identity", default="director", help="demo identity whose key file to use")
+    p.add_argument("--gateway-identity", default="gateway_rsa",
+                   help="demo identity whose certificate signs the gateway's answers (pinned)")
     p.add_argument("--voen", default="1403567891")
     p.add_argument("--fin", required=True)
     p.add_argument("--document-type", default="ID_CARD")
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         signer,
         client=XRoadMember("AZ", "COM", args.voen, "erp"),
         verify_with=pki.trust_store(),
+        # Only the gateway's own certificate may sign its answers (the demo PKI holds it).
+        gateway=GatewayIdentity.pinned(pki.identity(args.gateway_identity).certificate),
     )
     client = zeep.Client(args.wsdl, plugins=[plugin])
     try:

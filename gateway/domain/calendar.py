@@ -18,8 +18,17 @@ def now() -> datetime:
     return datetime.now(BUSINESS_TZ)
 
 
-def business_date(moment: datetime) -> date:
-    """The Baku calendar date of an instant (naive instants are taken as UTC)."""
+def baku_time(moment: datetime) -> datetime:
+    """The instant as Baku wall-clock time, offset +04:00 (naive instants are taken as UTC).
+
+    Every dateTime in an answer, in the notice and on the PDF goes through here, so a client
+    never sees one operation answer in +00:00 and another in +04:00.
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # noqa: UP017 - explicit for readers
-    return moment.astimezone(BUSINESS_TZ).date()
+    return moment.astimezone(BUSINESS_TZ)
+
+
+def business_date(moment: datetime) -> date:
+    """The Baku calendar date of an instant (naive instants are taken as UTC)."""
+    return baku_time(moment).date()

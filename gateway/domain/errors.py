@@ -11,6 +11,7 @@ into them at their edge, so nothing foreign crosses into the service layer.
     │                                 .AuthorityNotYetValid|.AuthorityExpired|.AuthorityRevoked|
     │                                 .WrongCredential|.WrongEService|.SessionExpired|...]
     ├── Conflict                    Client.Conflict[.SsnExists|.NotDraft|.Duplicate|...]
+    ├── RateLimited                 Client.RateLimit.Exceeded (one caller, too many unsigned calls)
     ├── UpstreamError               Server.Upstream[.Unavailable|.Timeout|.Fault]
     │   └── PersonNotFoundUpstream  Client.Person.NotFound (the registry knows no such person)
     ├── NotImplementedOperation     Server.NotImplemented
@@ -19,14 +20,21 @@ into them at their edge, so nothing foreign crosses into the service layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class GatewayError(Exception):
+    """``message`` is the developer's English text (for the log); the user reads the catalogue's
+    text for ``code`` (``gateway.messages``), filled with ``field`` and the named ``params``."""
+
     code: str = "Server.Internal"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
+                 params: Mapping[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.params: Mapping[str, object] = dict(params or {})
         if code is not None:
             self.code = code
 
@@ -45,6 +53,22 @@ class NotAuthorized(GatewayError):
 
 class Conflict(GatewayError):
     code = "Client.Conflict"
+
+
+class RateLimited(GatewayError):
+    code = "Client.RateLimit.Exceeded"
+
+
+class SsnAlreadyIssued(Conflict):
+    """The person already holds an SSN (şəxsin SSN-i mövcuddur); ``ssn`` is it, when known."""
+
+    code = "Client.Conflict.SsnExists"
+
+    def __init__(self, message: str, *, ssn: str | None = None, field: str | None = None,
+                 params: Mapping[str, object] | None = None) -> None:
+        super().__init__(message, field=field,
+                         params={"ssn": ssn, **(params or {})} if ssn else params)
+        self.ssn = ssn
 
 
 class UpstreamError(GatewayError):

@@ -29,6 +29,27 @@ class LocalOffice:
 
 
 @dataclass(frozen=True, slots=True)
+class District:
+    """A district (rayon) or city of a region in the address code list."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A top-level unit of an address (``Address.region``): a city of republican subordination
+    (e.g. "Bakı şəhəri") or a district (e.g. "Quba rayonu"). ``closed``: ``cityOrDistrict``
+    must be one of ``districts`` (e.g. Bakı's twelve rayons); otherwise it is a settlement
+    given as text."""
+
+    code: str
+    name: str
+    closed: bool
+    districts: tuple[District, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Insurer:
     """An employer (sığortaedən) as the Fund knows it; read-only through the service."""
 
@@ -126,6 +147,10 @@ class Authority:
     revoked_at: datetime | None = None
     revoked_by_fin: str | None = None
     revoke_reason: str | None = None
+    # Bound when the holder first signs with the card: when, and until when their certificate
+    # is valid ("authority ends when the person's e-signature certificate expires", §2.2).
+    bound_at: datetime | None = None
+    holder_not_after: datetime | None = None
 
     def state(self, today: date) -> AuthorityState:
         if self.revoked_at is not None:
@@ -134,7 +159,24 @@ class Authority:
             return AuthorityState.FUTURE
         if self.valid_to is not None and today > self.valid_to:
             return AuthorityState.EXPIRED
+        if self.holder_not_after is not None and today > self.holder_not_after.date():
+            return AuthorityState.EXPIRED
         return AuthorityState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class SealHolder:
+    """A person known to hold the insurer's seal authority (möhür vurmaq səlahiyyəti) without
+    their certificate at hand: learned when they signed with a seal-authority card, or listed in
+    the insurer reference data. ``not_after``: until when (their certificate's expiry; absent
+    for a reference-data entry, which holds until the data is reloaded without it)."""
+
+    insurer_voen: str
+    fin: str
+    name: str
+    source: str  # "SIGN_IN" or "REFERENCE"
+    seen_at: datetime
+    not_after: datetime | None = None
 
 
 class ApplicationType(StrEnum):

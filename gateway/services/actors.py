@@ -18,11 +18,23 @@ from gateway.domain.model import Actor, CredentialKind
 from signing.identity import CertificateIdentity, IdentityMapping, extract_identity
 
 READ_ONLY_OPERATIONS = frozenset({
-    "GetInsurer", "ListEServices", "ListAuthorities", "FindPerson", "SearchApplications",
-    "GetApplication", "GetNotification", "GetMobileSigningStatus", "listMethods",
+    "GetInsurer", "ListEServices", "ListLocalOffices", "ListAuthorities", "FindPerson",
+    "GetInsuredPerson", "SearchApplications", "ExportApplications", "GetApplication",
+    "GetNotification", "GetMobileSigningStatus", "listMethods",
 })
 
 _USER_ID = re.compile(r"^AZ([A-HJ-NP-Z0-9]{5,7})$")
+
+
+def _bind_client(client_member: str | None, allowed: set[str | None]) -> None:
+    members = {m for m in allowed if m}
+    if client_member is None or not members or client_member in members:
+        return
+    raise NotAuthorized(
+        f"the X-Road client member {client_member} is neither the signer's organisation nor"
+        " the insurer the request acts for",
+        code="Client.NotAuthorized.XRoadClient", field="client",
+    )
 
 
 class ActorFactory:
@@ -41,10 +53,19 @@ class ActorFactory:
         operation: str,
         user_id: str | None,
         kind: CredentialKind = CredentialKind.CARD,
+        client_member: str | None = None,
+        acting_for: str | None = None,
     ) -> Actor:
+        """``client_member``: the memberCode of the signed X-Road ``client`` header;
+        ``acting_for``: the VÖEN the signed body names. A person's request comes from the
+        X-Road member of the signer's organisation (the certificate's VÖEN) or of the insurer
+        it acts for; a system's from its own member. Any other member is refused: the header
+        names who sent the message and must not claim a third organisation."""
         identity = extract_identity(certificate, self.mapping)
         if identity.fin:
+            _bind_client(client_member, {identity.voen, acting_for})
             return self._person(identity, certificate, kind)
+        _bind_client(client_member, {identity.voen})
         return self._system(identity, certificate, operation, user_id)
 
     def _person(

@@ -41,12 +41,15 @@ from gateway.domain.model import (
     Authority,
     AuthorityState,
     AuthorityType,
+    CredentialKind,
     PersonRecord,
+    SealHolder,
 )
 from gateway.domain.values import DocumentType, Fin, Voen
 from gateway.services import validation
-from gateway.services.authorization import authorize
+from gateway.services.authorization import authorize, bound_to
 from gateway.services.ports import Clock, PopulationRegistry, UnitOfWork, UnitOfWorkFactory
+from signing.identity import CardNumberSource, normalise_card_number
 
 _PERMITS = (DocumentType.TEMPORARY_RESIDENCE_PERMIT, DocumentType.PERMANENT_RESIDENCE_PERMIT)
 _LIVE = (AuthorityState.ACTIVE, AuthorityState.FUTURE)
@@ -59,11 +62,13 @@ class AuthorityService:
         registry: PopulationRegistry,
         clock: Clock,
         max_page_size: int = 200,
+        card_number_source: CardNumberSource = CardNumberSource.SERIAL,
     ) -> None:
         self.uow = uow
         self.registry = registry
         self.clock = clock
         self.max_page_size = max_page_size
+        self.card_number_source = card_number_source
 
     # -- grant ----------------------------------------------------------------------------
 
@@ -97,7 +102,7 @@ class AuthorityService:
         # Any length 5-7: the document (ID card or residence permit) is found below.
         fin = Fin.parse(fin, DocumentType.TEMPORARY_RESIDENCE_PERMIT).value
         card_number, asan_phone, asan_user_id = _credential(
-            authority_type, card_number, asan_phone, asan_user_id
+            authority_type, card_number, asan_phone, asan_user_id, self.card_number_source
         )
         valid_from, valid_to = _period(valid_from, valid_to, today)
         with self.uow() as uow:
@@ -190,6 +195,41 @@ class AuthorityService:
             uow.commit()
         return revoked
 
+    # -- what a signature teaches ---------------------------------------------------------
+
+    def note_signature(self, actor: Actor) -> None:
+        """A person signed with a verified certificate. Their authorities bound to that card
+        (or Asan phone) are bound to the certificate: when it was first used, and until when
+        it is valid (the authority shows EXPIRED after that, §2.2). A seal-authority
+        certificate also records its holder as a seal holder of the insurer, so the e-Gov
+        portal may later act for them with X-Road userId (until the certificate expires)."""
+        if actor.fin is None or actor.certificate_not_after is None or actor.credential_kind \
+                not in (CredentialKind.CARD, CredentialKind.ASAN):
+            return
+        now = self.clock()
+        not_after = actor.certificate_not_after
+        changed = False
+        with self.uow() as uow:
+            for authority in uow.authorities.list_for_holder(actor.fin):
+                if authority.revoked_at is not None or not bound_to(authority, actor):
+                    continue
+                if authority.holder_not_after == not_after:
+                    continue
+                uow.authorities.update(replace(
+                    authority, bound_at=authority.bound_at or now, holder_not_after=not_after,
+                ))
+                changed = True
+            if actor.seal_authority and actor.voen and uow.insurers.get(actor.voen) is not None:
+                known = uow.authorities.seal_holder(actor.voen, actor.fin)
+                if known is None or known.not_after != not_after:
+                    uow.authorities.record_seal_holder(SealHolder(
+                        insurer_voen=actor.voen, fin=actor.fin, name=actor.name,
+                        source="SIGN_IN", seen_at=now, not_after=not_after,
+                    ))
+                    changed = True
+            if changed:
+                uow.commit()
+
     # -- helpers --------------------------------------------------------------------------
 
     def _find_person(self, fin: str) -> PersonRecord:
@@ -226,8 +266,10 @@ def _credential(
     card_number: str | None,
     asan_phone: str | None,
     asan_user_id: str | None,
+    card_number_source: CardNumberSource = CardNumberSource.SERIAL,
 ) -> tuple[str | None, str | None, str | None]:
-    """The one credential the authority is bound to, checked and normalised."""
+    """The one credential the authority is bound to, checked and normalised (a card number
+    the way the gateway reads it from the certificate: by default its serial in hex)."""
     card = (card_number or "").strip() or None
     phone = (asan_phone or "").strip() or None
     user_id = (asan_user_id or "").strip() or None
@@ -243,7 +285,13 @@ def _credential(
                 "give no Asan phone or user id",
                 code="Client.Validation.Credential", field="asanPhone",
             )
-        return card, None, None
+        try:
+            return normalise_card_number(card, card_number_source), None, None
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"{exc} (got {card!r})", code="Client.Validation.CardNumber",
+                field="cardNumber",
+            ) from exc
     if card is not None:
         raise ValidationFailed(
             "an Asan İmza authority is bound to the phone: give no card number",

@@ -48,12 +48,19 @@ def authorize(
             a for a in uow.authorities.list_for_person(voen, actor.fin or "")
             if a.eservice_code == eservice and a.state(today) is AuthorityState.ACTIVE
         ]
-        if not active:
-            raise NotAuthorized(
-                "the person named in userId holds no active authority from this insurer",
-                code="Client.NotAuthorized.NoAuthority",
-            )
-        return
+        if active:
+            return
+        # The insurer's seal holder needs no granted authority (§2.2); the system has no
+        # certificate of theirs, so the gateway goes by what it learned from their own
+        # seal-card signatures or from the insurer reference data (DESIGN: seal holders).
+        seal = uow.authorities.seal_holder(voen, actor.fin or "")
+        if seal is not None and (seal.not_after is None or today <= seal.not_after.date()):
+            return
+        raise NotAuthorized(
+            "the person named in userId is neither a known seal holder of this insurer nor"
+            " holds an active authority from it",
+            code="Client.NotAuthorized.NoAuthority",
+        )
     if actor.voen == voen and actor.seal_authority:
         return
     if require_seal:
@@ -79,7 +86,7 @@ def authorize(
             "the signer's authority is for another e-service",
             code="Client.NotAuthorized.WrongEService",
         )
-    bound = [a for a in for_service if _bound_to(a, actor)]
+    bound = [a for a in for_service if bound_to(a, actor)]
     if not bound:
         raise NotAuthorized(
             "the authority is bound to another card or phone than the one that signed",
@@ -101,7 +108,8 @@ def authorize(
     )
 
 
-def _bound_to(authority: Authority, actor: Actor) -> bool:
+def bound_to(authority: Authority, actor: Actor) -> bool:
+    """Whether ``authority`` is bound to the card or phone ``actor`` signed with."""
     if authority.authority_type is AuthorityType.E_SIGNATURE_CARD:
         return (actor.credential_kind is CredentialKind.CARD
                 and authority.card_number is not None

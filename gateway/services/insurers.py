@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from gateway.domain.calendar import business_date
 from gateway.domain.errors import NotFound
-from gateway.domain.model import Actor, EService, Insurer
+from gateway.domain.model import Actor, EService, Insurer, LocalOffice
 from gateway.domain.values import Voen
 from gateway.services.authorization import authorize
 from gateway.services.ports import Clock, UnitOfWorkFactory
@@ -29,3 +29,8 @@ class InsurerService:
     def list_eservices(self) -> Sequence[EService]:
         with self.uow() as uow:
             return list(uow.eservices.list())
+
+    def list_offices(self) -> Sequence[LocalOffice]:
+        """The local DSMF offices, by code (public reference data, like the e-services)."""
+        with self.uow() as uow:
+            return list(uow.insurers.list_offices())

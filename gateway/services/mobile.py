@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
@@ -50,14 +51,32 @@ from gateway.domain.errors import (
     GatewayError,
     NotAuthorized,
     NotFound,
+    NotImplementedOperation,
     UpstreamError,
     ValidationFailed,
 )
 from gateway.domain.mobile import MobileKind, MobileState, MobileTransaction
-from gateway.domain.model import Actor, Application, ApplicationStatus, CredentialKind
+from gateway.domain.model import (
+    Actor,
+    Application,
+    ApplicationStatus,
+    Authority,
+    CredentialKind,
+)
 from gateway.domain.values import Voen
 from gateway.services import validation
+from gateway.services.authorities import AuthorityService
 from gateway.services.authorization import authorize
+from gateway.services.mobile_operations import (
+    DISPLAY,
+    NAMES,
+    SEAL_OPERATIONS,
+    MobileOperation,
+    RegistrationOperation,
+    execute,
+    operation_document,
+    read_operation,
+)
 from gateway.services.ports import (
     Clock,
     MobileOutstanding,
@@ -100,9 +119,9 @@ METHOD = SignatureMethod.RSA_SHA256
 
 #: What a request with a session and no signature may do: read, and keep drafts.
 SESSION_ALLOWED_OPERATIONS = frozenset({
-    "GetInsurer", "ListEServices", "ListAuthorities", "FindPerson", "SearchApplications",
-    "GetApplication", "GetNotification", "SaveDraft", "DeleteDraft", "listMethods",
-    "StartMobileSigning",
+    "GetInsurer", "ListEServices", "ListLocalOffices", "ListAuthorities", "FindPerson",
+    "GetInsuredPerson", "SearchApplications", "ExportApplications", "GetApplication",
+    "GetNotification", "SaveDraft", "DeleteDraft", "listMethods", "StartMobileSigning",
 })
 
 #: Refusal reasons of the contract (MobileSigningRefusalReason); others are INTERNAL_ERROR.
@@ -146,9 +165,16 @@ class SessionStore(Protocol):
         expires_at: datetime,
         role: str | None = None,
         created_at: datetime | None = None,
+        certificate: str | None = None,
     ) -> Any: ...
 
     def get(self, token: str) -> Any: ...
+
+    def revoke(self, token: str, at: datetime | None = None) -> bool: ...
+
+
+#: Validates a certificate at a moment (``TrustStore.validate``); raises a CertificateError.
+CertificateCheck = Callable[[x509.Certificate, datetime], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +193,7 @@ class MobileProgress:
     session_token: str | None = None
     session_expires_at: datetime | None = None
     application: Application | None = None
+    authority: Authority | None = None
 
 
 class _Refusal(Exception):
@@ -195,8 +222,12 @@ class MobileService:
         session_ttl: timedelta = timedelta(seconds=1800),
         transaction_ttl: timedelta = timedelta(seconds=120),
         max_open_per_phone: int = 3,
+        certificate_check: CertificateCheck | None = None,
+        authorities: AuthorityService | None = None,
     ) -> None:
+        self.authorities = authorities
         self.uow = uow
+        self.certificate_check = certificate_check
         self.transactions = transactions
         self.sessions = sessions
         self.mobile = mobile
@@ -254,8 +285,36 @@ class MobileService:
                            code="Client.Conflict.NotDraft", field="applicationId")
         doc = application_document(app, phone, user_id, self.clock())
         return self._start(
-            MobileKind.SIGNING, doc, phone, user_id, voen, app.application_id, SIGNING_DISPLAY
+            MobileKind.SIGNING, doc, phone, user_id, voen, app.application_id, SIGNING_DISPLAY,
+            started_by=actor.fin,
         )
+
+    def start_operation(
+        self, actor: Actor | None, voen: str, operation: MobileOperation, phone: str,
+        user_id: str,
+    ) -> MobileStarted:
+        """Sends an operation (grant, revoke, correction, registration with its data) to the
+        phone; when it is signed, exactly the signed operation is executed. The caller is
+        checked as for a draft (authenticated, may act for the insurer; grant and revoke: the
+        insurer's seal holder), so nobody can push prompts to a phone for an insurer they do
+        not act for; the signer is checked again, by the certificate, when it is executed."""
+        voen = Voen.parse(voen).value
+        phone = validation.mobile_number(phone, "phone")
+        user_id = _user_id(user_id)
+        if actor is None:
+            raise NotAuthorized("StartMobileSigning needs a signed request or an Asan session",
+                                code="Client.Signature.Missing")
+        if actor.credential_kind is CredentialKind.SESSION and actor.credential != phone:
+            raise NotAuthorized("a session signs only with its own phone",
+                                code="Client.NotAuthorized.WrongCredential", field="phone")
+        if self.authorities is None:
+            raise NotImplementedOperation("mobile signing of operations is not configured")
+        with self.uow() as uow:
+            authorize(uow, actor, voen, today=business_date(self.clock()),
+                      require_seal=isinstance(operation, SEAL_OPERATIONS))
+        doc = operation_document(operation, voen, phone, user_id, self.clock())
+        return self._start(MobileKind.SIGNING, doc, phone, user_id, voen, None,
+                           DISPLAY[NAMES[type(operation)]], started_by=actor.fin)
 
     def _start(
         self,
@@ -266,6 +325,8 @@ class MobileService:
         voen: str | None,
         application_id: str | None,
         display: str,
+        *,
+        started_by: str | None = None,
     ) -> MobileStarted:
         # Each start pushes a request to a person's phone: bound how many may wait at once, so
         # the gateway cannot be used to flood a phone with confirmation prompts.
@@ -290,6 +351,9 @@ class MobileService:
             expires_at=now + self.transaction_ttl,
             application_id=application_id,
             voen=voen,
+            # Who asked for the signature, until the phone's certificate names the signer: a
+            # refusal's history entry is attributed to them.
+            fin=started_by,
             pending=unsigned,
         )
         try:
@@ -303,7 +367,7 @@ class MobileService:
             tx = replace(tx, state=MobileState.REFUSED, completed_at=now,
                          fault_code=exc.code, fault_reason=str(reason))
             self.transactions.create(tx)
-            self._keep_draft(tx, str(reason))
+            self._keep_draft(tx, str(reason), unsaved=True)
             return MobileStarted(tx.transaction_id, code, tx.expires_at)
         self.transactions.create(replace(tx, upstream_id=upstream_id))
         return MobileStarted(tx.transaction_id, code, tx.expires_at)
@@ -450,6 +514,7 @@ class MobileService:
             token, fin=actor.fin, voen=voen, name=actor.name, credential=tx.phone,
             seal_authority=seal, expires_at=expires, role="seal" if seal else "delegate",
             created_at=now,
+            certificate=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         )
         self.transactions.update(replace(
             tx, fin=actor.fin, voen=voen, pending=signed_xml, completed_at=now,
@@ -460,7 +525,9 @@ class MobileService:
         self, tx: MobileTransaction, signed_xml: bytes, certificate: x509.Certificate
     ) -> MobileProgress:
         actor = self._actor(tx, certificate)
-        assert tx.voen is not None and tx.application_id is not None and tx.pending is not None
+        if tx.application_id is None:
+            return self._finish_operation(tx, actor, signed_xml)
+        assert tx.voen is not None and tx.pending is not None
         signed_content = _content(tx.pending)
 
         def unchanged(current: Application) -> None:
@@ -484,6 +551,26 @@ class MobileService:
         ))
         return MobileProgress("DONE", application=app)
 
+    def _finish_operation(
+        self, tx: MobileTransaction, actor: Actor, signed_xml: bytes
+    ) -> MobileProgress:
+        # Read back from the verified document: what is executed is what the phone signed.
+        voen, operation = read_operation(parse_xml(signed_xml, _LIMITS))
+        if voen != tx.voen or self.authorities is None:
+            raise _Refusal("SIGNATURE_MISMATCH", "the signed document is for another insurer")
+        try:
+            result = execute(operation, actor, voen, self.authorities, self.registration)
+        except NotAuthorized as exc:
+            raise _Refusal("NOT_AUTHORIZED", exc.message, exc.code) from exc
+        application = result if isinstance(result, Application) else None
+        self.transactions.update(replace(
+            tx, fin=actor.fin, pending=signed_xml, completed_at=self.clock(),
+            application_id=application.application_id if application else None,
+        ))
+        if isinstance(result, Authority):
+            return MobileProgress("DONE", authority=result)
+        return MobileProgress("DONE", application=application)
+
     def _refuse(
         self,
         tx: MobileTransaction,
@@ -496,13 +583,30 @@ class MobileService:
                         fault_code=refusal.code, fault_reason=refusal.reason)
         if not self.transactions.update(ended, expected_state=expected):
             return self._final(self._get(tx.transaction_id))
-        self._keep_draft(ended, f"{refusal.reason}: {refusal.detail}")
+        self._keep_draft(ended, f"{refusal.reason}: {refusal.detail}", unsaved=True)
         return MobileProgress("REFUSED", reason=refusal.reason)
 
-    def _keep_draft(self, tx: MobileTransaction, reason: str) -> None:
+    def _keep_draft(self, tx: MobileTransaction, reason: str, *, unsaved: bool = False) -> None:
+        """Signing failed: a draft keeps the reason (§3.1). With ``unsaved``, registration data
+        that was sent to the phone without being saved becomes a draft too, attributed to who
+        started the signing (authorized then); not when the signed operation itself was
+        refused when executed (that refusal writes nothing)."""
+        if unsaved and tx.kind is MobileKind.SIGNING and tx.voen and not tx.application_id \
+                and tx.pending is not None:
+            try:
+                _, operation = read_operation(parse_xml(tx.pending, _LIMITS))
+            except (GatewayError, SigningError, ValueError):
+                return
+            if isinstance(operation, RegistrationOperation):
+                self.registration.keep_unsaved_as_draft(
+                    None, tx.voen, operation.data, f"Asan İmza signing failed: {reason}",
+                    actor_fin=tx.fin,
+                )
+            return
         if tx.kind is MobileKind.SIGNING and tx.voen and tx.application_id:
             self.registration.keep_as_draft(
-                tx.voen, tx.application_id, f"Asan İmza signing failed: {reason}", None
+                tx.voen, tx.application_id, f"Asan İmza signing failed: {reason}", None,
+                actor_fin=tx.fin,
             )
 
     # -- sessions --------------------------------------------------------------------------
@@ -523,6 +627,7 @@ class MobileService:
             raise SignatureMissing(
                 f"{operation} needs the person's signature: a session cannot submit"
             )
+        self._recheck_certificate(token, record.certificate, now)
         return Actor(
             fin=record.fin,
             voen=record.voen,
@@ -531,6 +636,21 @@ class MobileService:
             seal_authority=bool(record.seal_authority),
             name=record.name,
         )
+
+
+    def _recheck_certificate(self, token: str, pem: str | None, now: datetime) -> None:
+        """A session lasts minutes; the certificate it was opened with may be revoked in them.
+        Checked on every use (the trust store caches a good answer only while its CRL or OCSP
+        answer holds): revoked or expired ends the session; an unknown status refuses this use
+        only."""
+        if self.certificate_check is None or pem is None:
+            return
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        try:
+            self.certificate_check(certificate, now)
+        except (CertificateRevoked, CertificateExpired, CertificateNotYetValid):
+            self.sessions.revoke(token, now)
+            raise
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -625,6 +745,6 @@ def _user_id(value: str) -> str:
     value = (value or "").strip()
     if not (value.isdigit() and value.isascii() and 6 <= len(value) <= 10):
         raise ValidationFailed("userId: the Asan İmza user id is 6 to 10 digits",
-                               code="Client.Validation.UserId", field="userId")
+                               code="Client.Validation.AsanUserId", field="userId")
     return value
 

@@ -12,14 +12,18 @@ the insurer's own applications only, another insurer's are "not found".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from functools import cache
 from typing import Final, Protocol
 
 from lxml import etree
 
-from gateway.domain.errors import UpstreamUnavailable
+from gateway.config import project_root
+from gateway.domain.calendar import baku_time
+from gateway.domain.errors import InternalError, UpstreamUnavailable
 from gateway.domain.model import (
     Actor,
     Application,
@@ -27,6 +31,7 @@ from gateway.domain.model import (
     PersonRecord,
 )
 from gateway.domain.values import Address, Contacts, DocumentType
+from gateway.messages import notes
 from gateway.services.ports import Clock, UnitOfWorkFactory
 from gateway.services.registration import RegistrationService
 from signing.signer import Signer
@@ -34,6 +39,9 @@ from signing.wsse import sign_document
 
 NOTIFICATION_NS: Final = "urn:az:dsmf:notification:v1"
 NOTIFICATION_VERSION: Final = "1"
+#: The notice is for the Fund's and the insurer's files: always Azerbaijani.
+NOTICE_LOCALE: Final = "az"
+NOTICE_SCHEMA: Final = project_root() / "xsd" / "notification.xsd"
 
 ApplicationReader = Callable[[Actor | None, str, str], Application]
 """``(actor, voen, application_id) -> Application``, authorizing as the detailed view does."""
@@ -98,9 +106,11 @@ class NotificationService:
             application=app,
             insurer_voen=app.insurer_voen,
             insurer_name=insurer.full_name if insurer is not None else app.insurer_voen,
-            issued_at=_utc(self.clock()),
+            issued_at=baku_time(self.clock()),
         )
         document = notice_document(content)
+        # The notice's own contract (xsd/notification.xsd): nothing unchecked gets signed.
+        validate_notice(document)
         sign_document(document, self.signer)
         xml = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
         stem = f"bildiris-{app.application_id}" + ("-qaralama" if content.is_draft else "")
@@ -123,7 +133,7 @@ def notice_document(content: NoticeContent) -> etree._Element:
     _text(application, "applicationDate", _datetime(app.created_at))
     _text(application, "certificateStatus", app.certificate_status.value)
     if app.draft_reason:
-        _text(application, "draftReason", app.draft_reason)
+        _text(application, "draftReason", notes.reason(app.draft_reason, NOTICE_LOCALE))
 
     insurer = etree.SubElement(root, _q("insurer"))
     _text(insurer, "voen", content.insurer_voen)
@@ -151,6 +161,7 @@ def notice_document(content: NoticeContent) -> etree._Element:
         if app.signed_by.fin:
             _text(signed, "fin", app.signed_by.fin)
         _text(signed, "name", app.signed_by.name)
+        _text(signed, "credentialType", credential_type(app.signed_by.credential))
         _text(signed, "credential", app.signed_by.credential)
 
     history = etree.SubElement(root, _q("statusHistory"))
@@ -161,7 +172,7 @@ def notice_document(content: NoticeContent) -> etree._Element:
         if change.actor_fin:
             _text(entry, "actorFin", change.actor_fin)
         if change.note:
-            _text(entry, "note", change.note)
+            _text(entry, "note", notes.note(change.note, NOTICE_LOCALE))
     # Indented before signing: the digest covers exactly the bytes the caller receives.
     etree.indent(root, space="  ")
     return root
@@ -253,13 +264,33 @@ def _contacts(parent: etree._Element, contacts: Contacts) -> None:
         _text(element, "email", contacts.email)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _datetime(moment: datetime) -> str:
-    return _utc(moment).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """Baku time with its offset (``2026-12-06T09:49:30+04:00``), as in every answer."""
+    return baku_time(moment).replace(microsecond=0).isoformat()
+
+
+_PHONE: Final = re.compile(r"^\+994[0-9]{9}$")
+
+
+def credential_type(credential: str) -> str:
+    """``ASAN_IMZA`` when the signer's credential is an Asan İmza phone (E.164), otherwise
+    ``E_SIGNATURE_CARD`` (the card number); a phone is never labelled as a certificate."""
+    return "ASAN_IMZA" if _PHONE.match(credential) else "E_SIGNATURE_CARD"
 
 
 def _date(day: date) -> str:
     return day.isoformat()
+
+
+@cache
+def _notice_schema() -> etree.XMLSchema:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.XMLSchema(etree.parse(str(NOTICE_SCHEMA), parser))
+
+
+def validate_notice(document: etree._Element) -> None:
+    """Refuse to sign a notice that does not match ``xsd/notification.xsd`` (our bug, not the
+    caller's: Server.Internal)."""
+    schema = _notice_schema()
+    if not schema.validate(document):
+        raise InternalError(f"the notice does not match its schema: {schema.error_log}")

@@ -17,14 +17,18 @@ from typing import Final
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from gateway.domain.calendar import baku_time
 from gateway.domain.model import Application
 from gateway.domain.values import Address, Contacts
+from gateway.messages import notes
 from gateway.services.notifications import (
     APPLICATION_TYPE_AZ,
     CERTIFICATE_STATUS_AZ,
     DOCUMENT_TYPE_AZ,
+    NOTICE_LOCALE,
     STATUS_AZ,
     NoticeContent,
+    credential_type,
 )
 
 FONT: Final = "DejaVu"
@@ -77,10 +81,11 @@ class NoticePdfRenderer:
             ("Ərizənin növü", APPLICATION_TYPE_AZ.get(app.application_type.value,
                                                       app.application_type.value)),
             ("Ərizənin statusu", STATUS_AZ.get(app.status.value, app.status.value)),
-            ("Ərizənin tarixi", _when(app.created_at)),
+            ("Ərizənin tarixi", f"{_when(app.created_at)} (Bakı vaxtı)"),
             ("SSŞ statusu", CERTIFICATE_STATUS_AZ.get(app.certificate_status.value,
                                                       app.certificate_status.value)),
-            ("Qaralamanın səbəbi", app.draft_reason),
+            ("Qaralamanın səbəbi",
+             notes.reason(app.draft_reason, NOTICE_LOCALE) if app.draft_reason else None),
         ])
 
         self._section(pdf, "Sığortaedən")
@@ -102,7 +107,7 @@ class NoticePdfRenderer:
         if app.signed_by is not None:
             self._section(pdf, "İmzalayan")
             self._rows(pdf, [("Adı", app.signed_by.name), ("FİN", app.signed_by.fin),
-                             ("Sertifikat", app.signed_by.credential)])
+                             _credential_row(app.signed_by.credential)])
 
         self._section(pdf, "Statusların tarixçəsi")
         self._history(pdf, app)
@@ -111,9 +116,9 @@ class NoticePdfRenderer:
         pdf.set_font(FONT, "", 8)
         pdf.multi_cell(
             0, 4.5,
-            f"Bildiriş {_when(content.issued_at)} tarixində yaradılıb. Bu sənəd Fondun şlüzünün "
-            "elektron imzası ilə imzalanmış XML bildirişin çap formasıdır; hüquqi qüvvəni XML "
-            "sənəd daşıyır.",
+            f"Bildiriş {_when(content.issued_at)} (Bakı vaxtı) tarixində yaradılıb. "
+            "Bu sənəd Fondun şlüzünün elektron imzası ilə imzalanmış XML bildirişin çap "
+            "formasıdır; hüquqi qüvvəni XML sənəd daşıyır.",
             align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT,
         )
         return bytes(pdf.output())
@@ -161,7 +166,7 @@ class NoticePdfRenderer:
     def _history(pdf: FPDF, app: Application) -> None:
         widths = (40.0, 38.0, 32.0, pdf.epw - 110.0)
         pdf.set_font(FONT, "B", 9)
-        for width, title in zip(widths, ("Tarix (UTC)", "Status", "İcraçının FİN-i", "Qeyd"),
+        for width, title in zip(widths, ("Tarix (Bakı vaxtı)", "Status", "İcraçının FİN-i", "Qeyd"),
                                 strict=True):
             pdf.cell(width, _LINE, title, border="B")
         pdf.ln(_LINE)
@@ -172,7 +177,8 @@ class NoticePdfRenderer:
             pdf.cell(widths[1], _LINE, STATUS_AZ.get(change.status.value, change.status.value))
             pdf.cell(widths[2], _LINE, change.actor_fin or "—")
             pdf.set_xy(pdf.l_margin + sum(widths[:3]), y)
-            pdf.multi_cell(widths[3], _LINE, change.note or "", new_x=XPos.LMARGIN,
+            note = notes.note(change.note, NOTICE_LOCALE) if change.note else ""
+            pdf.multi_cell(widths[3], _LINE, note, new_x=XPos.LMARGIN,
                            new_y=YPos.NEXT)
 
 
@@ -212,5 +218,11 @@ def _address(address: Address | None) -> str:
 
 
 def _when(moment: datetime) -> str:
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc.strftime("%d.%m.%Y %H:%M:%S")
+    """Baku wall-clock time: what the insurer's clock showed (labelled "Bakı vaxtı")."""
+    return baku_time(moment).strftime("%d.%m.%Y %H:%M:%S")
+
+
+def _credential_row(credential: str) -> tuple[str, str]:
+    if credential_type(credential) == "ASAN_IMZA":
+        return ("Asan İmza telefonu", credential)
+    return ("Elektron imza kartının nömrəsi", credential)

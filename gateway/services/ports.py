@@ -7,6 +7,7 @@ over zeep) and ``persistence`` (the unit of work over SQLAlchemy). Handlers see 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -24,6 +25,8 @@ from gateway.domain.model import (
     Insurer,
     LocalOffice,
     PersonRecord,
+    Region,
+    SealHolder,
 )
 from gateway.domain.values import DocumentType
 
@@ -81,6 +84,10 @@ class InsurerRepository(Protocol):
     def get(self, voen: str) -> Insurer | None: ...
     def upsert(self, insurer: Insurer) -> None: ...
     def upsert_office(self, office: LocalOffice) -> None: ...
+    def list_offices(self) -> Sequence[LocalOffice]: ...
+    def upsert_region(self, region: Region) -> None: ...
+    def region_named(self, name: str) -> Region | None: ...
+    def has_regions(self) -> bool: ...
 
 
 class EServiceRepository(Protocol):
@@ -95,6 +102,10 @@ class AuthorityRepository(Protocol):
     def update(self, authority: Authority) -> None: ...
     def list_for_insurer(self, voen: str) -> Sequence[Authority]: ...
     def list_for_person(self, voen: str, fin: str) -> Sequence[Authority]: ...
+    def list_for_holder(self, fin: str) -> Sequence[Authority]: ...
+    def seal_holder(self, voen: str, fin: str) -> SealHolder | None: ...
+    def record_seal_holder(self, holder: SealHolder) -> None: ...
+    def forget_seal_holder(self, voen: str, fin: str) -> None: ...
 
 
 class ApplicationRepository(Protocol):
@@ -103,6 +114,10 @@ class ApplicationRepository(Protocol):
         ...
 
     def get(self, application_id: str) -> Application | None: ...
+
+    def get_for_update(self, application_id: str) -> Application | None:
+        """The current state, locked against other writers until the unit of work ends."""
+        ...
 
     def update(self, application: Application) -> None:
         """Stores the new state; history entries not yet stored are appended (never rewritten)."""
@@ -116,6 +131,10 @@ class ApplicationRepository(Protocol):
         ...
 
     def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]: ...
+
+    def latest_registered_for_person(self, fin: str) -> Application | None:
+        """The newest REGISTERED application for the FIN, of any insurer."""
+        ...
 
 
 class InsuredPersonRepository(Protocol):
@@ -132,13 +151,6 @@ class InsuredPersonRepository(Protocol):
         ...
 
 
-class IdempotencyStore(Protocol):
-    def get_response(self, message_id: str) -> bytes | None: ...
-    def get_request_hash(self, message_id: str) -> str | None: ...
-    def put_response(self, message_id: str, request_hash: str, response: bytes) -> None: ...
-    def purge(self, before: datetime) -> int: ...
-
-
 class UnitOfWork(Protocol):
     """One transaction; ``commit()`` makes everything durable at once, leaving rolls back."""
 
@@ -147,7 +159,6 @@ class UnitOfWork(Protocol):
     authorities: AuthorityRepository
     applications: ApplicationRepository
     insured_persons: InsuredPersonRepository
-    idempotency: IdempotencyStore
 
     def __enter__(self) -> UnitOfWork: ...
 
@@ -164,6 +175,76 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
+
+
+# --- One request, one transaction: the request ledger (idempotency + message log) ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestClaim:
+    """What the ledger records for a request that has a sender and an X-Road id: ``key`` names
+    (sender, id); ``content_digest`` is the digest of what was signed, without the envelope's
+    volatile parts (Timestamp, signature), so a re-signed retry of the same content matches."""
+
+    key: str
+    content_digest: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """The ledger's record of an id: the content it was used for, and the final answer when the
+    request changed state (reads store none: a retry simply runs again)."""
+
+    content_digest: str
+    response: bytes | None
+    http_status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and its answer, for the message log (bytes exactly as on the wire)."""
+
+    request: bytes | None
+    response: bytes
+    message_id: str | None
+    correlation_id: str
+    actor_fin: str | None
+    voen: str | None
+    operation: str | None
+
+
+class RequestRecord(Protocol):
+    """One request's transaction, as the endpoint finishes it."""
+
+    @property
+    def wrote(self) -> bool:
+        """True when the handler committed business writes (held, not yet durable)."""
+        ...
+
+    def commit(
+        self,
+        exchange: Exchange,
+        *,
+        claim: RequestClaim | None = None,
+        answer: tuple[bytes, int] | None = None,
+        keep_writes: bool = True,
+    ) -> StoredAnswer | None:
+        """Makes the handler's writes (unless ``keep_writes`` is false), the claim with the
+        answer, and the log entries durable in one commit. When another copy of the request
+        committed its claim first, nothing of this one is kept and that copy's record is
+        returned. Raises ``StorageError`` when the commit fails (then nothing is kept)."""
+        ...
+
+
+class RequestLedger(Protocol):
+    def lookup(self, key: str) -> StoredAnswer | None:
+        """The live record of (sender, id), if any."""
+        ...
+
+    def begin(self) -> AbstractContextManager[RequestRecord]:
+        """The scope of one request's transaction; left without ``commit`` it rolls back."""
+        ...
 
 
 class Clock(Protocol):

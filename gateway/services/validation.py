@@ -1,5 +1,10 @@
 """Input rules that need a library: Azerbaijani phone numbers (phonenumbers), e-mail syntax
-(email-validator). Values come back normalised (E.164, normalised e-mail)."""
+(email-validator). Values come back normalised (E.164, normalised e-mail).
+
+Phones are accepted as people type them (``050 123 45 67``, ``0501234567``, ``(012) 498-76-54``,
+``+994 50 123 45 67``, surrounding spaces): parsed as Azerbaijani numbers and stored in E.164
+(``+994501234567``). A mobile field (``mobilePhone``, ``asanPhone``, ``phone``) refuses a
+landline number; ``landlinePhone`` takes any valid Azerbaijani number."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 def _parse_az(raw: str, field: str) -> phonenumbers.PhoneNumber:
     try:
-        number = phonenumbers.parse(raw, "AZ")
+        number = phonenumbers.parse(raw.strip(), "AZ")
     except NumberParseException as exc:
         raise ValidationFailed(
             f"{field}: not a phone number", code="Client.Validation.Phone", field=field
@@ -56,10 +61,13 @@ def email_address(raw: str, field: str = "email") -> str:
 def contacts(value: Contacts | None) -> Contacts | None:
     if value is None or value.is_empty():
         return None
+    # Fields named by their contract path, as a schema refusal names them.
     return Contacts(
-        mobile_phone=mobile_number(value.mobile_phone) if value.mobile_phone else None,
-        landline_phone=landline_number(value.landline_phone) if value.landline_phone else None,
-        email=email_address(value.email) if value.email else None,
+        mobile_phone=(mobile_number(value.mobile_phone, "contacts/mobilePhone")
+                      if value.mobile_phone else None),
+        landline_phone=(landline_number(value.landline_phone, "contacts/landlinePhone")
+                        if value.landline_phone else None),
+        email=email_address(value.email.strip(), "contacts/email") if value.email else None,
     )
 
 

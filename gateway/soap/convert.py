@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.domain import model as dm
-from gateway.domain.calendar import business_date
+from gateway.domain.calendar import baku_time, business_date
 from gateway.domain.values import Address, Contacts
+from gateway.messages import DEFAULT_LOCALE, notes
+from gateway.services.registration import outcome_message
 from gateway.soap import models as m
 
 
@@ -77,8 +79,9 @@ def from_person(person: dm.PersonRecord | None) -> m.Person | None:
     )
 
 
-def utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def answer_time(value: datetime) -> datetime:
+    """A dateTime of an answer: Baku time, +04:00 (naive values are UTC instants)."""
+    return baku_time(value)
 
 
 def application_result(app: dm.Application, message: str | None = None) -> m.ApplicationResult:
@@ -87,7 +90,7 @@ def application_result(app: dm.Application, message: str | None = None) -> m.App
         status=app.status.value,
         ssn=app.ssn,
         ssnDate=app.ssn_date,
-        message=message,
+        message=message if message is not None else outcome_message(app),
     )
 
 
@@ -108,7 +111,7 @@ def application_summary(app: dm.Application) -> m.ApplicationSummary:
     )
 
 
-def application_detail(app: dm.Application) -> m.ApplicationDetail:
+def application_detail(app: dm.Application, locale: str = DEFAULT_LOCALE) -> m.ApplicationDetail:
     signed = app.signed_by
     return m.ApplicationDetail(
         summary=application_summary(app),
@@ -129,14 +132,18 @@ def application_detail(app: dm.Application) -> m.ApplicationDetail:
             ),
             credential=signed.credential,
         ) if signed is not None and signed.fin else None,
-        draftReason=app.draft_reason,
+        draftReason=(notes.reason(app.draft_reason, locale, with_code=True)
+                     if app.draft_reason else None),
         person=from_person(app.person),
     )
 
 
-def status_change(change: dm.StatusChange) -> m.StatusChange:
+def status_change(change: dm.StatusChange, locale: str = DEFAULT_LOCALE) -> m.StatusChange:
+    """A history line; its note in the caller's language (stored notes are fixed English
+    forms, shown through the catalogue: ``gateway.messages.notes``)."""
     return m.StatusChange(
-        status=change.status.value, at=utc(change.at), actorFin=change.actor_fin, note=change.note
+        status=change.status.value, at=answer_time(change.at), actorFin=change.actor_fin,
+        note=notes.note(change.note, locale) if change.note else None,
     )
 
 
@@ -155,8 +162,12 @@ def authority(a: dm.Authority, eservice_name: str, today: Any) -> m.Authority:
         validFrom=a.valid_from,
         validTo=a.valid_to,
         state=a.state(today).value,
-        grantedAt=utc(a.granted_at),
+        grantedAt=answer_time(a.granted_at),
         grantedByFin=a.granted_by_fin,
-        revokedAt=utc(a.revoked_at) if a.revoked_at else None,
+        revokedAt=answer_time(a.revoked_at) if a.revoked_at else None,
         revokedByFin=a.revoked_by_fin,
+        revokeReason=a.revoke_reason,
+        asanUserId=a.asan_user_id,
+        boundAt=answer_time(a.bound_at) if a.bound_at else None,
+        holderCertificateValidTo=answer_time(a.holder_not_after) if a.holder_not_after else None,
     )

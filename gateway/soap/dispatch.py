@@ -47,7 +47,8 @@ class SpyneDispatcher:
         if ctx.in_error is not None:
             raise GatewayError(
                 f"request cannot be read: {getattr(ctx.in_error, 'faultstring', ctx.in_error)}",
-                code="Client.Validation.Schema",
+                code="Client.Validation.Schema", field=etree.QName(payload).localname,
+                params={"rule": "other"},
             )
         self._server.get_out_object(ctx)
         if scope.error is not None:

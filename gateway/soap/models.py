@@ -74,7 +74,7 @@ Fin = _string("Fin", pattern="[A-HJ-NP-Z0-9]{5,7}")
 """FIN: 7 characters on an ID card, 5-7 on residence permits (length per document type is a
 domain rule)."""
 Ssn = _string("Ssn", pattern="[0-9]{6,20}")
-PhoneNumber = _string("PhoneNumber", pattern=r"\+994[0-9]{9}")
+PhoneNumber = _string("PhoneNumber", pattern=r"\+?[(0-9][0-9 ()\-]{6,22}")
 Email = _string("Email", min_len=3, max_len=254, pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+")
 CardNumber = _token("CardNumber", min_len=1, max_len=64)
 AsanUserId = _string("AsanUserId", pattern="[0-9]{6,10}")
@@ -126,6 +126,7 @@ ApplicationSortField = _enum(
     "ApplicationSortField", "APPLICATION_DATE", "SSN_DATE", "SURNAME", "FIN", "STATUS"
 )
 SortDirection = _enum("SortDirection", "ASC", "DESC")
+ExportFormat = _enum("ExportFormat", "CSV", "PDF")
 MobileSigningState = _enum("MobileSigningState", "OUTSTANDING", "DONE", "REFUSED")
 MobileSigningRefusalReason = _enum(
     "MobileSigningRefusalReason",
@@ -252,6 +253,10 @@ class Authority(_Model):
     grantedByFin = _one(Fin)
     revokedAt = _opt(DateTime)
     revokedByFin = _opt(Fin)
+    revokeReason = _opt(Message)
+    asanUserId = _opt(AsanUserId)
+    boundAt = _opt(DateTime)
+    holderCertificateValidTo = _opt(DateTime)
 
 
 class Address(_Model):
@@ -360,7 +365,6 @@ class BatchRegistrationItem(_Model):
     clientRef = _one(ClientReference)
     documentType = _one(DocumentType)
     fin = _one(Fin)
-    registrationAddress = _opt(Address)
     actualAddressDiffers = _one(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
@@ -404,6 +408,14 @@ class ListEServicesRequest(_Model):
 
 class ListEServicesResponse(_Model):
     eService = _many(EService)
+
+
+class ListLocalOfficesRequest(_Model):
+    """Empty request (spyne cannot take an empty model as a bare argument; see service.py)."""
+
+
+class ListLocalOfficesResponse(_Model):
+    localOffice = _many(LocalOffice)
 
 
 class GrantAuthorityRequest(_Model):
@@ -467,7 +479,6 @@ class SaveDraftRequest(_Model):
     applicationId = _opt(ApplicationId)
     documentType = _one(DocumentType)
     fin = _one(Fin)
-    registrationAddress = _opt(Address)
     actualAddressDiffers = _one(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
@@ -496,7 +507,6 @@ class SubmitRegistrationRequest(_Model):
     applicationId = _opt(ApplicationId)
     documentType = _opt(DocumentType)
     fin = _opt(Fin)
-    registrationAddress = _opt(Address)
     actualAddressDiffers = _opt(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
@@ -518,6 +528,7 @@ class ConfirmDraftResponse(_Model):
 class SubmitCorrectionRequest(_Model):
     voen = _one(Voen)
     fin = _one(Fin)
+    actualAddressDiffers = _opt(Boolean)
     actualAddress = _opt(Address)
     contacts = _opt(Contacts)
 
@@ -526,6 +537,26 @@ class SubmitCorrectionResponse(_Model):
     applicationId = _one(ApplicationId)
     status = _one(ApplicationStatus)
     correctedAt = _one(DateTime)
+
+
+class GetInsuredPersonRequest(_Model):
+    voen = _one(Voen)
+    fin = _one(Fin)
+
+
+class GetInsuredPersonResponse(_Model):
+    fin = _one(Fin)
+    surname = _one(NamePart)
+    name = _one(NamePart)
+    patronymic = _opt(NamePart)
+    ssn = _one(Ssn)
+    ssnDate = _one(Date)
+    registrationAddress = _opt(Address)
+    actualAddressDiffers = _one(Boolean)
+    actualAddress = _opt(Address)
+    contacts = _opt(Contacts)
+    since = _one(Date)
+    applicationId = _opt(ApplicationId)
 
 
 # -- 3.3 registry ---------------------------------------------------------------------------
@@ -554,6 +585,31 @@ class SearchApplicationsResponse(_Model):
     page = _one(PageNumber)
     pageSize = _one(PageSize)
     application = _many(ApplicationSummary, max_occurs=200)
+
+
+class ExportApplicationsRequest(_Model):
+    voen = _one(Voen)
+    applicationType = _opt(ApplicationType)
+    fin = _opt(Fin)
+    surname = _opt(NamePart)
+    name = _opt(NamePart)
+    patronymic = _opt(NamePart)
+    ssn = _opt(Ssn)
+    ssnDateFrom = _opt(Date)
+    ssnDateTo = _opt(Date)
+    applicationDateFrom = _opt(Date)
+    applicationDateTo = _opt(Date)
+    certificateStatus = _opt(CertificateStatus)
+    status = _opt(ApplicationStatus)
+    sort = _opt(ApplicationSort)
+    format = _one(ExportFormat)
+
+
+class ExportApplicationsResponse(_Model):
+    fileName = _one(Text200)
+    contentType = _one(Text100)
+    rows = _one(TotalCount)
+    content = _one(ByteArray)
 
 
 class GetApplicationRequest(_Model):
@@ -593,9 +649,17 @@ class StartMobileLoginResponse(_Model):
     expiresAt = _one(DateTime)
 
 
+class MobileOperation(_Model):
+    grantAuthority = _opt(GrantAuthorityRequest)
+    revokeAuthority = _opt(RevokeAuthorityRequest)
+    submitCorrection = _opt(SubmitCorrectionRequest)
+    submitRegistration = _opt(SubmitRegistrationRequest)
+
+
 class StartMobileSigningRequest(_Model):
     voen = _one(Voen)
-    applicationId = _one(ApplicationId)
+    applicationId = _opt(ApplicationId)
+    operation = _opt(MobileOperation)
     phone = _one(PhoneNumber)
     userId = _one(AsanUserId)
 
@@ -616,6 +680,7 @@ class GetMobileSigningStatusResponse(_Model):
     sessionToken = _opt(SessionToken)
     sessionExpiresAt = _opt(DateTime)
     result = _opt(ApplicationResult)
+    authority = _opt(Authority)
 
 
 # -- bulk -----------------------------------------------------------------------------------

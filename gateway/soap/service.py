@@ -6,9 +6,10 @@ composition root puts the dispatcher into ``ctx.udc`` and the handlers behind it
 like the operation and its type is ``<Op>Request``, the response is ``<Op>Response``, exactly
 as in the authored XSD.
 
-spyne refuses an empty model as the argument of a bare method, so the two operations with an
-empty request (``ListEServices``, ``listMethods``) take no argument and dispatch a fresh empty
-request object. On the wire nothing differs: the request is the empty element ``tns:<Op>``.
+spyne refuses an empty model as the argument of a bare method, so the operations with an
+empty request (``ListEServices``, ``ListLocalOffices``, ``listMethods``) take no argument and
+dispatch a fresh empty request object. On the wire nothing differs: the request is the empty
+element ``tns:<Op>``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from gateway.soap.models import (
     ConfirmDraftResponse,
     DeleteDraftRequest,
     DeleteDraftResponse,
+    ExportApplicationsRequest,
+    ExportApplicationsResponse,
     FindPersonRequest,
     FindPersonResponse,
     GetApplicationRequest,
     GetApplicationResponse,
+    GetInsuredPersonRequest,
+    GetInsuredPersonResponse,
     GetInsurerRequest,
     GetInsurerResponse,
     GetMobileSigningStatusRequest,
@@ -40,6 +45,8 @@ from gateway.soap.models import (
     ListAuthoritiesResponse,
     ListEServicesRequest,
     ListEServicesResponse,
+    ListLocalOfficesRequest,
+    ListLocalOfficesResponse,
     ListMethodsRequest,
     ListMethodsResponse,
     RevokeAuthorityRequest,
@@ -65,6 +72,7 @@ APPLICATION_NAME: Final = "InsuredRegistration"
 OPERATIONS: Final[tuple[str, ...]] = (
     "GetInsurer",
     "ListEServices",
+    "ListLocalOffices",
     "GrantAuthority",
     "ListAuthorities",
     "RevokeAuthority",
@@ -74,7 +82,9 @@ OPERATIONS: Final[tuple[str, ...]] = (
     "SubmitRegistration",
     "ConfirmDraft",
     "SubmitCorrection",
+    "GetInsuredPerson",
     "SearchApplications",
+    "ExportApplications",
     "GetApplication",
     "GetNotification",
     "StartMobileLogin",
@@ -111,6 +121,15 @@ class InsuredRegistrationService(ServiceBase):
     )
     def ListEServices(ctx: MethodContext) -> ListEServicesResponse:
         return ctx.udc.dispatch("ListEServices", ListEServicesRequest())
+
+    @rpc(
+        _body_style="bare",
+        _returns=ListLocalOfficesResponse,
+        _in_message_name="ListLocalOffices",
+        _out_message_name="ListLocalOfficesResponse",
+    )
+    def ListLocalOffices(ctx: MethodContext) -> ListLocalOfficesResponse:
+        return ctx.udc.dispatch("ListLocalOffices", ListLocalOfficesRequest())
 
     @rpc(
         GrantAuthorityRequest,
@@ -214,6 +233,18 @@ class InsuredRegistrationService(ServiceBase):
     ) -> SubmitCorrectionResponse:
         return ctx.udc.dispatch("SubmitCorrection", request)
 
+    @rpc(
+        GetInsuredPersonRequest,
+        _body_style="bare",
+        _returns=GetInsuredPersonResponse,
+        _in_message_name="GetInsuredPerson",
+        _out_message_name="GetInsuredPersonResponse",
+    )
+    def GetInsuredPerson(
+        ctx: MethodContext, request: GetInsuredPersonRequest
+    ) -> GetInsuredPersonResponse:
+        return ctx.udc.dispatch("GetInsuredPerson", request)
+
     # -- 3.3 registry ---------------------------------------------------------------------
 
     @rpc(
@@ -227,6 +258,18 @@ class InsuredRegistrationService(ServiceBase):
         ctx: MethodContext, request: SearchApplicationsRequest
     ) -> SearchApplicationsResponse:
         return ctx.udc.dispatch("SearchApplications", request)
+
+    @rpc(
+        ExportApplicationsRequest,
+        _body_style="bare",
+        _returns=ExportApplicationsResponse,
+        _in_message_name="ExportApplications",
+        _out_message_name="ExportApplicationsResponse",
+    )
+    def ExportApplications(
+        ctx: MethodContext, request: ExportApplicationsRequest
+    ) -> ExportApplicationsResponse:
+        return ctx.udc.dispatch("ExportApplications", request)
 
     @rpc(
         GetApplicationRequest,

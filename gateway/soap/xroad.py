@@ -61,6 +61,16 @@ class XRoadHeaders:
         return el.text.strip()
 
 
+def acting_for(body: etree._Element) -> str | None:
+    """The VÖEN the (verified) body's operation names in its ``voen`` element, if any."""
+    payload = next(iter(body), None)
+    if payload is None or not isinstance(payload.tag, str):
+        return None
+    namespace = etree.QName(payload).namespace
+    value = payload.findtext(f"{{{namespace}}}voen" if namespace else "voen")
+    return value.strip() if value else None
+
+
 def read_headers(header: etree._Element | None) -> XRoadHeaders:
     """The X-Road headers among the SOAP Header's children (each at most once)."""
     found: dict[str, etree._Element] = {}

@@ -28,7 +28,11 @@ from spyne.server import ServerBase
 from spyne.util.xml import get_object_as_xml, get_xml_as_object
 from xmlschema.extras.wsdl import Wsdl11Document
 
+from gateway.domain.errors import ValidationFailed
+from gateway.messages import fault_message
+from gateway.messages.faults import BY_CODE
 from gateway.soap import models
+from gateway.soap.contract import Contract
 from gateway.soap.service import OPERATIONS, build_application
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +60,7 @@ def header_part(element: str) -> str:
 
 XSD_FILES = sorted(XSD_DIR.rglob("*.xsd"))
 WSDL_FILES = sorted(WSDL_DIR.glob("*.wsdl")) + sorted((WSDL_DIR / "upstream").glob("*.wsdl"))
+CONTRACT = Contract(WSDL_DIR / "gateway.wsdl", XSD_DIR)
 VALID = sorted((GOLDEN / "valid").glob("*.xml"))
 INVALID = sorted((GOLDEN / "invalid").glob("*.xml"))
 RESPONSES = sorted((GOLDEN / "responses").glob("*.xml"))
@@ -467,6 +472,7 @@ def _spyne() -> _SchemaSet:
 # (faults and headers are built outside spyne); test_model_class_matches_xsd covers them.
 NOT_IN_SPYNE = {
     (TNS, "ListEServicesRequest"),
+    (TNS, "ListLocalOfficesRequest"),
     (TNS, "listMethodsRequest"),
     (TNS, "FaultDetail"),
     (XID, "XRoadClientIdentifierType"),
@@ -558,7 +564,25 @@ def test_golden_invalid_request(path: Path) -> None:
 def test_golden_invalid_expected_codes() -> None:
     expected = json.loads((GOLDEN / "invalid" / "expected.json").read_text(encoding="utf-8"))
     assert set(expected) == {p.name for p in INVALID}
-    assert set(expected.values()) <= {"Client.Validation.Schema", "Client.Operation.Unknown"}
+    codes = {e["code"] for e in expected.values()}
+    assert codes <= set(BY_CODE)
+    assert all(c.startswith("Client.Validation.") or c == "Client.Operation.Unknown"
+               for c in codes)
+
+
+@pytest.mark.parametrize("path", INVALID, ids=_ids(INVALID))
+def test_schema_refusal_names_the_domain_code_and_the_contract_field(path: Path) -> None:
+    """One code per rule: a value the schema refuses gets the code the domain check would
+    give (a malformed FIN is Client.Validation.Fin), and the field its contract path."""
+    expected = json.loads((GOLDEN / "invalid" / "expected.json").read_text(encoding="utf-8"))
+    want = expected[path.name]
+    if want["code"] == "Client.Operation.Unknown":
+        return  # refused before the schema, by the endpoint
+    _, payload = _split_envelope(path)
+    with pytest.raises(ValidationFailed) as caught:
+        CONTRACT.validate(payload)
+    assert (caught.value.code, caught.value.field) == (want["code"], want["field"])
+    assert ":" not in (caught.value.field or ""), "a contract path, not an XPath"
 
 
 @pytest.mark.parametrize("path", RESPONSES, ids=_ids(RESPONSES))
@@ -570,6 +594,9 @@ def test_golden_response(path: Path) -> None:
         assert _lxml_errors(details[0]) == []
         code = details[0].findtext(f"{{{TNS}}}code")
         assert payload.findtext("faultcode") == f"soapenv:{code}"
+        # The example speaks as the gateway does: the catalogue's Azerbaijani text.
+        assert code in BY_CODE
+        assert payload.findtext("faultstring") == fault_message(code, "az")
         return
     for el in [*headers, payload]:
         assert _lxml_errors(el) == []
@@ -663,3 +690,37 @@ def test_spyne_round_trip(request_path: Path, response_path: Path) -> None:
     (out_payload,) = _children(out_body)
     assert _lxml_errors(out_payload) == []
     assert _canonical(out_payload) == _canonical(response_payload)
+
+
+# --- WS-SecurityPolicy ----------------------------------------------------------------------
+
+WSP = "http://www.w3.org/ns/ws-policy"
+SP = "http://docs.oasis-open.org/ws-sx/ws-securitypolicy/200702"
+WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+def test_wsdl_states_the_message_profile_as_ws_security_policy() -> None:
+    """Policy-aware stacks (CXF, WCF) configure themselves from the binding's policy; it must
+    say what docs/integration.md says: X.509 tokens both ways, Basic256Sha256, a signed
+    Timestamp and Body."""
+    root = _gateway_wsdl()
+    binding = root.find(f"{{{WSDL}}}binding")
+    assert binding is not None
+    reference = binding.find(f"{{{WSP}}}PolicyReference")
+    assert reference is not None
+    policies = {p.get(f"{{{WSU_NS}}}Id"): p for p in root.findall(f"{{{WSP}}}Policy")}
+    policy = policies[reference.get("URI", "").lstrip("#")]
+    asymmetric = policy.find(f".//{{{SP}}}AsymmetricBinding")
+    assert asymmetric is not None
+    tokens = {
+        etree.QName(token.getparent().getparent()).localname: token.get(f"{{{SP}}}IncludeToken")
+        for token in asymmetric.iter(f"{{{SP}}}X509Token")
+    }
+    assert tokens == {
+        "InitiatorToken": f"{SP}/IncludeToken/AlwaysToRecipient",
+        "RecipientToken": f"{SP}/IncludeToken/AlwaysToInitiator",
+    }
+    assert asymmetric.find(f".//{{{SP}}}Basic256Sha256") is not None
+    assert asymmetric.find(f".//{{{SP}}}IncludeTimestamp") is not None
+    assert policy.find(f".//{{{SP}}}SignedParts/{{{SP}}}Body") is not None
+    assert policy.find(f".//{{{SP}}}EncryptedParts") is None  # TLS protects the channel

@@ -21,7 +21,7 @@ from lxml import etree
 from zeep.exceptions import Fault
 
 from gateway.bootstrap import Gateway, build_gateway
-from gateway.client.wsse import SigningPlugin, XRoadMember, add_xroad_headers
+from gateway.client.wsse import GatewayIdentity, SigningPlugin, XRoadMember, add_xroad_headers
 from gateway.config import Settings
 from gateway.wsgi_server import body_cap, serve_in_thread
 from persistence.seed import load_demo_data
@@ -62,13 +62,18 @@ class Stack:
     def wsdl(self) -> str:
         return f"{self.url}?wsdl"
 
+    @property
+    def gateway_identity(self) -> GatewayIdentity:
+        """The answers' signer as a client pins it: the gateway's own certificate."""
+        return GatewayIdentity.pinned(self.pki.identity("gateway").certificate)
+
     def client(self, identity: str = "director", *, voen: str = DEMO_VOEN,
                user_id: str | None = None, signer: Signer | None = None,
                sign: bool = True) -> tuple[Any, SigningPlugin]:
         used = signer if signer is not None else (self.pki.signer(identity) if sign else None)
         plugin = SigningPlugin(
             used, client=XRoadMember("AZ", "COM", voen, "erp"), user_id=user_id,
-            verify_with=self.pki.trust_store(),
+            verify_with=self.pki.trust_store(), gateway=self.gateway_identity,
         )
         return zeep.Client(self.wsdl, plugins=[plugin]), plugin
 

@@ -248,9 +248,13 @@ def test_revoked_authority_is_refused_and_audited(stack: Stack) -> None:
     # Who granted and who revoked, when and why, is kept apart from the row itself.
     with stack.gateway.database.unit_of_work() as uow:
         trail = uow.authorities.audit_trail(granted.authorityId)
+    # The deputy's first signature bound the card to their certificate (a CHANGE by the
+    # gateway: when, and until when the certificate is valid).
     assert [(e.event, e.actor_fin) for e in trail] == [
-        (AuthorityEvent.GRANT, DIRECTOR_FIN), (AuthorityEvent.REVOKE, DIRECTOR_FIN)]
-    assert trail[1].detail == {"reason": "Müavin məzuniyyətdən qayıdıb"}
+        (AuthorityEvent.GRANT, DIRECTOR_FIN), (AuthorityEvent.CHANGE, None),
+        (AuthorityEvent.REVOKE, DIRECTOR_FIN)]
+    assert set(trail[1].detail or {}) == {"bound_at", "holder_not_after"}
+    assert trail[2].detail == {"reason": "Müavin məzuniyyətdən qayıdıb"}
     assert applications_total(director) == 0  # the refused registration wrote nothing
 
 

@@ -28,6 +28,7 @@ def test_erp_script_signs_with_a_card_and_verifies_the_answer(
     env = {**os.environ, "SOFTHSM2_CONF": str(conf), "DSMF_PKCS11_PIN": PIN}
     result = subprocess.run(
         [sys.executable, "-m", "gateway.client.example", "--wsdl", stack.wsdl,
+         "--gateway-identity", "gateway",
          "--pki", str(stack.pki.directory), "--fin", "5GH3J7K",
          "--pkcs11-module", softhsm_module, "--token-label", "erp-card",
          "--key-label", "director"],
@@ -51,11 +52,12 @@ def test_erp_script_with_a_wrong_pin_fails_cleanly(
     env = {**os.environ, "SOFTHSM2_CONF": str(conf), "DSMF_PKCS11_PIN": "0000"}
     result = subprocess.run(
         [sys.executable, "-m", "gateway.client.example", "--wsdl", stack.wsdl,
+         "--gateway-identity", "gateway",
          "--pki", str(stack.pki.directory), "--fin", "5GH3J7K",
          "--pkcs11-module", softhsm_module, "--token-label", "erp-card",
          "--key-label", "director"],
         capture_output=True, text=True, timeout=120, env=env, check=False,
     )
     assert result.returncode == 1
-    assert "Server.Signing.PinIncorrect" in result.stderr
+    assert "Client.Signing.PinIncorrect" in result.stderr
     assert "Traceback" not in result.stderr

@@ -77,12 +77,14 @@ def test_person_with_ssn_gets_the_warning(stack: Stack) -> None:
     assert answer.person is None
 
 
+# One code per rule: the schema (alphabet, 5-7) and the domain (7 on an ID card) both say
+# Client.Validation.Fin, field "fin".
 @pytest.mark.parametrize(("fin", "doc", "code"), [
-    ("5GH3J7I", "ID_CARD", "Client.Validation.Schema"),   # I is not in the FIN alphabet
-    ("5GH3O7K", "ID_CARD", "Client.Validation.Schema"),   # nor O
-    ("5GH3J7KX", "ID_CARD", "Client.Validation.Schema"),  # 8 characters
-    ("5GH3J7", "ID_CARD", "Client.Validation.Fin"),       # 6 is only for residence permits
-    ("5gh3j7k", "ID_CARD", "Client.Validation.Schema"),   # lower case
+    ("5GH3J7I", "ID_CARD", "Client.Validation.Fin"),   # I is not in the FIN alphabet
+    ("5GH3O7K", "ID_CARD", "Client.Validation.Fin"),   # nor O
+    ("5GH3J7KX", "ID_CARD", "Client.Validation.Fin"),  # 8 characters
+    ("5GH3J7", "ID_CARD", "Client.Validation.Fin"),    # 6 is only for residence permits
+    ("5gh3j7k", "ID_CARD", "Client.Validation.Fin"),   # lower case
 ])
 def test_malformed_fin_is_refused(stack: Stack, fin: str, doc: str, code: str) -> None:
     # Raw HTTP: zeep might refuse to send these itself; the gateway must refuse them anyway.

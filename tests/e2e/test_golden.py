@@ -1,7 +1,7 @@
 """The contract's golden envelopes sent to the running gateway, signed by the demo director.
 
 Valid ones must get past the schema (whatever the business answer); invalid ones must be refused
-with exactly the fault code listed in golden/invalid/expected.json.
+with exactly the fault code and field listed in golden/invalid/expected.json.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import pytest
 from lxml import etree
 
 from signing.wsse import sign_envelope
-from tests.e2e.conftest import Stack, response_fault_code
+from tests.e2e.conftest import TNS, Stack, response_fault_code
 
 GOLDEN = Path(__file__).resolve().parents[1] / "contract" / "golden"
 XROAD_ID = "{http://x-road.eu/xsd/xroad.xsd}id"
+XROAD_CLIENT = "{http://x-road.eu/xsd/xroad.xsd}client"
+XROAD_MEMBER_CODE = "{http://x-road.eu/xsd/identifiers}memberCode"
 EXPECTED = json.loads((GOLDEN / "invalid" / "expected.json").read_text())
 
 
@@ -26,6 +28,10 @@ def _signed(stack: Stack, path: Path) -> etree._Element:
     header = envelope[0]
     for el in header.iter(XROAD_ID):
         el.text = str(uuid.uuid4())  # each send is a new message, never a replay
+    # The X-Road client is the member that sends: here the director's organisation (the
+    # gateway refuses a client header naming a third one, Client.NotAuthorized.XRoadClient).
+    for el in header.iter(XROAD_CLIENT):
+        el.find(XROAD_MEMBER_CODE).text = stack.pki.identity("director").voen
     return sign_envelope(envelope, stack.pki.signer("director"))
 
 
@@ -33,7 +39,9 @@ def _signed(stack: Stack, path: Path) -> etree._Element:
 def test_invalid_golden_envelope_is_refused_with_its_code(stack: Stack, name: str) -> None:
     response = stack.post(_signed(stack, GOLDEN / "invalid" / name))
     assert response.status_code == 500
-    assert response_fault_code(response) == EXPECTED[name]
+    assert response_fault_code(response) == EXPECTED[name]["code"]
+    field = etree.fromstring(response.content).findtext(f".//{{{TNS}}}FaultDetail/{{{TNS}}}field")
+    assert field == EXPECTED[name]["field"]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (GOLDEN / "valid").glob("*.xml")))

@@ -182,7 +182,8 @@ def test_gunicorn_two_workers_on_postgresql(postgres_url: str, tmp_path: Path, p
         root = f"http://127.0.0.1:{port}"
         health = wait_for_health(f"{root}/health", process, log_path)
         assert health.json() == {"status": "ok",
-                                 "checks": {"database": "ok", "population-registry": "ok"}}
+                                 "checks": {"database": "ok", "signing-key": "ok",
+                                            "population-registry": "ok"}}
         endpoint = f"{root}/soap"
 
         # 5. Signed requests, prepared here, posted from several threads at once.

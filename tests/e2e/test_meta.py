@@ -61,12 +61,16 @@ def test_health_is_ok_with_every_check(stack: Stack) -> None:
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.json() == {"status": "ok",
-                             "checks": {"database": "ok", "population-registry": "ok"}}
-    # The alias answers the same.
-    assert requests.get(f"{root_of(stack)}/healthz", timeout=10).json() == answer.json()
+                             "checks": {"database": "ok", "signing-key": "ok",
+                                        "population-registry": "ok"}}
+    # The aliases answer the same.
+    for alias in ("/healthz", "/health/ready", "/readyz"):
+        assert requests.get(f"{root_of(stack)}{alias}", timeout=10).json() == answer.json()
+    live = requests.get(f"{root_of(stack)}/health/live", timeout=10)
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
 
 
-def test_health_is_503_naming_an_unreachable_population_registry(
+def test_health_is_degraded_not_down_with_an_unreachable_population_registry(
     database_url: str, tmp_path: Path, test_pki: TestPki, simulators: Simulators,
 ) -> None:
     settings = make_settings(database_url, tmp_path, test_pki, simulators,
@@ -74,14 +78,36 @@ def test_health_is_503_naming_an_unreachable_population_registry(
                              upstream_timeout_seconds=2.0)
     with serve_gateway(settings, test_pki, simulators, demo_data=False) as down:
         answer = requests.get(down.url.removesuffix("/soap") + "/health", timeout=30)
-    assert answer.status_code == 503
+    # Issue #9 defect 6: a load balancer must keep a gateway in rotation while the registry is
+    # down, because that is exactly when it accepts submissions as SUBMITTED.
+    assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "application/json"
     body = answer.json()
-    assert body["status"] == "unavailable"
+    assert body["status"] == "degraded"
     assert body["checks"]["database"] == "ok"
+    assert body["checks"]["signing-key"] == "ok"
     reason = body["checks"]["population-registry"]
     assert reason.startswith("the population registry is unreachable"), reason
-    assert set(body["checks"]) == {"database", "population-registry"}
+    assert set(body["checks"]) == {"database", "signing-key", "population-registry"}
+
+
+def test_health_is_503_when_the_database_is_unreachable(
+    tmp_path: Path, test_pki: TestPki, simulators: Simulators,
+) -> None:
+    port = closed_port_url().rsplit(":", 1)[1].split("/")[0]
+    settings = make_settings(f"postgresql+psycopg://dsmf@127.0.0.1:{port}/nowhere", tmp_path,
+                             test_pki, simulators)
+    with serve_gateway(settings, test_pki, simulators, demo_data=False,
+                       migrate=False) as running:
+        root = running.url.removesuffix("/soap")
+        answer = requests.get(f"{root}/health", timeout=30)
+        live = requests.get(f"{root}/health/live", timeout=30)
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "unavailable"
+    assert answer.json()["checks"]["database"] != "ok"
+    assert answer.json()["checks"]["signing-key"] == "ok"
+    # Liveness does not depend on the database: a restart would not bring it back.
+    assert live.status_code == 200
 
 
 # -- /metrics -------------------------------------------------------------------------------------

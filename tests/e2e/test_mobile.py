@@ -52,7 +52,7 @@ def unsigned_client(stack: Stack, *, token: str | None = None,
     """A portal-like client: X-Road headers, no signature, optionally a session token."""
     plugin = SigningPlugin(
         None, client=XRoadMember("AZ", "COM", voen, "portal"), session_token=token,
-        verify_with=stack.pki.trust_store(),
+        verify_with=stack.pki.trust_store(), gateway=stack.gateway_identity,
     )
     return Bodies(zeep.Client(stack.wsdl, plugins=[plugin]).service)
 
@@ -192,6 +192,10 @@ def test_refused_signing_keeps_the_draft_with_the_reason(
     detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
     assert detail.application.summary.status == "DRAFT"
     assert reason in (detail.application.draftReason or "")
+    # The failure's history entry names who asked for the signature (director_b).
+    failed = detail.history[-1]
+    assert reason in (failed.note or "")
+    assert failed.actorFin == stack.pki.identity("director_b").fin
 
 
 def test_signing_only_a_draft_of_that_insurer(stack: Stack) -> None:
@@ -241,7 +245,8 @@ def test_a_draft_changed_while_the_phone_is_asked_is_not_registered(stack: Stack
     detail = card_client(stack).GetApplication(voen=OTHER_VOEN, applicationId=app_id)
     assert detail.application.summary.status == "DRAFT"
     assert detail.application.summary.ssn is None
-    assert "changed" in (detail.application.draftReason or "")
+    assert (detail.application.draftReason or "").startswith("SIGNATURE_MISMATCH: ")
+    assert "dəyişdirilib" in (detail.application.draftReason or "")  # Azerbaijani: "changed"
 
 
 def test_start_refusals_the_caller_can_fix_are_faults(stack: Stack) -> None:
@@ -349,6 +354,10 @@ def test_a_signature_with_an_unusable_certificate_is_refused(
     detail = card.GetApplication(voen=OTHER_VOEN, applicationId=app_id)
     assert detail.application.summary.status == "DRAFT"
     assert reason in (detail.application.draftReason or "")
+    # The failure's history entry names who asked for the signature (director_b).
+    failed = detail.history[-1]
+    assert reason in (failed.note or "")
+    assert failed.actorFin == stack.pki.identity("director_b").fin
 
 
 def test_a_phone_cannot_be_flooded_with_requests(stack: Stack) -> None:
@@ -370,6 +379,7 @@ def test_session_requests_are_idempotent_and_protected_from_replay(stack: Stack)
     plugin = SigningPlugin(
         None, client=XRoadMember("AZ", "COM", OTHER_VOEN, "portal"),
         session_token=done.sessionToken, verify_with=stack.pki.trust_store(),
+        gateway=stack.gateway_identity,
         message_ids=lambda: "portal-fixed-id-1",
     )
     svc = Bodies(zeep.Client(stack.wsdl, plugins=[plugin]).service)

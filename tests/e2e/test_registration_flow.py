@@ -141,7 +141,7 @@ def test_registration_walk(stack: Stack, tmp_path: Path) -> None:
     # Save: a draft with an actual address that differs (Bakı) and contacts.
     saved = svc.SaveDraft(
         voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
-        registrationAddress=registration_address, actualAddressDiffers=True,
+        actualAddressDiffers=True,
         actualAddress=BAKU_ADDRESS, contacts=CONTACTS,
     )
     assert saved.status == "DRAFT"
@@ -149,7 +149,7 @@ def test_registration_walk(stack: Stack, tmp_path: Path) -> None:
     # "Previous" and change: the same draft, updated.
     updated = svc.SaveDraft(
         voen=DEMO_VOEN, applicationId=app_id, documentType="ID_CARD", fin="5GH3J7K",
-        registrationAddress=registration_address, actualAddressDiffers=True,
+        actualAddressDiffers=True,
         actualAddress={**BAKU_ADDRESS, "apartment": "5"},
         contacts={**CONTACTS, "landlinePhone": "+994124987654"},
     )
@@ -343,7 +343,7 @@ def test_person_with_ssn_cannot_be_registered_again(stack: Stack) -> None:
 @pytest.mark.parametrize(("contacts", "code"), [
     ({"mobilePhone": "+994124987654"}, "Client.Validation.Phone"),     # a Bakı landline
     ({"landlinePhone": "+994000000000"}, "Client.Validation.Phone"),   # no such number
-    ({"email": "sehla.example.az"}, "Client.Validation.Schema"),       # no @: the XSD refuses
+    ({"email": "sehla.example.az"}, "Client.Validation.Email"),        # no @: the XSD refuses
     ({"email": "sehla@-bad-.az"}, "Client.Validation.Email"),         # the XSD lets it through
 ])
 def test_bad_contacts_are_refused(stack: Stack, contacts: dict[str, str], code: str) -> None:
@@ -402,12 +402,15 @@ def test_registry_down_accepts_as_submitted_and_finishes_later(stack: Stack,
         ).result
         assert accepted.status == "SUBMITTED"
         assert accepted.ssn is None
+        # The answer says why it is not registered yet and what happens next.
+        assert "population registry does not answer" in accepted.message
+        assert "automatically" in accepted.message
         app_id = accepted.applicationId
         pending = svc.GetApplication(voen=DEMO_VOEN, applicationId=app_id)
         assert pending.application.summary.status == "SUBMITTED"
         assert plain(pending.application.contacts) == CONTACTS
         assert pending.history[-1].status == "SUBMITTED"
-        assert "unavailable" in (pending.history[-1].note or "")
+        assert "Əhali reyestri" in (pending.history[-1].note or "")
         # Still down: nothing changes, nothing is lost.
         assert down.gateway.services.registration.finish_submitted() == 0
 

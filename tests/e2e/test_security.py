@@ -124,9 +124,10 @@ def test_replayed_message_id_with_other_content_is_refused(sqlite_stack: Stack) 
     first = request("5GH3J7K")
     ok = sqlite_stack.post(first)
     assert ok.status_code == 200
-    # The identical bytes again: a retry, answered with the original signed response.
+    # The identical bytes again: a retry of a read, which stores no answer and runs again.
     again = sqlite_stack.post(first)
-    assert again.status_code == 200 and again.content == ok.content
+    assert again.status_code == 200
+    assert _body(again.content) == _body(ok.content)
     # The same id on another request: a replay.
     refused_with(sqlite_stack, request("8LV4N2X"), "Client.Signature.Replay")
 
@@ -199,3 +200,10 @@ def test_negative_content_length_is_refused_without_reading(sqlite_stack: Stack)
     connection.close()
     assert response.status == 500
     assert b"Client.Xml.TooLarge" in body
+
+
+def _body(envelope: bytes) -> bytes:
+    root = etree.fromstring(envelope)
+    payload = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body/*")
+    assert payload is not None
+    return etree.tostring(payload, method="c14n", exclusive=True)

@@ -28,12 +28,12 @@ SAVE_DRAFT = (f'<t:SaveDraft xmlns:t="{TNS}"><t:voen>{DEMO_VOEN}</t:voen>'
 
 
 def system_request(stack: Stack, operation: str, payload: str,
-                   user_id: str | None) -> etree._Element:
+                   user_id: str | None, member: str = "1500000001") -> etree._Element:
     envelope = etree.fromstring(
         f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Header/>'
         f"<soapenv:Body>{payload}</soapenv:Body></soapenv:Envelope>".encode()
     )
-    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "GOV", "1500000001", "portal"),
+    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "GOV", member, "portal"),
                       service=XRoadMember("AZ", "GOV", "1500000011", "insured-registration"),
                       operation=operation, message_id=str(uuid.uuid4()), user_id=user_id)
     return sign_envelope(envelope, stack.pki.signer("system"))

@@ -49,7 +49,7 @@ def test_upgrade_on_empty_database_matches_metadata(database_url: str) -> None:
 def test_revisions_upgrade_is_idempotent_and_downgrade_empties(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)
-    assert current_revision(database_url) == head_revision() == "0001"
+    assert current_revision(database_url) == head_revision() is not None
     require_current(database_url)
     downgrade(database_url, "base")
     assert current_revision(database_url) is None

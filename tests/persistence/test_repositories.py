@@ -284,19 +284,6 @@ def test_correction_keeps_previous_values(seeded: Database) -> None:
         assert [a.application_id for a in found.items] == [correction.application_id]
 
 
-def test_idempotency_store(seeded: Database) -> None:
-    with seeded.unit_of_work() as uow:
-        assert uow.idempotency.get_response("m-1") is None
-        uow.idempotency.put_response("m-1", "h1", b"<signed response/>")
-        uow.idempotency.put_response("m-1", "h1", b"<ignored/>")
-        uow.commit()
-    with seeded.unit_of_work() as uow:
-        assert uow.idempotency.get_response("m-1") == b"<signed response/>"
-        with pytest.raises(Conflict) as caught:
-            uow.idempotency.put_response("m-1", "other", b"x")
-        assert caught.value.code == "Client.Conflict.MessageIdReused"
-
-
 def test_mobile_store(seeded: Database) -> None:
     store = MobileStore(seeded)
     tx = MobileTransaction(

@@ -18,7 +18,7 @@ from gateway.domain.model import (
 )
 from gateway.domain.ssn import SsnFormat
 from gateway.services.ports import ApplicationQuery, SortField
-from persistence.db import Database
+from persistence.db import Database, StorageOptions
 
 from .conftest import VOEN_A, VOEN_B, application
 
@@ -264,3 +264,27 @@ def test_paging_limits(registry: Registry) -> None:
             registry.page(**paging)
         assert caught.value.code == "Client.Validation.Paging", paging
     assert registry.page(page_size=200)[0] == 8
+
+
+def test_total_is_exact_up_to_the_count_limit_then_says_more(registry: Registry) -> None:
+    # 8 matches; counted exactly up to max(limit, page × size), beyond that limit + 1.
+    capped = Registry(Database(registry.db.engine, options=StorageOptions(search_count_limit=3)),
+                      registry.apps)
+    cases = [  # (page, page_size) -> total
+        ((1, 2), 4),  # more than 3
+        ((2, 2), 5),  # more than 4: the count reaches the end of the page asked for
+        ((3, 3), 8),  # the last page: exact
+        ((4, 2), 8),  # a full last page: counted up to 8, exact
+        ((5, 2), 8),  # beyond the end: exact
+        ((1, 8), 8),
+    ]
+    for (page, size), total in cases:
+        found, keys = capped.page(page=page, page_size=size)
+        assert found == total, (page, size)
+        assert keys == BY_DATE[::-1][(page - 1) * size:page * size], (page, size)
+        # "Is there a next page?" has the same answer as with an exact count.
+        assert (found > page * size) == (8 > page * size), (page, size)
+    # With the default limit every total is exact.
+    assert [registry.page(page=n, page_size=3)[0] for n in (1, 2, 3, 4)] == [8, 8, 8, 8]
+    assert capped.page(status=ApplicationStatus.SUBMITTED, page_size=1) == (2, ["a7"])
+    assert capped.page(fin="5GH3J7K") == (1, ["a1"])

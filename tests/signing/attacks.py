@@ -39,12 +39,14 @@ from lxml import etree
 from signing import ns
 from signing.errors import (
     AlgorithmNotAllowed,
+    CertificateUntrusted,
     SecurityHeaderMalformed,
     SignatureInvalid,
     SignatureMissing,
     SignatureWrapping,
     TimestampExpired,
     TimestampInFuture,
+    TokenLimitExceeded,
     TransformNotAllowed,
     VerificationError,
 )
@@ -494,16 +496,20 @@ def second_timestamp(p: Parts, s: Sender) -> None:
     p.security[-1].attrib.pop(ns.WSU_ID)
 
 
-@attack(SignatureWrapping, "SignedInfo with an extra reference to the token", resign=True)
-def extra_reference_to_token(p: Parts, s: Sender) -> None:
-    add_reference(p, p.token)
+@attack(SignatureWrapping, "an extra reference to an element nested in a header", resign=True)
+def extra_reference_to_nested_header_element(p: Parts, s: Sender) -> None:
+    holder = etree.SubElement(p.header, "{urn:attacker}Holder")
+    add_reference(p, etree.SubElement(holder, "{urn:attacker}Inner"))
 
 
-@attack(SignatureWrapping, "SignedInfo with an extra reference to a custom header", resign=True)
-def extra_reference_to_custom_header(p: Parts, s: Sender) -> None:
-    extra = etree.SubElement(p.header, "{urn:attacker}Note")
-    extra.text = "signed but not ours"
-    add_reference(p, extra)
+@attack(SignatureWrapping, "an extra reference to an element inside the Body", resign=True)
+def extra_reference_into_body(p: Parts, s: Sender) -> None:
+    add_reference(p, p.body[0])
+
+
+@attack(SignatureWrapping, "an extra reference to another child of wsse:Security", resign=True)
+def extra_reference_to_security_child(p: Parts, s: Sender) -> None:
+    add_reference(p, etree.SubElement(p.security, "{urn:attacker}Confirmation"))
 
 
 @attack(SignatureWrapping, "the Body's reference removed (Body unsigned)", resign=True)
@@ -523,11 +529,13 @@ def unsigned_xroad_header(p: Parts, s: Sender) -> None:
     p.header.insert(0, user)
 
 
-@attack(SignatureWrapping, "a signed X-Road header's reference removed", resign=True)
-def xroad_header_not_referenced(p: Parts, s: Sender) -> None:
-    message_id = p.header.find(ns.q(ns.XRD, "id"))
-    assert message_id is not None
-    p.signed_info.remove(p.reference(message_id))
+@attack(SignatureWrapping, "an X-Road userId with a wsu:Id the signature does not cover")
+def user_id_not_referenced(p: Parts, s: Sender) -> None:
+    # userId names the person a system certificate acts for: it must be signed when present.
+    user = etree.Element(ns.q(ns.XRD, "userId"))
+    user.set(ns.WSU_ID, "user-1")
+    user.text = "AZ0000000"
+    p.header.insert(0, user)
 
 
 @attack(SignatureWrapping, "the X-Road id header duplicated")
@@ -595,7 +603,7 @@ def token_wrong_value_type(p: Parts, s: Sender) -> None:
     p.token.set("ValueType", "urn:attacker:token")
 
 
-@attack(SecurityHeaderMalformed, "dozens of extra tokens for the path builder to chew on")
+@attack(TokenLimitExceeded, "dozens of extra tokens for the path builder to chew on")
 def token_flood(p: Parts, s: Sender) -> None:
     for index in range(20):
         extra = copy.deepcopy(p.token)
@@ -611,6 +619,87 @@ def keyinfo_to_unknown_id(p: Parts, s: Sender) -> None:
 @attack(SecurityHeaderMalformed, "KeyInfo points at the Timestamp instead of the token")
 def keyinfo_to_timestamp(p: Parts, s: Sender) -> None:
     next(p.signature.iter(ns.WSSE_REFERENCE)).set("URI", "#" + p.timestamp.get(ns.WSU_ID, ""))
+
+
+def _key_reference(p: Parts, child: etree._Element) -> None:
+    reference = next(p.signature.iter(ns.WSSE_STR))
+    reference.clear()
+    reference.append(child)
+
+
+def _issuer_serial(issuer: x509.Name, serial: int) -> etree._Element:
+    data = etree.Element(ns.DS_X509_DATA)
+    pair = etree.SubElement(data, ns.DS_X509_ISSUER_SERIAL)
+    etree.SubElement(pair, ns.DS_X509_ISSUER_NAME).text = issuer.rfc4514_string()
+    etree.SubElement(pair, ns.DS_X509_SERIAL_NUMBER).text = str(serial)
+    return data
+
+
+def _key_identifier(value_type: str, value: bytes) -> etree._Element:
+    identifier = etree.Element(
+        ns.WSSE_KEY_IDENTIFIER, ValueType=value_type, EncodingType=ns.BASE64_BINARY
+    )
+    identifier.text = base64.b64encode(value).decode()
+    return identifier
+
+
+def _ski(certificate: x509.Certificate) -> bytes:
+    return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def _thumbprint(certificate: x509.Certificate) -> bytes:
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return hashlib.sha1(der).digest()  # noqa: S324 - the WS-Security ThumbprintSHA1 form
+
+
+@attack(CertificateUntrusted, "IssuerSerial naming the issuing CA's token, not the signer's")
+def issuer_serial_names_the_ca_token(p: Parts, s: Sender) -> None:
+    # The certificate named is the one validated and whose key checks the signature: a CA
+    # never signs messages, and any other certificate's key would not verify the signature.
+    other = s.chain[0]
+    _key_reference(p, _issuer_serial(other.issuer, other.serial_number))
+
+
+@attack(SecurityHeaderMalformed, "IssuerSerial naming a certificate not in the message")
+def issuer_serial_not_in_message(p: Parts, s: Sender) -> None:
+    _key_reference(p, _issuer_serial(s.certificate.issuer, s.certificate.serial_number + 1))
+
+
+@attack(SecurityHeaderMalformed, "IssuerSerial with the token's serial but another issuer")
+def issuer_serial_wrong_issuer(p: Parts, s: Sender) -> None:
+    forged = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Attacker CA")])
+    _key_reference(p, _issuer_serial(forged, s.certificate.serial_number))
+
+
+@attack(SecurityHeaderMalformed, "a subjectKeyIdentifier that names no token in the message")
+def ski_of_another_certificate(p: Parts, s: Sender) -> None:
+    _key_reference(p, _key_identifier(ns.X509_SKI, hashlib.sha256(b"other").digest()[:20]))
+
+
+@attack(CertificateUntrusted, "a subjectKeyIdentifier naming the issuing CA's token")
+def ski_names_the_ca_token(p: Parts, s: Sender) -> None:
+    _key_reference(p, _key_identifier(ns.X509_SKI, _ski(s.chain[0])))
+
+
+@attack(SecurityHeaderMalformed, "a SHA-1 thumbprint that names no token in the message")
+def thumbprint_of_another_certificate(p: Parts, s: Sender) -> None:
+    _key_reference(p, _key_identifier(ns.THUMBPRINT_SHA1, hashlib.sha256(b"x").digest()[:20]))
+
+
+@attack(SecurityHeaderMalformed, "a subjectKeyIdentifier matching two tokens (ambiguous)")
+def ski_names_two_tokens(p: Parts, s: Sender) -> None:
+    twin = copy.deepcopy(p.token)
+    twin.set(ns.WSU_ID, "twin-token")
+    p.token.addnext(twin)
+    _key_reference(p, _key_identifier(ns.X509_SKI, _ski(s.certificate)))
+
+
+@attack(SecurityHeaderMalformed, "a KeyIdentifier of an unsupported kind (Kerberos)")
+def key_identifier_unknown_type(p: Parts, s: Sender) -> None:
+    _key_reference(p, _key_identifier(
+        "http://docs.oasis-open.org/wss/oasis-wss-kerberos-token-profile-1.1#Kerberosv5APREQSHA1",
+        b"x" * 20,
+    ))
 
 
 @attack(SecurityHeaderMalformed, "KeyInfo carries X509Data instead of a token reference")
@@ -643,11 +732,23 @@ def no_timestamp(p: Parts, s: Sender) -> None:
     p.security.remove(p.timestamp)
 
 
-@attack(SecurityHeaderMalformed, "the Timestamp without Expires (re-signed)", resign=True)
-def timestamp_without_expires(p: Parts, s: Sender) -> None:
+@attack(
+    TimestampExpired,
+    "no Expires, created longer ago than the maximum lifetime (re-signed)",
+    resign=True,
+    sign_at=timedelta(minutes=-15),
+)
+def timestamp_without_expires_too_old(p: Parts, s: Sender) -> None:
     expires = p.timestamp.find(ns.WSU_EXPIRES)
     assert expires is not None
     p.timestamp.remove(expires)
+
+
+@attack(SignatureWrapping, "two Expires in the Timestamp (re-signed)", resign=True)
+def timestamp_two_expires(p: Parts, s: Sender) -> None:
+    expires = p.timestamp.find(ns.WSU_EXPIRES)
+    assert expires is not None
+    p.timestamp.append(copy.deepcopy(expires))
 
 
 @attack(SecurityHeaderMalformed, "Created is not an xs:dateTime (re-signed)", resign=True)
@@ -743,9 +844,25 @@ def xpath_filter2_transform(p: Parts, s: Sender) -> None:
     _set_transforms(p.reference(p.body), [XPATH_FILTER2, ns.EXC_C14N])
 
 
-@attack(TransformNotAllowed, "the enveloped-signature transform in an envelope", resign=True)
-def enveloped_transform(p: Parts, s: Sender) -> None:
-    _set_transforms(p.reference(p.body), [ns.ENVELOPED_SIGNATURE, ns.EXC_C14N])
+@attack(
+    TransformNotAllowed,
+    "the enveloped-signature transform on a reference to wsse:Security (not a no-op)",
+    resign=True,
+)
+def enveloped_transform_on_security(p: Parts, s: Sender) -> None:
+    ref = add_reference(p, p.security)
+    _set_transforms(ref, [ns.ENVELOPED_SIGNATURE, ns.EXC_C14N])
+
+
+@attack(TransformNotAllowed, "the enveloped-signature transform after exclusive C14N", resign=True)
+def enveloped_transform_last(p: Parts, s: Sender) -> None:
+    _set_transforms(p.reference(p.body), [ns.EXC_C14N, ns.ENVELOPED_SIGNATURE])
+
+
+@attack(AlgorithmNotAllowed, "the enveloped-signature transform alone (implies C14N 1.0)",
+        resign=True)
+def enveloped_transform_alone(p: Parts, s: Sender) -> None:
+    _set_transforms(p.reference(p.body), [ns.ENVELOPED_SIGNATURE])
 
 
 @attack(TransformNotAllowed, "a base64 transform", resign=True)
@@ -1045,6 +1162,92 @@ def reparsed_and_pretty_printed_outside(envelope: etree._Element, s: Sender) -> 
     return etree.tostring(
         etree.fromstring(serialize(envelope)), xml_declaration=True, encoding="UTF-8"
     )
+
+
+def _resigned(envelope: etree._Element, s: Sender) -> bytes:
+    refresh(envelope, s)
+    return serialize(envelope)
+
+
+@accepted
+def enveloped_transform_on_every_reference(envelope: etree._Element, s: Sender) -> bytes:
+    """node-soap's WSSecurityCert default: enveloped-signature, then exc-C14N, on detached
+    references, where it removes nothing."""
+    p = parts(envelope)
+    for ref in p.signed_info.iter(ns.DS_REFERENCE):
+        _set_transforms(ref, [ns.ENVELOPED_SIGNATURE, ns.EXC_C14N])
+    return _resigned(envelope, s)
+
+
+@accepted
+def timestamp_without_expires(envelope: etree._Element, s: Sender) -> bytes:
+    """Expires is optional in WS-Security; the policy's maximum lifetime bounds the message."""
+    p = parts(envelope)
+    expires = p.timestamp.find(ns.WSU_EXPIRES)
+    assert expires is not None
+    p.timestamp.remove(expires)
+    return _resigned(envelope, s)
+
+
+@accepted
+def xroad_headers_not_signed(envelope: etree._Element, s: Sender) -> bytes:
+    """Stock zeep and node-soap sign only the Body and the Timestamp."""
+    p = parts(envelope)
+    for local in DEFAULT_HEADERS:
+        element = p.header.find(ns.q(ns.XRD, local))
+        if element is not None:
+            p.signed_info.remove(p.reference(element))
+            del element.attrib[ns.WSU_ID]
+    return _resigned(envelope, s)
+
+
+@accepted
+def extra_reference_to_token(envelope: etree._Element, s: Sender) -> bytes:
+    """What WSS4J and WCF do when asked to protect the token."""
+    p = parts(envelope)
+    add_reference(p, p.token)
+    return _resigned(envelope, s)
+
+
+@accepted
+def extra_reference_to_custom_header(envelope: etree._Element, s: Sender) -> bytes:
+    """Another header block signed along (e.g. WS-Addressing headers)."""
+    p = parts(envelope)
+    extra = etree.SubElement(p.header, "{http://www.w3.org/2005/08/addressing}MessageID")
+    extra.text = "urn:uuid:" + str(uuid.uuid4())
+    add_reference(p, extra)
+    return _resigned(envelope, s)
+
+
+@accepted
+def plain_id_on_body(envelope: etree._Element, s: Sender) -> bytes:
+    """xml-crypto's default id attribute: ``Id`` without a namespace."""
+    p = parts(envelope)
+    value = p.body.attrib.pop(ns.WSU_ID)
+    p.body.set("Id", value)
+    return _resigned(envelope, s)
+
+
+@accepted
+def key_reference_by_issuer_serial(envelope: etree._Element, s: Sender) -> bytes:
+    """WSS4J's default key reference (with the token in the message)."""
+    p = parts(envelope)
+    _key_reference(p, _issuer_serial(s.certificate.issuer, s.certificate.serial_number))
+    return serialize(envelope)
+
+
+@accepted
+def key_reference_by_ski(envelope: etree._Element, s: Sender) -> bytes:
+    p = parts(envelope)
+    _key_reference(p, _key_identifier(ns.X509_SKI, _ski(s.certificate)))
+    return serialize(envelope)
+
+
+@accepted
+def key_reference_by_thumbprint(envelope: etree._Element, s: Sender) -> bytes:
+    p = parts(envelope)
+    _key_reference(p, _key_identifier(ns.THUMBPRINT_SHA1, _thumbprint(s.certificate)))
+    return serialize(envelope)
 
 
 def craft_accepted(

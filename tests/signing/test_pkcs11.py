@@ -119,7 +119,7 @@ def test_wrong_pin(softhsm_tokens: dict[str, SoftHsmToken]) -> None:
     with Pkcs11Signer(config, pin=secret) as signer:
         with pytest.raises(PinIncorrect) as info:
             signer.sign(DATA, SignatureMethod.RSA_SHA256)
-        assert info.value.code == "Server.Signing.PinIncorrect"
+        assert info.value.code == "Client.Signing.PinIncorrect"
         assert isinstance(info.value, KeyAccessError)
         for text in (str(info.value), repr(info.value), repr(signer), str(signer)):
             assert secret not in text

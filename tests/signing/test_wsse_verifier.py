@@ -506,15 +506,32 @@ def test_narrower_policy_refuses_rsa(pki: TestPki, trust: TrustStore) -> None:
 
 
 def test_header_signing_follows_the_policy(pki: TestPki, trust: TrustStore) -> None:
-    """A policy requiring fewer headers refuses a signature over more (references are exact)."""
+    """Headers the policy requires must be signed; others may be, and are reported as signed."""
     policy = SecurityPolicy(required_header_refs=frozenset({"id"}))
     verifier = EnvelopeVerifier(trust, policy, None, lambda: NOW)
-    full = sign_envelope(request_envelope(), pki.signer("director"), now=NOW)
-    assert_refused(lambda: verifier.verify(roundtrip(full)), SignatureWrapping)
+    body_only = sign_envelope(request_envelope(), pki.signer("director"), now=NOW, sign_headers=[])
+    assert_refused(lambda: verifier.verify(roundtrip(body_only)), SignatureWrapping, match="id")
     only_id = sign_envelope(
         request_envelope(), pki.signer("director"), now=NOW, sign_headers=[ns.q(ns.XRD, "id")]
     )
     assert set(verifier.verify(roundtrip(only_id)).signed_headers) == {"id"}
+    full = sign_envelope(request_envelope(), pki.signer("director"), now=NOW)
+    assert set(verifier.verify(roundtrip(full)).signed_headers) == set(attacks.DEFAULT_HEADERS)
+
+
+def test_unsigned_message_id_replay_keys_on_the_signature(
+    pki: TestPki, trust: TrustStore
+) -> None:
+    """Without a signed id, the same signature under another (unsigned) id is still a replay."""
+    verifier = EnvelopeVerifier(trust, SecurityPolicy(), InMemoryReplayCache(lambda: NOW),
+                                lambda: NOW)
+    envelope = sign_envelope(request_envelope(), pki.signer("director"), now=NOW, sign_headers=[])
+    first = verifier.verify(roundtrip(envelope))
+    assert first.message_id is None and first.replay_id.startswith("signature:")
+    message_id = envelope.find(f"{ns.SOAP_HEADER}/{ns.q(ns.XRD, 'id')}")
+    assert message_id is not None
+    message_id.text = "another-id"
+    assert_refused(lambda: verifier.verify(roundtrip(envelope)), ReplayDetected)
 
 
 def test_signature_value_is_bound_to_signed_info(

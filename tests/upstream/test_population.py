@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -10,7 +12,11 @@ from gateway.domain.errors import DocumentInvalid, PersonNotFoundUpstream, Upstr
 from gateway.domain.model import PersonRecord
 from gateway.domain.values import DocumentType, Sex
 from gateway.upstream.population import ZeepPopulationRegistry
+from gateway.wsgi_server import RunningServer, WsgiApp
 from simulators.people import NOT_FOUND_FIN, PEOPLE, SeedPerson
+from simulators.population import PATH, PopulationDirectory, create_population_app
+from simulators.synthetic import synthetic_person
+from tests.upstream.conftest import POPULATION_WSDL, WSDL_DIR
 
 VALID_PEOPLE = [p for p in PEOPLE if p.document.invalid_reason is None]
 
@@ -142,3 +148,78 @@ def test_a_malformed_fin_is_refused_by_the_registry_as_a_fault(
 
 def test_ping(registry: ZeepPopulationRegistry) -> None:
     registry.ping()
+
+
+# -- any valid FIN (benchmarks, load tests) ------------------------------------------------------
+
+
+@pytest.fixture
+def any_fin_registry(serve: Callable[[WsgiApp], RunningServer]) -> ZeepPopulationRegistry:
+    server = serve(create_population_app(WSDL_DIR, PopulationDirectory(any_fin=True)))
+    return ZeepPopulationRegistry(POPULATION_WSDL, server.url.rstrip("/") + PATH, timeout=5.0)
+
+
+def test_any_fin_answers_an_unknown_fin_with_the_same_synthetic_citizen_every_time(
+    any_fin_registry: ZeepPopulationRegistry, registry: ZeepPopulationRegistry
+) -> None:
+    with pytest.raises(PersonNotFoundUpstream):  # the default simulator does not know it
+        registry.find_person(DocumentType.ID_CARD, "7BX4K2M")
+    person = any_fin_registry.find_person(DocumentType.ID_CARD, "7BX4K2M")
+    assert person == any_fin_registry.find_person(DocumentType.ID_CARD, "7BX4K2M")
+    # ... and the same from the generator itself, i.e. from another process or run.
+    generated = synthetic_person("7BX4K2M", "ID_CARD")
+    assert generated is not None and person == _expected(generated)
+    assert person.fin == "7BX4K2M" and person.citizenship == "AZE"
+    assert person.document.document_type is DocumentType.ID_CARD
+    assert person.document.series == "AA" and re.fullmatch(r"\d{7}", person.document.number)
+    assert person.document.expiry_date is not None and person.document.expiry_date.year > 2030
+    assert person.patronymic is not None
+    ending = "qızı" if person.sex is Sex.FEMALE else "oğlu"
+    assert person.patronymic.endswith(f" {ending}")
+    assert person.registration_address is not None
+    assert person.registration_address.postal_code is not None
+    assert re.fullmatch(r"AZ\d{4}", person.registration_address.postal_code)
+
+
+def test_any_fin_gives_thousands_of_distinct_people_with_azerbaijani_names() -> None:
+    fins = [f"B{n:06d}" for n in range(2000)]
+    people = [synthetic_person(fin, "ID_CARD") for fin in fins]
+    assert all(p is not None for p in people)
+    names = {(p.surname, p.name, p.patronymic, p.birth_date) for p in people if p}
+    assert len(names) > 1900  # distinct people, not a handful repeated
+    letters = "".join(f"{p.surname}{p.name}" for p in people if p)
+    assert set("əğıöüçşƏİÇŞÖÜ") & set(letters) >= set("əğıüçş")
+    women = [p for p in people if p and p.sex == "F"]
+    assert 800 < len(women) < 1200
+    assert all(p.surname.endswith(("a", "li", "lı", "zadə")) for p in women)
+
+
+@pytest.mark.parametrize("fin", ["M3N5P", "M3N5P7"])
+def test_any_fin_knows_no_id_card_with_a_fin_shorter_than_seven(
+    any_fin_registry: ZeepPopulationRegistry, fin: str
+) -> None:
+    with pytest.raises(PersonNotFoundUpstream):
+        any_fin_registry.find_person(DocumentType.ID_CARD, fin)
+
+
+def test_any_fin_answers_residence_permits_with_foreigners(
+    any_fin_registry: ZeepPopulationRegistry,
+) -> None:
+    person = any_fin_registry.find_person(DocumentType.PERMANENT_RESIDENCE_PERMIT, "M3N5P")
+    assert person.fin == "M3N5P" and person.citizenship != "AZE" and person.patronymic is None
+    assert person.document.document_type is DocumentType.PERMANENT_RESIDENCE_PERMIT
+    assert person.document.issuer.startswith("MİX")
+
+
+def test_any_fin_keeps_the_demo_people_as_they_are(
+    any_fin_registry: ZeepPopulationRegistry,
+) -> None:
+    for seed in VALID_PEOPLE:
+        kind = DocumentType(seed.document.document_type.value)
+        assert any_fin_registry.find_person(kind, seed.fin) == _expected(seed)
+    with pytest.raises(DocumentInvalid):
+        any_fin_registry.find_person(DocumentType.ID_CARD, "1EX9PR3")
+    with pytest.raises(PersonNotFoundUpstream):  # the demo's "nobody" stays nobody
+        any_fin_registry.find_person(DocumentType.ID_CARD, NOT_FOUND_FIN)
+    with pytest.raises(PersonNotFoundUpstream):  # a demo person's FIN with another document
+        any_fin_registry.find_person(DocumentType.TEMPORARY_RESIDENCE_PERMIT, "6ZK4T2P")

@@ -12,9 +12,10 @@ from typing import Any, Final
 
 from gateway.domain.errors import Conflict, GatewayError, NotAuthorized, ValidationFailed
 from gateway.domain.model import ApplicationStatus
+from gateway.services.registration import outcome_message
 from gateway.soap import models as m
 from gateway.soap.endpoint import Operation, RequestScope
-from gateway.soap.faults import describe
+from gateway.soap.faults import FaultInfo, describe
 from gateway.soap.operations.registration import registration_data
 
 log = logging.getLogger("gateway.batch")
@@ -33,17 +34,17 @@ def operations(services: Any) -> dict[str, Operation]:
         if len(items) > limit:
             raise ValidationFailed(
                 f"a batch has at most {limit} items, this one has {len(items)}",
-                code="Client.Validation.BatchTooLarge", field="item",
+                code="Client.Validation.BatchTooLarge", field="item", params={"limit": limit},
             )
         seen: dict[str, str] = {}
         results = []
         for item in items:
             fin = (item.fin or "").strip().upper()
             if fin in seen:
-                results.append(_failed(
-                    item, DUPLICATE_IN_BATCH,
-                    f"the FIN {fin} is already in this batch (item {seen[fin]})",
-                ))
+                results.append(_failed(item, FaultInfo(
+                    DUPLICATE_IN_BATCH, f"the FIN {fin} is already in this batch",
+                    "fin", {"fin": fin, "item": seen[fin]},
+                ), scope.locale))
                 continue
             seen[fin] = item.clientRef
             results.append(_submit_one(scope, reg, r.voen, item))
@@ -61,23 +62,25 @@ def _submit_one(scope: RequestScope, reg: Any, voen: str, item: Any) -> m.BatchI
         if exc.code == SSN_EXISTS:
             return m.BatchItemResult(
                 clientRef=item.clientRef, outcome="SSN_EXISTS", faultCode=exc.code,
-                message=exc.message[:_MAX_MESSAGE],
+                ssn=getattr(exc, "ssn", None),
+                message=describe(exc).user_message(scope.locale)[:_MAX_MESSAGE],
             )
-        return _failed(item, exc.code, exc.message)
+        return _failed(item, describe(exc), scope.locale)
     except Exception as exc:  # one item's failure must not lose the others
         info = describe(exc)
         if not isinstance(exc, GatewayError):
             log.exception("batch item %s failed [%s]", item.clientRef, scope.correlation_id)
-        return _failed(item, info.code, info.message)
+        return _failed(item, info, scope.locale)
     outcome = "REGISTERED" if app.status is ApplicationStatus.REGISTERED else "SUBMITTED"
     return m.BatchItemResult(
         clientRef=item.clientRef, outcome=outcome, applicationId=app.application_id,
-        ssn=app.ssn,
+        ssn=app.ssn, message=outcome_message(app),
     )
 
 
-def _failed(item: Any, code: str, message: str) -> m.BatchItemResult:
+def _failed(item: Any, info: FaultInfo, locale: str) -> m.BatchItemResult:
+    """A failed item: its fault code and the catalogue's message for it, as a fault would."""
     return m.BatchItemResult(
-        clientRef=item.clientRef, outcome="FAILED", faultCode=code,
-        message=message[:_MAX_MESSAGE] or code,
+        clientRef=item.clientRef, outcome="FAILED", faultCode=info.code,
+        message=info.user_message(locale)[:_MAX_MESSAGE],
     )

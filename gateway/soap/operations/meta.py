@@ -26,4 +26,10 @@ def operations(services: Any) -> dict[str, Operation]:
             m.EService(code=e.code, name=e.name) for e in services.insurers.list_eservices()
         ])
 
-    return {"listMethods": list_methods, "ListEServices": list_eservices}
+    def list_offices(scope: RequestScope, request: Any) -> m.ListLocalOfficesResponse:
+        return m.ListLocalOfficesResponse(localOffice=[
+            m.LocalOffice(code=o.code, name=o.name) for o in services.insurers.list_offices()
+        ])
+
+    return {"listMethods": list_methods, "ListEServices": list_eservices,
+            "ListLocalOffices": list_offices}
