@@ -5,7 +5,7 @@
 One gateway configuration (test PKI, population-registry simulator, SQLite in a temporary
 directory, or PostgreSQL when DSMF_TEST_POSTGRES_URL is set), served in turn by:
 
-* ``embedded``  — ``gateway.wsgi_server`` (cheroot, HTTP/1.1 keep-alive), as ``serve`` runs it;
+* ``embedded``  — ``gateway.wsgi_server`` (waitress, HTTP/1.1 keep-alive), as ``serve`` runs it;
 * ``wsgiref``   — the standard library's threaded WSGI server the embedded default used before
   (HTTP/1.0, a connection per request), for comparison;
 * ``gunicorn``  — ``gateway.wsgi:create_app()`` with ``--gunicorn-workers`` sync workers, as the

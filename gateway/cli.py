@@ -76,7 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gateway.start_worker()
     gateway.start_sealer()
     server = serve_in_thread(gateway.app, host=settings.host, port=settings.port,
-                             max_body_bytes=body_cap(settings.max_message_bytes))
+                             max_body_bytes=body_cap(settings.max_message_bytes),
+                             on_http_error=gateway.app.http_error_answer)
     wsdl = f"{server.url.rstrip('/')}/soap?wsdl"
     print(f"DSMF insured-registration gateway on {server.url.rstrip('/')}/soap")
     print(f"  WSDL:    {wsdl}")

@@ -45,7 +45,7 @@ from gateway.services.ports import (
 )
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
-from gateway.soap.errors import HeaderNotUnderstood, VersionMismatch
+from gateway.soap.errors import HeaderNotUnderstood, HttpBodyMalformed, VersionMismatch
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
 from gateway.soap.http import answer, read_request_body
 from gateway.soap.ratelimit import CallerRateLimiter, caller_of
@@ -233,6 +233,22 @@ class SoapEndpoint:
         data, headers = answer(environ, outcome.body, XML_CONTENT_TYPE)
         start_response(outcome.status, headers)
         return [data]
+
+    def http_error_answer(self, code: int, reason: str,
+                          environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The answer to a request the HTTP server refused before it reached us (``code``
+        413: the body passed the server's cap; 400/501: broken chunk framing, an unknown
+        transfer coding): the same SOAP fault, in the client's language, and the same log
+        entry, as when this endpoint refuses the body itself."""
+        refused: GatewayError | SigningError
+        if code == 413:
+            refused = XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
+        else:
+            refused = HttpBodyMalformed(f"the HTTP request is malformed: {reason.strip()}")
+        outcome = self.handle(None, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")),
+                              caller=caller_of(environ, self.caller_header), refused=refused)
+        data, headers = answer(environ, outcome.body, XML_CONTENT_TYPE)
+        return outcome.status, headers, data
 
     def _get(
         self, environ: dict[str, Any], path: str, query: str, start_response: Callable[..., Any]

@@ -1,4 +1,4 @@
-"""The HTTP side of a SOAP request, the same on every server (cheroot embedded, gunicorn):
+"""The HTTP side of a SOAP request, the same on every server (waitress embedded, gunicorn):
 reading the body within the size limit, its content coding, and the answer's.
 
 * A body is read up to ``max_message_bytes``: by its ``Content-Length``, or, when it has none
@@ -130,7 +130,7 @@ def _read(stream: Any, size: int, too_large: XmlTooLarge) -> bytes:
     except ValueError as exc:  # what servers raise for broken chunk framing
         raise HttpBodyMalformed(f"the chunked request body is malformed ({exc})") from exc
     except Exception as exc:
-        # The server's own size cap (cheroot: OSError, MaxSizeExceeded) stops a chunked body
-        # past it; below it our limit answers first.
+        # A server's own size cap may stop a chunked body past it mid-read (gunicorn reads it
+        # as we go); below it our limit answers first.
         raise too_large from exc
     return data

@@ -116,7 +116,8 @@ def serve_gateway(settings: Settings, pki: TestPki, simulators: Simulators, *,
         if demo_data:
             load_demo_data(gateway.database)
         server = serve_in_thread(gateway.app,
-                                 max_body_bytes=body_cap(settings.max_message_bytes))
+                                 max_body_bytes=body_cap(settings.max_message_bytes),
+                                 on_http_error=gateway.app.http_error_answer)
         try:
             yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=pki,
                         simulators=simulators)
