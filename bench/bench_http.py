@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--servers", default="embedded,wsgiref,gunicorn")
+    parser.add_argument("--embedded-threads", type=int, default=None,
+                        help="worker threads of the embedded server (default: serve's)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="dsmf-bench-http-") as tmp_name:
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{os.cpu_count()} CPUs", flush=True)
 
         servers: dict[str, Callable[[], Any]] = {
-            "embedded": lambda: _embedded(gateway.app, settings),
+            "embedded": lambda: _embedded(gateway.app, settings, args.embedded_threads),
             "wsgiref": lambda: wsgiref_server(gateway.app),
             "gunicorn": lambda: gunicorn_server(config, args.gunicorn_workers, tmp),
         }
@@ -240,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextmanager
-def _embedded(app: Any, settings: Settings) -> Iterator[str]:
-    with serve_in_thread(app, max_body_bytes=body_cap(settings.max_message_bytes)) as server:
+def _embedded(app: Any, settings: Settings, threads: int | None) -> Iterator[str]:
+    extra = {} if threads is None else {"threads": threads}
+    with serve_in_thread(app, max_body_bytes=body_cap(settings.max_message_bytes),
+                         **extra) as server:
         yield server.url.rstrip("/") + "/soap"
 
 
