@@ -13,12 +13,14 @@
 // NOT verified: <why>" (exit status 1). A refusal is a verified, signed SOAP fault, printed as
 // "fault <code>" (GatewayFault's FaultDetail code). Settings (docs/integration.md, "JAX-WS"):
 //   - wsimport -XadditionalHeaders: the X-Road headers become parameters of every operation
-//     (Holders: client, service, id, protocolVersion; userId, issue and the session token are
-//     left empty and not sent);
+//     (Holders: client, service, id, protocolVersion); userId, issue and the session token are
+//     passed as null, which the RI still sends (as empty xsi:nil elements): the handler drops
+//     those before signing;
 //   - xrd:service's serviceCode must name the operation called, xrd:id is a new UUID per call;
 //   - the service is built from the ?wsdl URL given at run time, not the one wsimport saw;
 //   - the WS-Security work is a SOAPHandler on the port's handler chain (no WS-Security
-//     runtime such as Metro/WSIT is needed): see WsSecurityHandler.java.
+//     runtime such as Metro/WSIT is needed; the RI logs the WSDL's WS-SecurityPolicy
+//     assertions as "UNKNOWN", which is harmless): see WsSecurityHandler.java.
 import az.dsmf.insured_registration.v1.ApplicationResult;
 import az.dsmf.insured_registration.v1.DocumentType;
 import az.dsmf.insured_registration.v1.FindPersonOutcome;

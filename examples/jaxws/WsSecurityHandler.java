@@ -1,18 +1,26 @@
 // A JAX-WS SOAPHandler that signs every request with WSS4J 1.6 + Santuario and verifies every
 // answer (faults included) before the runtime reads it. Used by Recipe.java; see there and
-// docs/integration.md ("JAX-WS wsimport") for how to build and run it.
+// docs/integration.md ("JAX-WS") for how to build and run it.
 //
-// Signing, the same settings as the WSS4J recipe (examples/java/Recipe.java):
+// Signing, the settings of the WSS4J recipe (examples/java/Recipe.java) plus two for JAX-WS:
 //   - setKeyIdentifierType(BST_DIRECT_REFERENCE): WSS4J 1.6's default, IssuerSerial, sends no
 //     certificate, and the gateway needs the signer's certificate in the message;
 //   - setSignatureAlgorithm(RSA-SHA256), setDigestAlgo(SHA-256): the defaults are SHA-1;
 //   - the signed parts: a Timestamp (WSSecTimestamp, 300 s; the gateway accepts up to 600 s)
-//     and the Body. The X-Road headers need not be signed (docs/integration.md §6).
+//     and the Body. The X-Road headers need not be signed (docs/integration.md §6);
+//   - WSSConfig.setWsiBSPCompliant(false): else WSS4J 1.6 writes an InclusiveNamespaces
+//     PrefixList with "#default" (the RI declares a default namespace on the Header), which the
+//     gateway refuses (Client.Signature.Transform);
+//   - header blocks the RI sent as empty xsi:nil (the null userId, issue, sessionToken
+//     parameters) are removed: a present userId must be signed (Client.Signature.Wrapping);
+//   - WSS4J works on a plain DOM copy of the message, not on SAAJ's SOAPPart (SAAJ 1.4 wraps
+//     its nodes: WRONG_DOCUMENT_ERR), and the signed copy replaces the message.
 // Verifying:
 //   - a truststore with the root *and* the issuing CA (WSS4J 1.6 builds the path from its
 //     stores, not from the other tokens in the answer);
 //   - the signer must be the certificate served at ?certs, and the Body (exactly one) must be
-//     among the signed elements (WSS4J checks only the references it finds).
+//     among the signed elements (WSS4J checks only the references it finds);
+//   - the runtime then reads a message rebuilt from exactly the bytes that were verified.
 // An answer that does not verify makes the call throw a WebServiceException: the generated
 // port never returns (or throws GatewayFault for) data that was not signed by the gateway.
 import java.io.ByteArrayInputStream;
