@@ -175,3 +175,14 @@ def test_without_a_handler_refusals_keep_the_plain_page() -> None:
         broken = raw_exchange(server.port, b"POST / HTTP/1.1\r\nHost: x\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
     assert broken.startswith(b"HTTP/1.1 400 Bad Request")
+
+
+def test_a_slow_client_holds_no_worker() -> None:
+    # One worker. Client A sends half a request and goes quiet (slowloris); B is answered all
+    # the same, because the I/O thread buffers A's request until it is whole.
+    with serve_in_thread(echo_length, threads=1) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as a:
+        a.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        assert requests.post(server.url, data=b"xyz", timeout=5).text == "3 -"
+        a.sendall(b"defghij")  # A finishes: answered too
+        assert a.recv(65536).endswith(b"10 -")
