@@ -111,7 +111,9 @@ def _read_raw(environ: dict[str, Any], limit: int) -> bytes:
             length = int(declared)
         except ValueError as exc:
             raise HttpBodyMalformed(f"Content-Length {declared!r} is not a number") from exc
-        if length < 0 or length > limit:
+        if length < 0:
+            raise HttpBodyMalformed(f"Content-Length {declared!r} is negative")
+        if length > limit:
             raise too_large  # refused without reading it
         return _read(stream, length, too_large)
     if not environ.get("wsgi.input_terminated"):
