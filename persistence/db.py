@@ -148,8 +148,8 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
             finally:
                 turn.end(connection)
 
-        dialect.do_commit = _do_commit  # type: ignore[method-assign]
-        dialect.do_rollback = _do_rollback  # type: ignore[method-assign]
+        dialect.do_commit = _do_commit  # type: ignore[method-assign,assignment]
+        dialect.do_rollback = _do_rollback  # type: ignore[method-assign,assignment]
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
