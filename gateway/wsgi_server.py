@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from waitress import wasyncore
@@ -50,6 +50,8 @@ HttpErrorAnswer = Callable[[int, str, dict[str, Any]], tuple[str, list[tuple[str
 # The refusals an HTTP error handler answers; others (431: a head too large, 500) keep
 # waitress's plain text page.
 _ANSWERED_CODES = frozenset({400, 413, 501})
+# How long stop() waits for the I/O thread to close everything.
+_IO_THREAD_STOP_SECONDS = 10.0
 
 #: The server's own cap on a request body, for applications that do not name one.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -101,6 +103,8 @@ class RunningServer:
     port: int
     _server: BaseWSGIServer
     _thread: threading.Thread
+    _stopping: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: bool = False
 
     @property
     def url(self) -> str:
@@ -110,24 +114,26 @@ class RunningServer:
 
     def stop(self, timeout: float = 1.0) -> None:
         """Closes the listening socket and every connection, kept-alive or not; requests the
-        workers are running get ``timeout`` seconds to finish."""
+        workers are running get ``timeout`` seconds to finish. Stopping twice is harmless."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
         server = self._server
-        done = threading.Event()
-
-        def close_everything() -> None:
-            # Runs in the I/O thread (the trigger's thunk), so no connection is touched by two
-            # threads at once; with the socket map empty the I/O loop returns.
-            try:
-                wasyncore.close_all(server._map)
-            finally:
-                done.set()
-
         if self._thread.is_alive():
-            server.trigger.pull_trigger(close_everything)
-            done.wait(timeout)
-        self._thread.join(timeout)
-        if self._thread.is_alive():  # the loop did not answer: close from here
-            wasyncore.close_all(server._map)
+            try:
+                # Runs in the I/O thread (the trigger's thunk), so no connection or descriptor
+                # is closed by two threads at once; with the socket map empty the loop returns.
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            except OSError:
+                pass  # the loop has already ended and closed its trigger
+            # The I/O thread answers the trigger at once unless the machine is starved. Closing
+            # from here instead would race it: a descriptor closed twice may by then belong to
+            # another socket of this process.
+            self._thread.join(max(timeout, _IO_THREAD_STOP_SECONDS))
+            if self._thread.is_alive():
+                _log.warning("the HTTP server's I/O thread did not stop; left to exit with the "
+                             "process")
         server.task_dispatcher.shutdown(timeout=timeout)
 
     def __enter__(self) -> RunningServer:

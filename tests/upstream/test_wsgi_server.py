@@ -28,6 +28,7 @@ def test_socket_is_bound_before_return_and_closed_after_stop() -> None:
     # No sleep, no polling: the first request works.
     assert requests.get(server.url, timeout=5).text == "salam"
     server.stop()
+    server.stop()  # a second stop (e.g. a context manager's exit after stop()) does nothing
     with pytest.raises(ConnectionRefusedError), socket.create_connection(
         ("127.0.0.1", server.port), timeout=2
     ):
