@@ -57,17 +57,17 @@ from wsgiref.util import setup_testing_defaults
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_submissions import DIRECTOR_FIN, SOAP_ENV, TNS, VOEN, submit_envelope  # noqa: E402
-from lxml import etree  # noqa: E402
-from sqlalchemy import event  # noqa: E402
+from bench_submissions import SOAP_ENV, TNS, VOEN, submit_envelope
+from lxml import etree
+from sqlalchemy import event
 
-from gateway.bootstrap import Gateway, build_gateway  # noqa: E402
-from gateway.client.wsse import DSMF_SERVICE, XRoadMember, add_xroad_headers  # noqa: E402
-from gateway.config import Settings, project_root  # noqa: E402
-from signing.parser import parse_xml, serialize  # noqa: E402
-from signing.signer import Signer  # noqa: E402
-from signing.testpki import TestPki, build_test_pki  # noqa: E402
-from signing.wsse import sign_envelope  # noqa: E402
+from gateway.bootstrap import Gateway, build_gateway
+from gateway.client.wsse import DSMF_SERVICE, XRoadMember, add_xroad_headers
+from gateway.config import Settings, project_root
+from signing.parser import parse_xml, serialize
+from signing.signer import Signer
+from signing.testpki import TestPki, build_test_pki
+from signing.wsse import sign_envelope
 
 POPULATION_NS = "urn:az:iamas:population-registry:v1"
 _OWN = ("gateway/", "persistence/", "signing/", "simulators/")

@@ -31,6 +31,7 @@ from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
 from gateway.services.pdf import NoticePdfRenderer
 from gateway.services.ports import PopulationRegistry
+from gateway.services.recent import Recent
 from gateway.services.registration import RegistrationService
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
@@ -281,7 +282,8 @@ def build_gateway(
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
     actors = ActorFactory(mapping, settings.trusted_systems)
     authorities = AuthorityService(uow, registry, clock, settings.max_page_size,
-                                   mapping.card_number_source)
+                                   mapping.card_number_source,
+                                   noted_signatures=Recent(settings.signature_note_seconds))
 
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
         # The person a system certificate acts for: only ever from a *signed* userId.
