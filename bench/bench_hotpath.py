@@ -493,6 +493,17 @@ def run_backend(backend: Backend, work: Path, pki: TestPki, population_url: str,
                 raise SystemExit(f"{backend.label}: {bad} {op} requests failed: "
                                  f"{answers[0][:600]!r}")
             samples[op] = (batch[0], answers[0])
+            if op == "SubmitRegistration":
+                # The usual flow: FindPerson, then Submit of that person a moment later.
+                people = fins(next(prefixes), n)
+                for fin in people:
+                    call_app(app, find_envelope(signer, fin))
+                after = [submit_envelope(signer, fin) for fin in people]
+                reused: list[bytes] = []
+                results[op]["request, reused"] = cost(
+                    lambda i, b=after, r=reused: r.append(call_app(app, b[i])), n)
+                if sum(not answered(op, a) for a in reused):
+                    raise SystemExit(f"{backend.label}: Submit after FindPerson failed")
             # The writes of such requests, for the database floor (untimed, other people).
             captured[op] = []
             for fin in fins(next(prefixes), n):
@@ -532,6 +543,10 @@ def report(label: str, results: dict[str, dict[str, Cost]],
         print(f"\n{label} {op}  (database floor replays {statements:.0f} write statements)")
         for name, c in [*parts.items(), ("full floor", full)]:
             print(f"  {name:16} {c}")
+        if "request, reused" in parts:
+            reused = parts["request, reused"].cpu
+            print(f"  reused / full floor    : {reused / full.cpu:5.1f}×  CPU "
+                  "(the person of a FindPerson just before: no upstream call)")
         request = parts["request"]
         print(f"  request / crypto floor : {request.cpu / parts['crypto floor'].cpu:5.1f}×  CPU")
         print(f"  request / full floor   : {request.cpu / full.cpu:5.1f}×  CPU "

@@ -300,7 +300,10 @@ def build_gateway(
 
     # One key signs both the responses and the notices (bildiriş) the gateway issues.
     signer = load_signer(settings)
-    registration = RegistrationService(uow, registry, clock, settings.max_page_size)
+    registration = RegistrationService(
+        uow, registry, clock, settings.max_page_size,
+        recent_people=Recent(settings.person_reuse_seconds, settings.person_reuse_max_entries),
+    )
     services = Services(
         insurers=InsurerService(uow, clock),
         registration=registration,
