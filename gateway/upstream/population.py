@@ -13,7 +13,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
 import zeep.exceptions
 
 from gateway.domain.model import IdentityDocument, PersonRecord
@@ -57,7 +56,6 @@ class ZeepPopulationRegistry:
         connect_timeout: float | None = None,
         backoff: float = 0.1,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        session: requests.Session | None = None,
     ) -> None:
         """``timeout``: seconds for the whole answer (``connect_timeout`` defaults to it too);
         ``retries``: extra attempts after a transport failure; ``breaker``: shared per registry
@@ -65,7 +63,7 @@ class ZeepPopulationRegistry:
         self.endpoint = check_endpoint(endpoint)
         self._service = service_proxy(
             Path(wsdl_path), BINDING, endpoint, timeout=timeout, connect_timeout=connect_timeout,
-            max_response_bytes=max_response_bytes, session=session,
+            max_response_bytes=max_response_bytes,
         )
         self.breaker = breaker or CircuitBreaker(_WHAT)
         self._resilience = Resilience(self.breaker, retries=retries, backoff=backoff)
