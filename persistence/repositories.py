@@ -8,6 +8,7 @@ Every public method translates SQLAlchemy errors (``persistence.errors``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -1061,15 +1062,12 @@ class SqlInsuredPersonRepository:
     def issue(
         self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date
     ) -> InsuredPerson:
-        if self._session.get(InsuredPersonRow, fin) is not None:
-            raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
-        ssn = self._format.format(self._next_serial())
+        # No read first: the insert's ON CONFLICT decides (a serial it took is then rolled
+        # back with the refused request on SQLite, a gap on PostgreSQL's sequence).
+        dialect = self._session.get_bind().dialect.name
+        ssn = self._format.format(self._next_serial(dialect))
         now = _now()
-        stmt = (
-            dialect_insert(self._session, _table(InsuredPersonRow))
-            .on_conflict_do_nothing(index_elements=["fin"])
-            .returning(InsuredPersonRow.fin)
-        )
+        stmt = _issue_statement(dialect)
         values = {
             "fin": fin,
             "ssn": ssn,
@@ -1096,13 +1094,27 @@ class SqlInsuredPersonRepository:
             registered_by_voen=voen,
         )
 
-    def _next_serial(self) -> int:
-        if self._session.get_bind().dialect.name == "postgresql":
-            return int(self._session.execute(select(ssn_sequence.next_value())).scalar_one())
-        table = _table(SsnCounterRow)
-        first = sqlite_dialect.insert(table).values(id=1, last_serial=1)
-        bump = first.on_conflict_do_update(
-            index_elements=["id"], set_={"last_serial": table.c.last_serial + 1}
-        ).returning(table.c.last_serial)
-        return int(self._session.execute(bump).scalar_one())
+    def _next_serial(self, dialect: str) -> int:
+        return int(self._session.execute(_serial_statement(dialect)).scalar_one())
+
+
+# Built once per dialect: the request path reuses their cache keys and compiled forms.
+
+
+@functools.cache
+def _issue_statement(dialect: str) -> Any:
+    insert_ = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert
+    return (insert_(_table(InsuredPersonRow)).on_conflict_do_nothing(index_elements=["fin"])
+            .returning(InsuredPersonRow.fin))
+
+
+@functools.cache
+def _serial_statement(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return select(ssn_sequence.next_value())
+    table = _table(SsnCounterRow)
+    first = sqlite_dialect.insert(table).values(id=1, last_serial=1)
+    return first.on_conflict_do_update(
+        index_elements=["id"], set_={"last_serial": table.c.last_serial + 1}
+    ).returning(table.c.last_serial)
 
