@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -540,7 +541,7 @@ def _history_values(application_id: str, seq: int, change: StatusChange) -> dict
     }
 
 
-def _to_application(row: ApplicationRow, history: Sequence[StatusHistoryRow]) -> Application:
+def _to_application(row: Any, history: Sequence[Any]) -> Application:
     contacts = None
     if row.mobile_phone or row.landline_phone or row.email:
         contacts = Contacts(
@@ -687,7 +688,7 @@ class SqlApplicationRepository:
     @translates
     def get(self, application_id: str) -> Application | None:
         found = self._load(
-            select(ApplicationRow).where(ApplicationRow.application_id == application_id)
+            select(_table(ApplicationRow)).where(ApplicationRow.application_id == application_id)
         )
         return found[0] if found else None
 
@@ -697,7 +698,7 @@ class SqlApplicationRepository:
         PostgreSQL; SQLite's write transactions are exclusive anyway): a writer that decides
         from this state cannot be overtaken by another one."""
         found = self._load(
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(ApplicationRow.application_id == application_id)
             .with_for_update()
         )
@@ -724,7 +725,7 @@ class SqlApplicationRepository:
         the unit of work ends, so several workers share the queue without taking the same row;
         SQLite serialises writers anyway."""
         stmt = (
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(ApplicationRow.status == status.value)
             .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
             .limit(max(0, limit))
@@ -737,7 +738,7 @@ class SqlApplicationRepository:
     def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]:
         """DRAFT and SUBMITTED applications of this insurer for this FIN, oldest first."""
         return self._load(
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(
                 ApplicationRow.insurer_voen == voen,
                 ApplicationRow.fin == fin,
@@ -751,7 +752,7 @@ class SqlApplicationRepository:
         """The newest REGISTERED application (initial or correction) for this FIN, of any
         insurer: it holds the person's current data."""
         found = self._load(
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(
                 ApplicationRow.fin == fin,
                 ApplicationRow.status == ApplicationStatus.REGISTERED.value,
@@ -815,7 +816,7 @@ class SqlApplicationRepository:
         loaded = {
             a.application_id: a
             for a in self._load(
-                select(ApplicationRow).where(ApplicationRow.application_id.in_(page_ids))
+                select(_table(ApplicationRow)).where(ApplicationRow.application_id.in_(page_ids))
             )
         }
         return Page(total=total, items=tuple(loaded[i] for i in page_ids))
@@ -902,18 +903,21 @@ class SqlApplicationRepository:
         return ordering
 
     def _load(self, stmt: Select[Any]) -> list[Application]:
-        rows: list[ApplicationRow] = list(
-            self._session.scalars(stmt.execution_options(populate_existing=True))
-        )
+        """Applications of a Core ``select`` of the applications table, with their history.
+
+        Core rows, not ORM objects: nothing here is tracked by the session (the repository
+        writes with explicit statements), so the ORM's identity map and unit of work would
+        only cost time (issue #10)."""
+        rows: list[Any] = list(self._session.execute(stmt))
         if not rows:
             return []
         ids = [r.application_id for r in rows]
-        history: dict[str, list[StatusHistoryRow]] = {i: [] for i in ids}
-        for h in self._session.scalars(
-            select(StatusHistoryRow)
-            .where(StatusHistoryRow.application_id.in_(ids))
-            .order_by(StatusHistoryRow.application_id, StatusHistoryRow.seq)
-            .execution_options(populate_existing=True)
+        history: dict[str, list[Any]] = {i: [] for i in ids}
+        table = _table(StatusHistoryRow)
+        for h in self._session.execute(
+            select(table)
+            .where(table.c.application_id.in_(ids))
+            .order_by(table.c.application_id, table.c.seq)
         ):
             history[h.application_id].append(h)
         for r in rows:
@@ -1005,7 +1009,7 @@ class SqlApplicationRepository:
 # --------------------------------------------------------------------------------------------
 
 
-def _insured(row: InsuredPersonRow) -> InsuredPerson:
+def _insured(row: Any) -> InsuredPerson:
     return InsuredPerson(
         fin=row.fin,
         ssn=row.ssn,
@@ -1034,11 +1038,7 @@ class SqlInsuredPersonRepository:
 
     @translates
     def get(self, fin: str) -> InsuredPerson | None:
-        row = self._session.scalar(
-            select(InsuredPersonRow)
-            .where(InsuredPersonRow.fin == fin)
-            .execution_options(populate_existing=True)
-        )
+        row = self._session.execute(_insured_by_fin(), {"fin": fin}).first()
         return _insured(row) if row is not None else None
 
     @translates
@@ -1099,6 +1099,14 @@ class SqlInsuredPersonRepository:
 
 
 # Built once per dialect: the request path reuses their cache keys and compiled forms.
+
+
+@functools.cache
+def _insured_by_fin() -> Any:
+    table = _table(InsuredPersonRow)
+    return select(table.c.fin, table.c.ssn, table.c.ssn_date, table.c.surname, table.c.name,
+                  table.c.patronymic, table.c.registered_by_voen).where(
+        table.c.fin == bindparam("fin"))
 
 
 @functools.cache
