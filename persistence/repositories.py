@@ -601,9 +601,13 @@ class SqlApplicationRepository:
     correction may carry only the new data), from the insured person with that FIN.
     """
 
-    def __init__(self, session: Session, options: StorageOptions) -> None:
+    def __init__(self, session: Session, options: StorageOptions,
+                 issued: dict[str, tuple[Any, Any]] | None = None) -> None:
         self._session = session
         self._options = options
+        # Insured persons issued in this unit of work (shared with its insured-person
+        # repository): what their row already holds need not be read and written again.
+        self._issued = issued if issued is not None else {}
         # What this unit of work last read or wrote of each application: the optimistic lock's
         # expected version, and what update() would otherwise have to read again.
         self._seen: dict[str, _Seen] = {}
@@ -982,14 +986,17 @@ class SqlApplicationRepository:
     def _on_registered(self, app: Application) -> dict[str, Any] | None:
         """Keeps the insured person's current actual address and contacts up to date and, for a
         CORRECTION, returns what it replaced (stored in ``previous_values``)."""
+        address = codec.address_to_json(_effective_actual_address(app))
+        contacts = codec.contacts_to_json(app.contacts)
+        if app.application_type is not ApplicationType.CORRECTION and \
+                self._issued.get(app.fin) == (address, contacts):
+            return None  # issued with exactly these in this unit of work
         table = _table(InsuredPersonRow)
         current = self._session.execute(
             select(table.c.actual_address, table.c.contacts).where(table.c.fin == app.fin)
         ).one_or_none()
         if current is None:
             return None
-        address = codec.address_to_json(_effective_actual_address(app))
-        contacts = codec.contacts_to_json(app.contacts)
         changes: dict[str, Any] = {}
         if address is not None:
             changes["actual_address"] = address
@@ -1032,9 +1039,12 @@ class SqlInsuredPersonRepository:
     commit and then sees the conflict.
     """
 
-    def __init__(self, session: Session, options: StorageOptions) -> None:
+    def __init__(self, session: Session, options: StorageOptions,
+                 issued: dict[str, tuple[Any, Any]] | None = None) -> None:
         self._session = session
         self._format = options.ssn_format
+        # FIN → (actual address, contacts) as issue() wrote them in this unit of work.
+        self._issued = issued if issued is not None else {}
 
     @translates
     def get(self, fin: str) -> InsuredPerson | None:
@@ -1060,7 +1070,8 @@ class SqlInsuredPersonRepository:
 
     @translates
     def issue(
-        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date
+        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date,
+        actual_address: Address | None = None, contacts: Contacts | None = None,
     ) -> InsuredPerson:
         # No read first: the insert's ON CONFLICT decides (a serial it took is then rolled
         # back with the refused request on SQLite, a gap on PostgreSQL's sequence).
@@ -1079,11 +1090,14 @@ class SqlInsuredPersonRepository:
             "name_folded": fold(name),
             "patronymic_folded": fold(patronymic) if patronymic is not None else None,
             "registered_by_voen": voen,
+            "actual_address": codec.address_to_json(actual_address),
+            "contacts": codec.contacts_to_json(contacts),
             "created_at": now,
             "updated_at": now,
         }
         if self._session.execute(stmt, values).first() is None:
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
+        self._issued[fin] = (values["actual_address"], values["contacts"])
         return InsuredPerson(
             fin=fin,
             ssn=ssn,

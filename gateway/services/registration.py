@@ -310,9 +310,14 @@ class RegistrationService:
         actor: Actor | None,
         is_new: bool,
     ) -> Application:
+        # The person's actual address: the one given when it differs, else the registration
+        # address (the registry's, below); stored with the person in the same insert.
+        actual = (app.actual_address if app.actual_address_differs and app.actual_address
+                  else app.actual_address or person.registration_address)
         insured = uow.insured_persons.issue(
             fin=app.fin, surname=person.surname, name=person.name,
             patronymic=person.patronymic, voen=app.insurer_voen, on=business_date(now),
+            actual_address=actual, contacts=app.contacts,
         )
         # The registry's answer at registration time is what is registered (manual §3.1).
         registration_address = person.registration_address
