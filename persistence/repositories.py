@@ -741,15 +741,7 @@ class SqlApplicationRepository:
     @translates
     def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]:
         """DRAFT and SUBMITTED applications of this insurer for this FIN, oldest first."""
-        return self._load(
-            select(_table(ApplicationRow))
-            .where(
-                ApplicationRow.insurer_voen == voen,
-                ApplicationRow.fin == fin,
-                ApplicationRow.status.in_(OPEN_STATUSES),
-            )
-            .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
-        )
+        return self._load(_open_for_person(), {"voen": voen, "fin": fin})
 
     @translates
     def latest_registered_for_person(self, fin: str) -> Application | None:
@@ -906,13 +898,14 @@ class SqlApplicationRepository:
             ordering.append(ordered.nulls_last() if nullable else ordered)
         return ordering
 
-    def _load(self, stmt: Select[Any]) -> list[Application]:
+    def _load(self, stmt: Select[Any], params: dict[str, Any] | None = None,
+              ) -> list[Application]:
         """Applications of a Core ``select`` of the applications table, with their history.
 
         Core rows, not ORM objects: nothing here is tracked by the session (the repository
         writes with explicit statements), so the ORM's identity map and unit of work would
         only cost time (issue #10)."""
-        rows: list[Any] = list(self._session.execute(stmt))
+        rows: list[Any] = list(self._session.execute(stmt, params))
         if not rows:
             return []
         ids = [r.application_id for r in rows]
@@ -1113,6 +1106,15 @@ class SqlInsuredPersonRepository:
 
 
 # Built once per dialect: the request path reuses their cache keys and compiled forms.
+
+
+@functools.cache
+def _open_for_person() -> Select[Any]:
+    table = _table(ApplicationRow)
+    return (select(table)
+            .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"),
+                   table.c.status.in_(OPEN_STATUSES))
+            .order_by(table.c.created_at, table.c.application_id))
 
 
 @functools.cache
