@@ -74,11 +74,16 @@ class SqlRequestLedger:
 
     @translates
     def lookup(self, key: str) -> StoredAnswer | None:
-        # Through transaction(): inside a request that already holds its writing transaction
-        # (e.g. a first card signature was noted), the read joins it instead of waiting for it.
-        with self.database.transaction() as s:
-            row = s.execute(_lookup_statement(),
-                            {"key": key, "now": datetime.now(UTC)}).first()
+        params = {"key": key, "now": datetime.now(UTC)}
+        tx = self.database.current_request()
+        if tx is not None and tx.session is not None:
+            # Inside a request that already holds its writing transaction (e.g. a first card
+            # signature was noted), the read joins it instead of waiting for it.
+            row = tx.session.execute(_lookup_statement(), params).first()
+        else:
+            # One statement: a connection of the pool, no ORM session (issue #10).
+            with self.database.engine.begin() as conn:
+                row = conn.execute(_lookup_statement(), params).first()
         if row is None:
             return None
         return StoredAnswer(row.content_digest, row.response, row.http_status)
