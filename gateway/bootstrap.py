@@ -256,7 +256,8 @@ def build_gateway(
     if migrate:
         upgrade(url)
     database = Database(url, options=StorageOptions(
-        search_count_limit=settings.search_count_limit))
+        search_count_limit=settings.search_count_limit),
+        pool_recycle_seconds=settings.database_pool_recycle_seconds)
     uow = database.unit_of_work
     if registry is None:
         if not settings.population_url:

@@ -90,6 +90,9 @@ class Settings:
     # a FindPerson fetched is reused by the same insurer's SubmitRegistration or SaveDraft of
     # that FIN for this many seconds instead of asking the population registry again.
     signature_note_seconds: int = 30
+    # PostgreSQL connections are replaced after this many seconds (they are not pinged on every
+    # checkout; one the server closed is noticed without a round trip).
+    database_pool_recycle_seconds: int = 1800
     person_reuse_seconds: int = 10
     person_reuse_max_entries: int = 10_000
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
@@ -246,6 +249,8 @@ class Settings:
             problems.append("max_certificate_path_length must be 1..16")
         if not 0 <= self.unknown_issuer_cache_seconds <= 3600:
             problems.append("unknown_issuer_cache_seconds must be 0..3600")
+        if not 10 <= self.database_pool_recycle_seconds <= 86_400:
+            problems.append("database_pool_recycle_seconds must be 10..86400")
         if not 0 <= self.signature_note_seconds <= 3600:
             problems.append("signature_note_seconds must be 0..3600")
         if not 0 <= self.person_reuse_seconds <= 300 or self.person_reuse_max_entries < 1:
