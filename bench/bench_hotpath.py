@@ -591,6 +591,22 @@ def _c_function(name: str) -> str:
     return "C other"
 
 
+_STEPS = (
+    ("parse (hardened parser)", "signing/parser.py", "parse_xml"),
+    ("verify (signature, path, digests)", "signing/verifier.py", "verify"),
+    ("actor (certificate, X-Road client, note)", "gateway/bootstrap.py", "resolve_actor"),
+    ("ledger lookup", "persistence/guard.py", "lookup"),
+    ("content digest", "gateway/soap/endpoint.py", "_content_digest"),
+    ("schema validation", "gateway/soap/contract.py", "validate"),
+    ("spyne in (deserialise)", "spyne/server/_base.py", "get_in_object"),
+    ("service (upstream + database)", "gateway/soap/endpoint.py", "dispatch"),
+    ("  upstream call (zeep)", "gateway/upstream/population.py", "find_person"),
+    ("spyne out (serialise)", "spyne/protocol/soap/soap11.py", "serialize"),
+    ("answer: build + sign", "gateway/soap/endpoint.py", "_respond"),
+    ("commit: ledger row + log + commit", "gateway/soap/endpoint.py", "_commit"),
+)
+
+
 def print_profile(op: str, stats: pstats.Stats, n: int) -> None:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for (_, _, tt, _, _) in raw.values())
@@ -601,6 +617,13 @@ def print_profile(op: str, stats: pstats.Stats, n: int) -> None:
     print("  own time by package:")
     for package, tt in sorted(by_package.items(), key=lambda kv: -kv[1])[:24]:
         print(f"    {package:34} {1000 * tt / n:7.3f} ms/request  {tt / total:6.1%}")
+    print("  named steps (cumulative; profiled ms, share of the request):")
+    for label, where, function in _STEPS:
+        found = [(nc, ct) for (filename, _l, name), (_cc, nc, _tt, ct, _c) in raw.items()
+                 if name == function and filename.replace(os.sep, "/").endswith(where)]
+        if found:
+            ct = sum(c for _, c in found)
+            print(f"    {label:40} {1000 * ct / n:7.3f} ms/request  {ct / total:6.1%}")
     print("  our functions by cumulative time:")
     ours = [(key, value) for key, value in raw.items()
             if any(f"/{own}" in key[0].replace(os.sep, "/") for own in _OWN)]
