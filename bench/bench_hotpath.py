@@ -7,8 +7,9 @@ app without a socket); the population-registry simulator runs in another process
 valid FIN over HTTP/1.1 with keep-alive. With ``--postgres`` (or ``DSMF_TEST_POSTGRES_URL``) the
 same is measured on a scratch PostgreSQL database after SQLite.
 
-Measured in the same run, CPU time of this process per request (``time.process_time``; wall time
-beside it):
+Measured side by side (in five rounds, each a slice of every line, so a change in the shared
+machine's load hits the request and its floors alike), CPU time of this process per request
+(``time.process_time``; wall time beside it):
 
 * **request**: a signed SubmitRegistration of a new person / a signed FindPerson, through the
   whole pipeline (parse, verify, actor, ledger, schema, spyne, service, upstream, database,
@@ -20,7 +21,8 @@ beside it):
 * **database floor**: one transaction with the raw driver (``sqlite3`` / ``psycopg``) writing the
   rows the gateway wrote for such a request: the gateway's own INSERT/UPDATE statements,
   captured from a separate run and replayed on a copy of the database as it was before it;
-* **full floor** = the three floors; the ratios request / crypto floor and request / full floor.
+* **full floor** = the three floors; the ratios request / crypto floor and request / full floor
+  (per round, then the median round).
 
 ``--profile`` adds a cProfile of a batch of each: the top functions of our own code by
 cumulative time, and the time spent in each package (own time, so the shares add up).
@@ -184,33 +186,6 @@ def answered(operation: str, content: bytes) -> bool:
 
 
 # -- measuring --------------------------------------------------------------------------------
-
-
-@dataclass
-class Cost:
-    cpu: float  # seconds of this process's CPU per operation
-    wall: float
-
-    def __str__(self) -> str:
-        return f"{1000 * self.cpu:7.3f} ms CPU  {1000 * self.wall:7.3f} ms wall"
-
-
-def cost(fn: Callable[[int], object], n: int) -> Cost:
-    """CPU and wall time per call of ``fn(i)`` for i in 0..n-1: the best of five slices (on a
-    shared machine, the slice least disturbed by other processes is the closest to the cost;
-    bench_signing does the same)."""
-    slices = 5
-    per = max(1, n // slices)
-    cpus, walls = [], []
-    i = 0
-    for _ in range(slices):
-        c0, w0 = time.process_time(), time.perf_counter()
-        for _ in range(per):
-            fn(i)
-            i += 1
-        cpus.append((time.process_time() - c0) / per)
-        walls.append((time.perf_counter() - w0) / per)
-    return Cost(min(cpus), min(walls))
 
 
 # -- the lean upstream call -------------------------------------------------------------------
@@ -458,6 +433,37 @@ def postgres_backend(server_url: str) -> Iterator[Backend]:
 OPERATIONS = ("SubmitRegistration", "FindPerson")
 
 
+ROUNDS = 5
+
+
+@dataclass
+class Line:
+    """One measured thing: ``fn(i)`` for the round's slice of i; ``prepare(first, last)`` runs
+    untimed before each slice."""
+
+    name: str
+    fn: Callable[[int], object]
+    prepare: Callable[[int, int], None] | None = None
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+
+
+def interleaved(lines: Sequence[Line], n: int) -> None:
+    """Each line in turn, a slice of n/ROUNDS calls, ROUNDS times: the request and its floors
+    see the same moments of a shared machine, so their ratio holds when the load changes."""
+    per = max(1, n // ROUNDS)
+    for r in range(ROUNDS):
+        first, last = r * per, (r + 1) * per
+        for line in lines:
+            if line.prepare is not None:
+                line.prepare(first, last)
+            c0, w0 = time.process_time(), time.perf_counter()
+            for i in range(first, last):
+                line.fn(i)
+            line.cpu.append((time.process_time() - c0) / per)
+            line.wall.append((time.perf_counter() - w0) / per)
+
+
 def run_backend(backend: Backend, work: Path, pki: TestPki, population_url: str, n: int,
                 prefixes: Iterator[str], profile: bool, overrides: dict[str, Any]) -> None:
     signer = pki.signer("director")
@@ -477,53 +483,53 @@ def run_backend(backend: Backend, work: Path, pki: TestPki, population_url: str,
         gateway.database.dispose()  # PostgreSQL copies by TEMPLATE: no sessions on the source
         floor_url = backend.copy()
 
-        results: dict[str, dict[str, Cost]] = {}
+        # The writes of such requests, for the database floor: captured from requests for
+        # other people (untimed), replayed on the copy in the same order.
         samples: dict[str, tuple[bytes, bytes]] = {}
         captured: dict[str, list[list[Statement]]] = {}
         for op in OPERATIONS:
-            batch = [envelope_of[op](signer, fin) for fin in fins(next(prefixes), n)]
-            answers: list[bytes] = []
-
-            def request(i: int, batch: list[bytes] = batch, answers: list[bytes] = answers,
-                        op: str = op) -> None:
-                answers.append(call_app(app, batch[i]))
-
-            results[op] = {"request": cost(request, n)}
-            bad = sum(not answered(op, a) for a in answers)
-            if bad:
-                raise SystemExit(f"{backend.label}: {bad} {op} requests failed: "
-                                 f"{answers[0][:600]!r}")
-            samples[op] = (batch[0], answers[0])
-            if op == "SubmitRegistration":
-                # The usual flow: FindPerson, then Submit of that person a moment later.
-                people = fins(next(prefixes), n)
-                for fin in people:
-                    call_app(app, find_envelope(signer, fin))
-                after = [submit_envelope(signer, fin) for fin in people]
-                reused: list[bytes] = []
-                results[op]["request, reused"] = cost(
-                    lambda i, b=after, r=reused: r.append(call_app(app, b[i])), n)
-                if sum(not answered(op, a) for a in reused):
-                    raise SystemExit(f"{backend.label}: Submit after FindPerson failed")
-            # The writes of such requests, for the database floor (untimed, other people).
             captured[op] = []
             for fin in fins(next(prefixes), n):
+                body = envelope_of[op](signer, fin)
                 with capture.request():
-                    call_app(app, envelope_of[op](signer, fin))
+                    answer = call_app(app, body)
+                if not answered(op, answer):
+                    raise SystemExit(f"{backend.label}: {op} failed: {answer[:600]!r}")
                 captured[op].append(capture.requests[-1])
+                samples.setdefault(op, (body, answer))
 
         raw = backend.raw(floor_url)
+        results: dict[str, list[Line]] = {}
         try:
             for op in OPERATIONS:
+                batch = [envelope_of[op](signer, fin) for fin in fins(next(prefixes), n)]
+                answers: list[bytes] = []
+                lines = [Line("request", lambda i, b=batch, a=answers: a.append(
+                    call_app(app, b[i])))]
+                if op == "SubmitRegistration":
+                    # The usual flow: FindPerson, then Submit of that person a moment later.
+                    people = fins(next(prefixes), n)
+                    after = [submit_envelope(signer, fin) for fin in people]
+
+                    def find_first(first: int, last: int, people: list[str] = people) -> None:
+                        for fin in people[first:last]:
+                            call_app(app, find_envelope(signer, fin))
+
+                    lines.append(Line("request, reused", lambda i, b=after, a=answers: a.append(
+                        call_app(app, b[i])), find_first))
                 request_bytes, answer = samples[op]
-                results[op]["crypto floor"] = cost(crypto_floor(gateway, request_bytes, answer),
-                                                   n)
-                people = fins(next(prefixes), n)
-                results[op]["upstream floor"] = cost(lambda i, p=people: lean.find_person(p[i]),
-                                                     n)
-                writes = captured[op]
-                results[op]["database floor"] = cost(lambda i, w=writes: raw.transaction(w[i]),
-                                                     n)
+                upstream_people = fins(next(prefixes), n)
+                lines += [
+                    Line("crypto floor", crypto_floor(gateway, request_bytes, answer)),
+                    Line("upstream floor", lambda i, p=upstream_people: lean.find_person(p[i])),
+                    Line("database floor", lambda i, w=captured[op]: raw.transaction(w[i])),
+                ]
+                interleaved(lines, n)
+                bad = sum(not answered(op, a) for a in answers)
+                if bad:
+                    raise SystemExit(f"{backend.label}: {bad} {op} requests failed: "
+                                     f"{answers[0][:600]!r}")
+                results[op] = lines
         finally:
             raw.close()
         report(backend.label, results, captured)
@@ -534,24 +540,37 @@ def run_backend(backend: Backend, work: Path, pki: TestPki, population_url: str,
         gateway.close()
 
 
-def report(label: str, results: dict[str, dict[str, Cost]],
+_FLOORS = ("crypto floor", "upstream floor", "database floor")
+
+
+def report(label: str, results: dict[str, list[Line]],
            captured: dict[str, list[list[Statement]]]) -> None:
-    for op, parts in results.items():
-        full = Cost(*(sum(getattr(parts[k], a) for k in
-                          ("crypto floor", "upstream floor", "database floor"))
-                      for a in ("cpu", "wall")))
+    for op, lines in results.items():
+        by = {line.name: line for line in lines}
+        rounds = range(len(by["request"].cpu))
+        full_cpu = [sum(by[f].cpu[r] for f in _FLOORS) for r in rounds]
+        full_wall = [sum(by[f].wall[r] for f in _FLOORS) for r in rounds]
         statements = statistics.median(len(w) for w in captured[op])
         print(f"\n{label} {op}  (database floor replays {statements:.0f} write statements)")
-        for name, c in [*parts.items(), ("full floor", full)]:
-            print(f"  {name:16} {c}")
-        if "request, reused" in parts:
-            reused = parts["request, reused"].cpu
-            print(f"  reused / full floor    : {reused / full.cpu:5.1f}×  CPU "
+        print(f"  {'':22} {'CPU best':>9} {'CPU median':>11} {'wall median':>12}")
+        rows = [(line.name, line.cpu, line.wall) for line in lines]
+        rows.append(("full floor", full_cpu, full_wall))
+        for name, cpu, wall in rows:
+            print(f"  {name:22} {1000 * min(cpu):6.3f} ms {1000 * statistics.median(cpu):8.3f} ms"
+                  f" {1000 * statistics.median(wall):9.3f} ms")
+
+        def ratio(name: str, floor: list[float], by: dict[str, Line] = by,
+                  rounds: range = rounds) -> float:
+            # Per round (request and floors measured side by side), then the median round.
+            return statistics.median(by[name].cpu[r] / floor[r] for r in rounds)
+
+        print(f"  request / crypto floor : {ratio('request', by['crypto floor'].cpu):5.1f}×  CPU")
+        wall = statistics.median(by["request"].wall[r] / full_wall[r] for r in rounds)
+        print(f"  request / full floor   : {ratio('request', full_cpu):5.1f}×  CPU "
+              f"(goal 2×; {wall:.1f}× wall)")
+        if "request, reused" in by:
+            print(f"  reused / full floor    : {ratio('request, reused', full_cpu):5.1f}×  CPU "
                   "(the person of a FindPerson just before: no upstream call)")
-        request = parts["request"]
-        print(f"  request / crypto floor : {request.cpu / parts['crypto floor'].cpu:5.1f}×  CPU")
-        print(f"  request / full floor   : {request.cpu / full.cpu:5.1f}×  CPU "
-              f"(goal 2×; {request.wall / full.wall:.1f}× wall)")
 
 
 # -- profile ----------------------------------------------------------------------------------
