@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.bootstrap import build_gateway, demo_settings
-    from gateway.wsgi_server import serve_in_thread
+    from gateway.wsgi_server import body_cap, serve_in_thread
     from persistence.seed import load_demo_data
     from simulators.runner import start_simulators  # not product code: only the demo commands
 
@@ -42,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     pki_dir = data_dir / "pki"
     base = _settings(args, data_dir=data_dir, host=args.host, port=args.port,
+                     simulator_population_port=args.population_port,
+                     simulator_mobile_port=args.mobile_port,
                      simulator_any_fin=args.any_fin or None)
     overrides = demo_settings(data_dir, pki_dir)
     simulators = None
@@ -50,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with_ocsp = "ocsp" in base.revocation_sources and not base.ocsp_url
         simulators = start_simulators(
             pki_dir, host="127.0.0.1",
+            population_port=base.simulator_population_port,
+            mobile_port=base.simulator_mobile_port,
             approve_delay=base.simulator_approve_delay_seconds, ocsp=with_ocsp,
             any_fin=base.simulator_any_fin,
         )
@@ -71,7 +75,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     load_demo_data(gateway.database)
     gateway.start_worker()
     gateway.start_sealer()
-    server = serve_in_thread(gateway.app, host=settings.host, port=settings.port)
+    server = serve_in_thread(gateway.app, host=settings.host, port=settings.port,
+                             max_body_bytes=body_cap(settings.max_message_bytes),
+                             on_http_error=gateway.app.http_error_answer)
     wsdl = f"{server.url.rstrip('/')}/soap?wsdl"
     print(f"DSMF insured-registration gateway on {server.url.rstrip('/')}/soap")
     print(f"  WSDL:    {wsdl}")
@@ -88,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(EXAMPLE.format(wsdl=wsdl, pki=pki_dir))
     print("Ctrl-C stops.", flush=True)
     stop.wait()
-    server.stop()
+    server.stop(timeout=5.0)
     gateway.close()
     if simulators is not None:
         simulators.stop()
@@ -282,8 +288,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="the embedded default: SQLite, simulators, demo PKI")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    # No defaults here: unset options leave the configuration's (Settings) values.
+    s.add_argument("--host", help="listen address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="listen port (default 8080)")
+    s.add_argument("--population-port", type=int,
+                   help="port of the population-registry simulator (default: any free port)")
+    s.add_argument("--mobile-port", type=int,
+                   help="port of the mobile-signature simulator (default: any free port)")
     s.add_argument("--data-dir", default="var")
     s.add_argument("--any-fin", action="store_true", help=ANY_FIN_HELP)
     s.set_defaults(func=cmd_serve)

@@ -154,6 +154,9 @@ class Settings:
 
     # Demo data (embedded default).
     demo: bool = False
+    # Ports of the simulators `serve` starts when no population_url is set (0: any free port).
+    simulator_population_port: int = 0
+    simulator_mobile_port: int = 0
     simulator_approve_delay_seconds: float = 2.0
     # The population-registry simulator answers any valid FIN with a deterministic synthetic
     # person (benchmarks, load tests), besides the fixed demo people.
@@ -225,6 +228,9 @@ class Settings:
         problems = []
         if not 0 < self.port < 65536:
             problems.append("port must be 1..65535")
+        for name in ("simulator_population_port", "simulator_mobile_port"):
+            if not 0 <= getattr(self, name) < 65536:
+                problems.append(f"{name} must be 0..65535 (0: any free port)")
         if self.max_message_bytes < 1024:
             problems.append("max_message_bytes must be at least 1024")
         if not 0 < self.max_timestamp_lifetime_seconds <= 3600:

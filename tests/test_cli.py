@@ -489,15 +489,17 @@ def normalized_wsdl(doc: etree._Element) -> bytes:
 
 
 def test_serve_end_to_end(tmp_path: Path) -> None:
-    port = free_port()
+    port, population_port, mobile_port = free_port(), free_port(), free_port()
     data_dir = tmp_path / "data"
     out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
+        # The simulators' ports pinned: one by option, one by configuration (environment).
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
-             "--data-dir", str(data_dir)],
+             "--population-port", str(population_port), "--data-dir", str(data_dir)],
             cwd=tmp_path, env=clean_env(PYTHONUNBUFFERED="1", DSMF_LOG_SEAL_INTERVAL_SECONDS="0.5",
-                                        DSMF_LOG_SEAL_SETTLE_SECONDS="0"),
+                                        DSMF_LOG_SEAL_SETTLE_SECONDS="0",
+                                        DSMF_SIMULATOR_MOBILE_PORT=str(mobile_port)),
             stdout=out, stderr=err,
         )
     try:
@@ -511,6 +513,8 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         endpoint = f"{root}/soap"
         assert f"DSMF insured-registration gateway on {endpoint}" in banner
         assert f"WSDL:    {endpoint}?wsdl" in banner
+        assert f"population-registry simulator: http://127.0.0.1:{population_port}/" in banner
+        assert f"mobile-signature simulator:    http://127.0.0.1:{mobile_port}/" in banner
 
         # ?wsdl: the authored WSDL, only the address and schema locations rewritten.
         answer = requests.get(f"{endpoint}?wsdl", timeout=10)

@@ -308,3 +308,12 @@ def test_trust_hardening_settings_are_bounded(key: str, value: object) -> None:
         Settings.from_mapping({key: value})
     assert key in str(info.value)
     assert info.value.code == "Server.Configuration"
+
+
+def test_simulator_ports_are_pinned_or_any_free_port() -> None:
+    assert Settings().simulator_population_port == Settings().simulator_mobile_port == 0
+    pinned = Settings.from_mapping({"simulator_population_port": "8081",
+                                    "simulator_mobile_port": 8082})
+    assert (pinned.simulator_population_port, pinned.simulator_mobile_port) == (8081, 8082)
+    refused("invalid configuration: simulator_mobile_port must be 0..65535 (0: any free port)",
+            simulator_mobile_port=70000)

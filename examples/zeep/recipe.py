@@ -87,12 +87,14 @@ def _xs(moment: datetime) -> str:
 
 
 def xroad_headers(voen: str, service_code: str) -> dict[str, Any]:
+    # Keyed by the WSDL's header part names (xroadClient, ...), not the element names: the
+    # parts are named apart from every body element (wsimport -XadditionalHeaders needs that).
     return {
-        "client": {"objectType": "SUBSYSTEM", "xRoadInstance": "AZ", "memberClass": "COM",
-                   "memberCode": voen, "subsystemCode": "erp"},
-        "service": {"objectType": "SERVICE", **GATEWAY_MEMBER, "serviceCode": service_code},
-        "id": str(uuid.uuid4()),
-        "protocolVersion": "4.0",
+        "xroadClient": {"objectType": "SUBSYSTEM", "xRoadInstance": "AZ", "memberClass": "COM",
+                        "memberCode": voen, "subsystemCode": "erp"},
+        "xroadService": {"objectType": "SERVICE", **GATEWAY_MEMBER, "serviceCode": service_code},
+        "xroadId": str(uuid.uuid4()),
+        "xroadProtocolVersion": "4.0",
     }
 
 

@@ -50,6 +50,22 @@ FAULTS: tuple[FaultEntry, ...] = (
        "Send a smaller request (for example fewer items in a batch)."),
     _f("Client.Xml.TooDeep", "The request's XML is nested too deeply.",
        "Send the XML structure the contract describes."),
+    # --- the HTTP message and the SOAP envelope (gateway.soap.http, gateway.soap.errors) -------
+    _f("VersionMismatch", "The service speaks SOAP 1.1 only; the request is another SOAP version.",
+       "Send a SOAP 1.1 envelope (namespace http://schemas.xmlsoap.org/soap/envelope/)."),
+    _f("MustUnderstand",
+       "The request has a header marked mustUnderstand that the service does not process: "
+       "{field}.",
+       "Remove the header or its mustUnderstand attribute."),
+    _f("Client.Http.Malformed", "The HTTP request body is malformed (chunked framing, length).",
+       "Send the body with a correct Content-Length or chunked framing."),
+    _f("Client.Http.ContentEncoding", "The request's Content-Encoding is not supported.",
+       "Send the body uncompressed or with Content-Encoding: gzip."),
+    _f("Client.Http.ContentEncoding.Corrupt", "The gzip-compressed request body is damaged.",
+       "Compress the whole request with gzip and send it again."),
+    _f("Client.Http.InflatedTooLarge",
+       "The compressed request inflates to more than the service accepts.",
+       "Send a smaller request (for example fewer items in a batch)."),
     _f("Client.Operation.Unknown", "The contract has no such operation.",
        "Call one of the operations listed in the WSDL."),
     # --- X-Road headers ----------------------------------------------------------------------

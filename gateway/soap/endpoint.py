@@ -1,7 +1,9 @@
 """The WSGI endpoint: where a request enters, is checked, dispatched and answered.
 
 POST (SOAP 1.1), in this order — each step refuses with its own fault code:
-  read at most ``max_message_bytes`` → hardened parse (once) → envelope shape and operation →
+  read at most ``max_message_bytes`` (chunked or not; a gzip body inflated to at most as much,
+  ``gateway.soap.http``) → hardened parse (once) → envelope shape (SOAP 1.1, else
+  VersionMismatch; no unknown mustUnderstand header, else MustUnderstand) and operation →
   X-Road headers → signature verification (``signing.verifier``: structure, certificate path,
   signature, timestamp) → the signer becomes the ``Actor`` → replay / idempotency on the X-Road
   message id → schema validation of the *signed* payload → spyne dispatch → response envelope
@@ -43,9 +45,12 @@ from gateway.services.ports import (
 )
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
+from gateway.soap.errors import HeaderNotUnderstood, HttpBodyMalformed, VersionMismatch
 from gateway.soap.faults import SOAP_ENV, TNS, FaultInfo, build_fault_envelope, describe
+from gateway.soap.http import answer, read_request_body
 from gateway.soap.ratelimit import CallerRateLimiter, caller_of
 from gateway.soap.xroad import (
+    ECHOED,
     XROAD_NS,
     XRoadHeaders,
     echo_into,
@@ -72,6 +77,16 @@ log = logging.getLogger("gateway.soap")
 
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU_ID = "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd}Id"
+XML_CONTENT_TYPE = 'text/xml; charset="utf-8"'
+MUST_UNDERSTAND = f"{{{SOAP_ENV}}}mustUnderstand"
+ACTOR = f"{{{SOAP_ENV}}}actor"
+ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
+#: The request header blocks this service processes: the signature, the X-Road headers, the
+#: Asan İmza session. Any other one marked mustUnderstand="1" is refused (MustUnderstand).
+UNDERSTOOD_HEADERS = frozenset(
+    {f"{{{WSSE_NS}}}Security", f"{{{TNS}}}sessionToken"}
+    | {f"{{{XROAD_NS}}}{name}" for name in (*ECHOED, "requestHash")}
+)
 
 
 class ActorResolver(Protocol):
@@ -208,53 +223,51 @@ class SoapEndpoint:
             return self._get(environ, path, query, start_response)
         if method != "POST":
             return _plain(start_response, "405 Method Not Allowed", b"POST a SOAP 1.1 request\n")
-        body = self._read_body(environ)
-        outcome = self.handle(body, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")),
-                              caller=caller_of(environ, self.caller_header))
-        headers = [("Content-Type", 'text/xml; charset="utf-8"'),
-                   ("Content-Length", str(len(outcome.body)))]
-        start_response(outcome.status, headers)
-        return [outcome.body]
-
-    def _read_body(self, environ: dict[str, Any]) -> bytes | None:
-        """None when the declared or actual size is over the limit (refused without reading)."""
-        limit = self.limits.max_bytes
-        stream = environ["wsgi.input"]
-        declared = environ.get("CONTENT_LENGTH") or ""
-        if not declared:
-            # No length (chunked): read only from servers that end the stream for us
-            # (gunicorn); elsewhere reading would wait for a close that never comes.
-            if not environ.get("wsgi.input_terminated"):
-                return b""
-            chunked: bytes = stream.read(limit + 1)
-            return None if len(chunked) > limit else chunked
         try:
-            length = int(declared)
-        except ValueError:
-            return b""
-        if length < 0 or length > limit:
-            return None
-        data: bytes = stream.read(length)
-        return data
+            body: bytes | None = read_request_body(environ, self.limits.max_bytes)
+            refused: Exception | None = None
+        except (GatewayError, SigningError) as exc:
+            body, refused = None, exc
+        outcome = self.handle(body, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")),
+                              caller=caller_of(environ, self.caller_header), refused=refused)
+        data, headers = answer(environ, outcome.body, XML_CONTENT_TYPE)
+        start_response(outcome.status, headers)
+        return [data]
+
+    def http_error_answer(self, code: int, reason: str,
+                          environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The answer to a request the HTTP server refused before it reached us (``code``
+        413: the body passed the server's cap; 400/501: broken chunk framing, an unknown
+        transfer coding): the same SOAP fault, in the client's language, and the same log
+        entry, as when this endpoint refuses the body itself."""
+        refused: GatewayError | SigningError
+        if code == 413:
+            refused = XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
+        else:
+            refused = HttpBodyMalformed(f"the HTTP request is malformed: {reason.strip()}")
+        outcome = self.handle(None, locale=negotiate(environ.get("HTTP_ACCEPT_LANGUAGE")),
+                              caller=caller_of(environ, self.caller_header), refused=refused)
+        data, headers = answer(environ, outcome.body, XML_CONTENT_TYPE)
+        return outcome.status, headers, data
 
     def _get(
         self, environ: dict[str, Any], path: str, query: str, start_response: Callable[..., Any]
     ) -> list[bytes]:
         url = self.public_url or _request_url(environ)
         if query.lower() == "wsdl":
-            return _xml(start_response, self.contract.wsdl_for(url))
+            return _xml(environ, start_response, self.contract.wsdl_for(url))
         if query.lower() == "certs":
             # The answer key's certificate and its chain (PEM), for verifiers that cannot build
             # a path from the tokens in an answer (xmlsec1, zeep) or want the CAs pinned.
             return _pem(start_response, self.certificate_chain_pem)
         if query.lower() == "faults":
             # The fault catalogue (docs/faults.md as XML): every code, meaning and action.
-            return _xml(start_response, faults_xml())
+            return _xml(environ, start_response, faults_xml())
         if query.startswith("xsd="):
             doc = self.contract.xsd_for(query[4:], url)
             if doc is None:
                 return _plain(start_response, "404 Not Found", b"no such schema\n")
-            return _xml(start_response, doc)
+            return _xml(environ, start_response, doc)
         if path.rstrip("/") in ("/health/live", "/livez"):
             # Liveness: the process answers. Nothing else, or a restart loop would follow
             # every database hiccup.
@@ -290,9 +303,11 @@ class SoapEndpoint:
     # -- one SOAP request ------------------------------------------------------------------
 
     def handle(
-        self, request: bytes | None, *, locale: str = DEFAULT_LOCALE, caller: str | None = None
+        self, request: bytes | None, *, locale: str = DEFAULT_LOCALE, caller: str | None = None,
+        refused: Exception | None = None,
     ) -> Outcome:
-        """``locale``: the language of fault messages and of texts in answers (``az``/``en``).
+        """``locale``: the language of fault messages and of texts in answers (``az``/``en``);
+        ``refused``: what the HTTP layer refused the request for (the body is then None).
 
         One request, one transaction: the handler's writes, the ledger row of (sender, id)
         with the final answer, and the message-log entries commit together, and the answer
@@ -303,6 +318,8 @@ class SoapEndpoint:
         with correlation(correlation_id), self.ledger.begin() as record:
             request_state = _RequestState()
             try:
+                if refused is not None:
+                    raise refused
                 status, response, outcome = self._process(
                     request, correlation_id, request_state, locale, caller)
             except Exception as exc:
@@ -333,6 +350,7 @@ class SoapEndpoint:
             raise XmlTooLarge(f"the request is larger than {self.limits.max_bytes} bytes")
         envelope = parse_xml(request, self.limits)
         header_el, body_el = _split_envelope(envelope)
+        _refuse_headers_not_understood(header_el)
         signed = _has_security(header_el)
         session_token = _session_token(header_el)
         verified: VerifiedMessage | None = None
@@ -643,6 +661,13 @@ def _canonical_without_ids(element: etree._Element) -> bytes:
 
 def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, etree._Element]:
     if envelope.tag != f"{{{SOAP_ENV}}}Envelope":
+        if etree.QName(envelope).localname == "Envelope":
+            # SOAP 1.1 §4.4.1: an Envelope in another namespace (SOAP 1.2's, most often) is a
+            # version mismatch, answered with a SOAP 1.1 fault that names the version we speak.
+            raise VersionMismatch(
+                f"only SOAP 1.1 envelopes ({SOAP_ENV}) are accepted, "
+                f"not {etree.QName(envelope).namespace or 'no namespace'}"
+            )
         raise XmlMalformed("not a SOAP 1.1 Envelope")
     headers = [c for c in envelope if c.tag == f"{{{SOAP_ENV}}}Header"]
     bodies = [c for c in envelope if c.tag == f"{{{SOAP_ENV}}}Body"]
@@ -654,6 +679,24 @@ def _split_envelope(envelope: etree._Element) -> tuple[etree._Element | None, et
     if any(isinstance(c.tag, str) for c in envelope if c not in headers and c not in bodies):
         raise SignatureWrapping("only Header and Body may stand in a SOAP Envelope")
     return (headers[0] if headers else None), bodies[0]
+
+
+def _refuse_headers_not_understood(header: etree._Element | None) -> None:
+    """SOAP 1.1 §4.2.3: a header block meant for us (no actor, or the "next" actor) with
+    ``mustUnderstand="1"`` that we do not process is refused, before anything else is done."""
+    if header is None:
+        return
+    for block in header:
+        if not isinstance(block.tag, str) or block.tag in UNDERSTOOD_HEADERS:
+            continue
+        if block.get(MUST_UNDERSTAND, "0").strip() not in ("1", "true"):
+            continue
+        if block.get(ACTOR, ACTOR_NEXT).strip() != ACTOR_NEXT:
+            continue
+        raise HeaderNotUnderstood(
+            f"the header {block.tag} is marked mustUnderstand and this service does not "
+            f"process it", field=etree.QName(block).localname,
+        )
 
 
 def _replay_key(kind: str, credential: str, message_id: str) -> str:
@@ -708,10 +751,10 @@ def _pem(start_response: Callable[..., Any], data: bytes) -> list[bytes]:
     return [data]
 
 
-def _xml(start_response: Callable[..., Any], data: bytes) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", 'text/xml; charset="utf-8"'),
-                              ("Content-Length", str(len(data)))])
-    return [data]
+def _xml(environ: dict[str, Any], start_response: Callable[..., Any], data: bytes) -> list[bytes]:
+    sent, headers = answer(environ, data, XML_CONTENT_TYPE)
+    start_response("200 OK", headers)
+    return [sent]
 
 
 def _plain(start_response: Callable[..., Any], status: str, data: bytes) -> list[bytes]:

@@ -50,6 +50,13 @@ SOAPENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
 REQUEST_HEADERS = ("client", "service", "id", "userId", "issue", "protocolVersion")
 RESPONSE_HEADERS = (*REQUEST_HEADERS, "requestHash")
+SESSION_PART = "sessionTokenHeader"
+
+
+def header_part(element: str) -> str:
+    """The WSDL part name of an X-Road header element: prefixed, so no part is named like a
+    body element (wsimport -XadditionalHeaders makes both method parameters)."""
+    return "xroad" + element[0].upper() + element[1:]
 
 XSD_FILES = sorted(XSD_DIR.rglob("*.xsd"))
 WSDL_FILES = sorted(WSDL_DIR.glob("*.wsdl")) + sorted((WSDL_DIR / "upstream").glob("*.wsdl"))
@@ -250,14 +257,15 @@ def test_wsdl_port_type_and_binding_per_operation() -> None:
             for h in b_in.iterfind(f"{{{SOAPB}}}header")
         ]
         assert in_headers == [
-            *(("tns:XRoadRequestHeader", p, "literal") for p in REQUEST_HEADERS),
-            ("tns:SessionHeader", "sessionToken", "literal"),
+            *(("tns:XRoadRequestHeader", header_part(p), "literal") for p in REQUEST_HEADERS),
+            ("tns:SessionHeader", SESSION_PART, "literal"),
         ]
         out_headers = [
             (h.get("message"), h.get("part"), h.get("use"))
             for h in b_out.iterfind(f"{{{SOAPB}}}header")
         ]
-        assert out_headers == [("tns:XRoadResponseHeader", p, "literal") for p in RESPONSE_HEADERS]
+        assert out_headers == [("tns:XRoadResponseHeader", header_part(p), "literal")
+                               for p in RESPONSE_HEADERS]
         b_fault = bop.find(f"{{{WSDL}}}fault/{{{SOAPB}}}fault")
         assert b_fault is not None
         assert (b_fault.get("name"), b_fault.get("use")) == ("GatewayFault", "literal")
@@ -270,9 +278,29 @@ def test_wsdl_header_messages() -> None:
     def parts(name: str) -> list[tuple[str | None, str | None]]:
         return [(p.get("name"), p.get("element")) for p in messages[name]]
 
-    assert parts("XRoadRequestHeader") == [(p, f"xrd:{p}") for p in REQUEST_HEADERS]
-    assert parts("XRoadResponseHeader") == [(p, f"xrd:{p}") for p in RESPONSE_HEADERS]
-    assert parts("SessionHeader") == [("sessionToken", "tns:sessionToken")]
+    assert parts("XRoadRequestHeader") == [(header_part(p), f"xrd:{p}") for p in REQUEST_HEADERS]
+    assert parts("XRoadResponseHeader") == [(header_part(p), f"xrd:{p}")
+                                            for p in RESPONSE_HEADERS]
+    assert parts("SessionHeader") == [(SESSION_PART, "tns:sessionToken")]
+
+
+def test_header_part_names_differ_from_every_element_name() -> None:
+    """What ``wsimport -XadditionalHeaders`` needs (it failed on userId, service,
+    sessionToken): header parts become method parameters beside the body's elements."""
+    root = _gateway_wsdl()
+    header_parts = {
+        p.get("name")
+        for m in root.iterfind(f"{{{WSDL}}}message") if m.get("name", "").endswith("Header")
+        for p in m
+    }
+    element_names = {
+        el.get("name")
+        for path in XSD_FILES
+        for el in _parse(path).getroot().iter(f"{{{XS}}}element")
+        if el.get("name")
+    }
+    assert header_parts and element_names
+    assert header_parts.isdisjoint(element_names), header_parts & element_names
 
 
 def test_zeep_sees_headers_and_fault() -> None:
@@ -281,9 +309,9 @@ def test_zeep_sees_headers_and_fault() -> None:
     op = binding.get("FindPerson")
     assert op.soapaction == "FindPerson"
     in_headers = [name for name, _ in op.input.header.type.elements]
-    assert in_headers == [*REQUEST_HEADERS, "sessionToken"]
+    assert in_headers == [*(header_part(p) for p in REQUEST_HEADERS), SESSION_PART]
     out_headers = [name for name, _ in op.output.header.type.elements]
-    assert out_headers == list(RESPONSE_HEADERS)
+    assert out_headers == [header_part(p) for p in RESPONSE_HEADERS]
     assert set(op.faults) == {"GatewayFault"}
 
 

@@ -26,7 +26,7 @@ from zeep.helpers import serialize_object
 from gateway.bootstrap import Gateway, build_gateway
 from gateway.client.wsse import GatewayIdentity, SigningPlugin, XRoadMember, add_xroad_headers
 from gateway.config import Settings
-from gateway.wsgi_server import serve_in_thread
+from gateway.wsgi_server import body_cap, serve_in_thread
 from persistence.seed import load_demo_data
 from signing.parser import serialize
 from signing.signer import Signer
@@ -115,7 +115,9 @@ def serve_gateway(settings: Settings, pki: TestPki, simulators: Simulators, *,
     try:
         if demo_data:
             load_demo_data(gateway.database)
-        server = serve_in_thread(gateway.app)
+        server = serve_in_thread(gateway.app,
+                                 max_body_bytes=body_cap(settings.max_message_bytes),
+                                 on_http_error=gateway.app.http_error_answer)
         try:
             yield Stack(url=server.url.rstrip("/") + "/soap", gateway=gateway, pki=pki,
                         simulators=simulators)
