@@ -209,6 +209,21 @@ class RegistrationService:
             )
         now = self.clock()
         clean = self._clean(data) if data is not None else None
+        known = (self.recent_people.get((voen, clean.document_type, clean.fin))
+                 if clean is not None else None)
+        if clean is not None and known is not None:
+            # A FindPerson of this insurer just fetched the person: no registry call, so the
+            # checks and the writes need not be two transactions around it.
+            with self.uow() as uow:
+                authorize(uow, actor, voen, today=business_date(now))
+                clean = self._placed(uow, clean)
+                self._refuse_if_insured(uow, clean.fin)
+                self._refuse_if_open(uow, voen, clean.fin)
+                app = self._new_application(voen, clean, None, now, actor)
+                app = self._register(uow, replace(app, signed_by=_signatory(actor)), known, now,
+                                     actor, True)
+                uow.commit()
+                return app
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(now))
             if application_id is not None:
