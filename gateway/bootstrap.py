@@ -31,6 +31,7 @@ from gateway.services.mobile import MobileService
 from gateway.services.notifications import NotificationService
 from gateway.services.pdf import NoticePdfRenderer
 from gateway.services.ports import PopulationRegistry
+from gateway.services.recent import Recent
 from gateway.services.registration import RegistrationService
 from gateway.soap.contract import Contract
 from gateway.soap.dispatch import SpyneDispatcher
@@ -255,7 +256,8 @@ def build_gateway(
     if migrate:
         upgrade(url)
     database = Database(url, options=StorageOptions(
-        search_count_limit=settings.search_count_limit))
+        search_count_limit=settings.search_count_limit),
+        pool_recycle_seconds=settings.database_pool_recycle_seconds)
     uow = database.unit_of_work
     if registry is None:
         if not settings.population_url:
@@ -281,7 +283,8 @@ def build_gateway(
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
     actors = ActorFactory(mapping, settings.trusted_systems)
     authorities = AuthorityService(uow, registry, clock, settings.max_page_size,
-                                   mapping.card_number_source)
+                                   mapping.card_number_source,
+                                   noted_signatures=Recent(settings.signature_note_seconds))
 
     def resolve_actor(verified: VerifiedMessage, headers: XRoadHeaders, operation: str) -> Actor:
         # The person a system certificate acts for: only ever from a *signed* userId.
@@ -298,7 +301,10 @@ def build_gateway(
 
     # One key signs both the responses and the notices (bildiriş) the gateway issues.
     signer = load_signer(settings)
-    registration = RegistrationService(uow, registry, clock, settings.max_page_size)
+    registration = RegistrationService(
+        uow, registry, clock, settings.max_page_size,
+        recent_people=Recent(settings.person_reuse_seconds, settings.person_reuse_max_entries),
+    )
     services = Services(
         insurers=InsurerService(uow, clock),
         registration=registration,

@@ -85,6 +85,16 @@ class Settings:
     max_security_token_bytes: int = 16_384
     max_certificate_path_length: int = 6
     unknown_issuer_cache_seconds: int = 60
+    # Hot path (issue #10), per process, 0 turns each off: a signer whose authorities were
+    # found bound to their certificate is not looked up again for this many seconds; the person
+    # a FindPerson fetched is reused by the same insurer's SubmitRegistration or SaveDraft of
+    # that FIN for this many seconds instead of asking the population registry again.
+    signature_note_seconds: int = 30
+    # PostgreSQL connections are replaced after this many seconds (they are not pinged on every
+    # checkout; one the server closed is noticed without a round trip).
+    database_pool_recycle_seconds: int = 1800
+    person_reuse_seconds: int = 10
+    person_reuse_max_entries: int = 10_000
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
     # for read-only operations; matched on organizationIdentifier (TINAZ-<VÖEN>).
     trusted_systems: tuple[str, ...] = ()
@@ -245,6 +255,13 @@ class Settings:
             problems.append("max_certificate_path_length must be 1..16")
         if not 0 <= self.unknown_issuer_cache_seconds <= 3600:
             problems.append("unknown_issuer_cache_seconds must be 0..3600")
+        if not 10 <= self.database_pool_recycle_seconds <= 86_400:
+            problems.append("database_pool_recycle_seconds must be 10..86400")
+        if not 0 <= self.signature_note_seconds <= 3600:
+            problems.append("signature_note_seconds must be 0..3600")
+        if not 0 <= self.person_reuse_seconds <= 300 or self.person_reuse_max_entries < 1:
+            problems.append("person_reuse_seconds must be 0..300 and person_reuse_max_entries"
+                            " >= 1")
         if not 1 <= self.max_page_size <= 1000:
             problems.append("max_page_size must be 1..1000")
         if self.optimize_every_seconds < 0:

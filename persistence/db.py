@@ -10,13 +10,20 @@ transactional DDL and repeatable reads. We emit ``BEGIN IMMEDIATE`` so that a tr
 the write lock up front: a read-then-write transaction in WAL mode that upgrades late fails at
 once with SQLITE_BUSY (the busy timeout does not apply), whereas an immediate one waits its turn.
 
-PostgreSQL (production) goes through psycopg 3 with ``pool_pre_ping`` so a restarted server or
-a load balancer that dropped idle connections costs a reconnect, not an error.
+PostgreSQL (production) goes through psycopg 3. A pooled connection is not pinged on every
+checkout (``pool_pre_ping`` costs a round trip each time, several per request): instead the
+checkout looks, without a round trip, whether the server has closed the connection or sent it
+something while it sat idle (a restarting or terminating server says so before it goes), and
+then takes a fresh one; connections older than ``pool_recycle_seconds`` are replaced, so a load
+balancer's idle timeout never meets one. A connection that dies in the middle of a request
+fails that request with ``StorageUnavailable`` (a transient ``Server.*`` fault the client
+retries), and SQLAlchemy then discards the whole pool.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import sqlite3
 import threading
 import time
@@ -29,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -43,6 +50,9 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# PostgreSQL connections are replaced after this long (below common idle timeouts of proxies
+# and load balancers).
+DEFAULT_POOL_RECYCLE_SECONDS = 1800
 # Set on a connection (``Connection.info``) once it has run an INSERT, UPDATE or DELETE in the
 # current transaction: a request's transaction that wrote is held open for the endpoint to commit.
 WROTE = "dsmf_wrote"
@@ -59,6 +69,7 @@ def create_engine_for(
     max_overflow: int = 10,
     pool_timeout_seconds: float = 10.0,
     connect_timeout_seconds: int = 10,
+    pool_recycle_seconds: int = DEFAULT_POOL_RECYCLE_SECONDS,
 ) -> Engine:
     """A lazily connecting engine for a ``sqlite:///file`` or ``postgresql[+psycopg]://`` URL.
 
@@ -78,15 +89,28 @@ def create_engine_for(
             engine = create_engine(
                 parsed,
                 echo=echo,
-                pool_pre_ping=True,
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout_seconds,
+                pool_recycle=pool_recycle_seconds,
                 connect_args={"connect_timeout": connect_timeout_seconds},
             )
+        event.listen(engine, "checkout", _refuse_closed_connection)
         _track_writes(engine)
         return engine
     raise StorageError(f"unsupported database backend {backend!r} (sqlite or postgresql)")
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Checkout: a connection the server closed, or wrote to while it sat idle in the pool
+    (PostgreSQL says "terminating connection" to every session before a restart or a
+    ``pg_terminate_backend``), is replaced by a new one. One ``poll`` on the socket, no round
+    trip; ``DisconnectionError`` makes the pool discard it and check out another."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection was closed")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed or wrote to an idle connection")
 
 
 def _track_writes(engine: Engine) -> None:
@@ -319,12 +343,14 @@ class Database:
         options: StorageOptions | None = None,
         echo: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        pool_recycle_seconds: int = DEFAULT_POOL_RECYCLE_SECONDS,
     ) -> None:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
         else:
             self.engine = create_engine_for(
-                url_or_engine, echo=echo, busy_timeout_ms=busy_timeout_ms
+                url_or_engine, echo=echo, busy_timeout_ms=busy_timeout_ms,
+                pool_recycle_seconds=pool_recycle_seconds,
             )
         self.options = options or StorageOptions()
         self.sessions: sessionmaker[Session] = sessionmaker(

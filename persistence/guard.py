@@ -16,19 +16,22 @@ client's retry simply runs. The loser of a race keeps nothing and learns the win
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Select, Table, bindparam, delete, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import Database, RequestTransaction
 from persistence.errors import translated, translates
 from persistence.message_log import append_in, exchange_messages
-from persistence.repositories import dialect_insert
 from persistence.tables import RequestLedgerRow
 
 _PURGE_EVERY = 500
@@ -40,6 +43,29 @@ def _table() -> Table:
     return table
 
 
+# The request path's statements are built once: SQLAlchemy then reuses their cache key and
+# compiled form instead of building and hashing a new statement tree on every request.
+_CLAIMED = ("content_digest", "response", "http_status", "created_at", "expires_at")
+
+
+@functools.cache
+def _lookup_statement() -> Select[Any]:
+    table = _table()
+    return select(table.c.content_digest, table.c.response, table.c.http_status).where(
+        table.c.key == bindparam("key"), table.c.expires_at >= bindparam("now"))
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    table = _table()
+    stmt = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["key"],
+        set_={k: stmt.excluded[k] for k in _CLAIMED},
+        where=table.c.expires_at < bindparam("taken_over_before"),
+    ).returning(table.c.key)
+
+
 class SqlRequestLedger:
     def __init__(self, database: Database, *, purge_every: int = _PURGE_EVERY) -> None:
         self.database = database
@@ -48,14 +74,16 @@ class SqlRequestLedger:
 
     @translates
     def lookup(self, key: str) -> StoredAnswer | None:
-        table = _table()
-        # Through transaction(): inside a request that already holds its writing transaction
-        # (e.g. a first card signature was noted), the read joins it instead of waiting for it.
-        with self.database.transaction() as s:
-            row = s.execute(
-                select(table.c.content_digest, table.c.response, table.c.http_status)
-                .where(table.c.key == key, table.c.expires_at >= datetime.now(UTC))
-            ).first()
+        params = {"key": key, "now": datetime.now(UTC)}
+        tx = self.database.current_request()
+        if tx is not None and tx.session is not None:
+            # Inside a request that already holds its writing transaction (e.g. a first card
+            # signature was noted), the read joins it instead of waiting for it.
+            row = tx.session.execute(_lookup_statement(), params).first()
+        else:
+            # One statement: a connection of the pool, no ORM session (issue #10).
+            with self.database.engine.begin() as conn:
+                row = conn.execute(_lookup_statement(), params).first()
         if row is None:
             return None
         return StoredAnswer(row.content_digest, row.response, row.http_status)
@@ -114,7 +142,6 @@ class SqlRequestRecord:
     def _claim(s: Session, claim: RequestClaim, answer: tuple[bytes, int] | None) -> bool:
         """Inserts the ledger row; False when a live row for the key exists already (an
         expired one is taken over: its timestamp check refuses the old message anyway)."""
-        table = _table()
         now = datetime.now(UTC)
         values = {
             "key": claim.key,
@@ -123,11 +150,7 @@ class SqlRequestRecord:
             "http_status": answer[1] if answer else None,
             "created_at": now,
             "expires_at": claim.expires_at,
+            "taken_over_before": now,
         }
-        stmt = dialect_insert(s, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"],
-            set_={k: stmt.excluded[k] for k in values if k != "key"},
-            where=table.c.expires_at < now,
-        ).returning(table.c.key)
+        stmt = _claim_statement(s.get_bind().dialect.name)
         return s.execute(stmt, values).first() is not None

@@ -26,6 +26,7 @@ DELETE are refused on the log, its seals and leaves, except the retention proced
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,20 @@ def _table(row: type[Any]) -> Table:
     return table
 
 
+@functools.cache
+def _insert_one() -> Any:
+    """Built once (the request path appends with it): its cache key and compiled form are
+    then reused."""
+    table = _table(MessageLogRow)
+    return insert(table).returning(table.c.id)
+
+
+@functools.cache
+def _insert_many() -> Any:
+    table = _table(MessageLogRow)
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
 def _hex_sha256(data: bytes) -> str:
     import hashlib
 
@@ -158,12 +173,9 @@ def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -
         }
         for entry in entries
     ]
-    table = _table(MessageLogRow)
     if len(rows) == 1:
-        return [int(session.execute(insert(table).returning(table.c.id), rows[0]).scalar_one())]
-    result = session.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-    )
+        return [int(session.execute(_insert_one(), rows[0]).scalar_one())]
+    result = session.execute(_insert_many(), rows)
     return [int(i) for i in result.scalars().all()]
 
 

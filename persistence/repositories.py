@@ -8,6 +8,7 @@ Every public method translates SQLAlchemy errors (``persistence.errors``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -539,7 +541,7 @@ def _history_values(application_id: str, seq: int, change: StatusChange) -> dict
     }
 
 
-def _to_application(row: ApplicationRow, history: Sequence[StatusHistoryRow]) -> Application:
+def _to_application(row: Any, history: Sequence[Any]) -> Application:
     contacts = None
     if row.mobile_phone or row.landline_phone or row.email:
         contacts = Contacts(
@@ -599,9 +601,13 @@ class SqlApplicationRepository:
     correction may carry only the new data), from the insured person with that FIN.
     """
 
-    def __init__(self, session: Session, options: StorageOptions) -> None:
+    def __init__(self, session: Session, options: StorageOptions,
+                 issued: dict[str, tuple[Any, Any]] | None = None) -> None:
         self._session = session
         self._options = options
+        # Insured persons issued in this unit of work (shared with its insured-person
+        # repository): what their row already holds need not be read and written again.
+        self._issued = issued if issued is not None else {}
         # What this unit of work last read or wrote of each application: the optimistic lock's
         # expected version, and what update() would otherwise have to read again.
         self._seen: dict[str, _Seen] = {}
@@ -686,7 +692,7 @@ class SqlApplicationRepository:
     @translates
     def get(self, application_id: str) -> Application | None:
         found = self._load(
-            select(ApplicationRow).where(ApplicationRow.application_id == application_id)
+            select(_table(ApplicationRow)).where(ApplicationRow.application_id == application_id)
         )
         return found[0] if found else None
 
@@ -696,7 +702,7 @@ class SqlApplicationRepository:
         PostgreSQL; SQLite's write transactions are exclusive anyway): a writer that decides
         from this state cannot be overtaken by another one."""
         found = self._load(
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(ApplicationRow.application_id == application_id)
             .with_for_update()
         )
@@ -723,7 +729,7 @@ class SqlApplicationRepository:
         the unit of work ends, so several workers share the queue without taking the same row;
         SQLite serialises writers anyway."""
         stmt = (
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(ApplicationRow.status == status.value)
             .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
             .limit(max(0, limit))
@@ -735,22 +741,14 @@ class SqlApplicationRepository:
     @translates
     def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]:
         """DRAFT and SUBMITTED applications of this insurer for this FIN, oldest first."""
-        return self._load(
-            select(ApplicationRow)
-            .where(
-                ApplicationRow.insurer_voen == voen,
-                ApplicationRow.fin == fin,
-                ApplicationRow.status.in_(OPEN_STATUSES),
-            )
-            .order_by(ApplicationRow.created_at, ApplicationRow.application_id)
-        )
+        return self._load(_open_for_person(), {"voen": voen, "fin": fin})
 
     @translates
     def latest_registered_for_person(self, fin: str) -> Application | None:
         """The newest REGISTERED application (initial or correction) for this FIN, of any
         insurer: it holds the person's current data."""
         found = self._load(
-            select(ApplicationRow)
+            select(_table(ApplicationRow))
             .where(
                 ApplicationRow.fin == fin,
                 ApplicationRow.status == ApplicationStatus.REGISTERED.value,
@@ -814,7 +812,7 @@ class SqlApplicationRepository:
         loaded = {
             a.application_id: a
             for a in self._load(
-                select(ApplicationRow).where(ApplicationRow.application_id.in_(page_ids))
+                select(_table(ApplicationRow)).where(ApplicationRow.application_id.in_(page_ids))
             )
         }
         return Page(total=total, items=tuple(loaded[i] for i in page_ids))
@@ -900,19 +898,23 @@ class SqlApplicationRepository:
             ordering.append(ordered.nulls_last() if nullable else ordered)
         return ordering
 
-    def _load(self, stmt: Select[Any]) -> list[Application]:
-        rows: list[ApplicationRow] = list(
-            self._session.scalars(stmt.execution_options(populate_existing=True))
-        )
+    def _load(self, stmt: Select[Any], params: dict[str, Any] | None = None,
+              ) -> list[Application]:
+        """Applications of a Core ``select`` of the applications table, with their history.
+
+        Core rows, not ORM objects: nothing here is tracked by the session (the repository
+        writes with explicit statements), so the ORM's identity map and unit of work would
+        only cost time (issue #10)."""
+        rows: list[Any] = list(self._session.execute(stmt, params))
         if not rows:
             return []
         ids = [r.application_id for r in rows]
-        history: dict[str, list[StatusHistoryRow]] = {i: [] for i in ids}
-        for h in self._session.scalars(
-            select(StatusHistoryRow)
-            .where(StatusHistoryRow.application_id.in_(ids))
-            .order_by(StatusHistoryRow.application_id, StatusHistoryRow.seq)
-            .execution_options(populate_existing=True)
+        history: dict[str, list[Any]] = {i: [] for i in ids}
+        table = _table(StatusHistoryRow)
+        for h in self._session.execute(
+            select(table)
+            .where(table.c.application_id.in_(ids))
+            .order_by(table.c.application_id, table.c.seq)
         ):
             history[h.application_id].append(h)
         for r in rows:
@@ -977,14 +979,17 @@ class SqlApplicationRepository:
     def _on_registered(self, app: Application) -> dict[str, Any] | None:
         """Keeps the insured person's current actual address and contacts up to date and, for a
         CORRECTION, returns what it replaced (stored in ``previous_values``)."""
+        address = codec.address_to_json(_effective_actual_address(app))
+        contacts = codec.contacts_to_json(app.contacts)
+        if app.application_type is not ApplicationType.CORRECTION and \
+                self._issued.get(app.fin) == (address, contacts):
+            return None  # issued with exactly these in this unit of work
         table = _table(InsuredPersonRow)
         current = self._session.execute(
             select(table.c.actual_address, table.c.contacts).where(table.c.fin == app.fin)
         ).one_or_none()
         if current is None:
             return None
-        address = codec.address_to_json(_effective_actual_address(app))
-        contacts = codec.contacts_to_json(app.contacts)
         changes: dict[str, Any] = {}
         if address is not None:
             changes["actual_address"] = address
@@ -1004,7 +1009,7 @@ class SqlApplicationRepository:
 # --------------------------------------------------------------------------------------------
 
 
-def _insured(row: InsuredPersonRow) -> InsuredPerson:
+def _insured(row: Any) -> InsuredPerson:
     return InsuredPerson(
         fin=row.fin,
         ssn=row.ssn,
@@ -1027,17 +1032,16 @@ class SqlInsuredPersonRepository:
     commit and then sees the conflict.
     """
 
-    def __init__(self, session: Session, options: StorageOptions) -> None:
+    def __init__(self, session: Session, options: StorageOptions,
+                 issued: dict[str, tuple[Any, Any]] | None = None) -> None:
         self._session = session
         self._format = options.ssn_format
+        # FIN → (actual address, contacts) as issue() wrote them in this unit of work.
+        self._issued = issued if issued is not None else {}
 
     @translates
     def get(self, fin: str) -> InsuredPerson | None:
-        row = self._session.scalar(
-            select(InsuredPersonRow)
-            .where(InsuredPersonRow.fin == fin)
-            .execution_options(populate_existing=True)
-        )
+        row = self._session.execute(_insured_by_fin(), {"fin": fin}).first()
         return _insured(row) if row is not None else None
 
     @translates
@@ -1059,17 +1063,15 @@ class SqlInsuredPersonRepository:
 
     @translates
     def issue(
-        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date
+        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date,
+        actual_address: Address | None = None, contacts: Contacts | None = None,
     ) -> InsuredPerson:
-        if self._session.get(InsuredPersonRow, fin) is not None:
-            raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
-        ssn = self._format.format(self._next_serial())
+        # No read first: the insert's ON CONFLICT decides (a serial it took is then rolled
+        # back with the refused request on SQLite, a gap on PostgreSQL's sequence).
+        dialect = self._session.get_bind().dialect.name
+        ssn = self._format.format(self._next_serial(dialect))
         now = _now()
-        stmt = (
-            dialect_insert(self._session, _table(InsuredPersonRow))
-            .on_conflict_do_nothing(index_elements=["fin"])
-            .returning(InsuredPersonRow.fin)
-        )
+        stmt = _issue_statement(dialect)
         values = {
             "fin": fin,
             "ssn": ssn,
@@ -1081,11 +1083,14 @@ class SqlInsuredPersonRepository:
             "name_folded": fold(name),
             "patronymic_folded": fold(patronymic) if patronymic is not None else None,
             "registered_by_voen": voen,
+            "actual_address": codec.address_to_json(actual_address),
+            "contacts": codec.contacts_to_json(contacts),
             "created_at": now,
             "updated_at": now,
         }
         if self._session.execute(stmt, values).first() is None:
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
+        self._issued[fin] = (values["actual_address"], values["contacts"])
         return InsuredPerson(
             fin=fin,
             ssn=ssn,
@@ -1096,13 +1101,44 @@ class SqlInsuredPersonRepository:
             registered_by_voen=voen,
         )
 
-    def _next_serial(self) -> int:
-        if self._session.get_bind().dialect.name == "postgresql":
-            return int(self._session.execute(select(ssn_sequence.next_value())).scalar_one())
-        table = _table(SsnCounterRow)
-        first = sqlite_dialect.insert(table).values(id=1, last_serial=1)
-        bump = first.on_conflict_do_update(
-            index_elements=["id"], set_={"last_serial": table.c.last_serial + 1}
-        ).returning(table.c.last_serial)
-        return int(self._session.execute(bump).scalar_one())
+    def _next_serial(self, dialect: str) -> int:
+        return int(self._session.execute(_serial_statement(dialect)).scalar_one())
+
+
+# Built once per dialect: the request path reuses their cache keys and compiled forms.
+
+
+@functools.cache
+def _open_for_person() -> Select[Any]:
+    table = _table(ApplicationRow)
+    return (select(table)
+            .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"),
+                   table.c.status.in_(OPEN_STATUSES))
+            .order_by(table.c.created_at, table.c.application_id))
+
+
+@functools.cache
+def _insured_by_fin() -> Any:
+    table = _table(InsuredPersonRow)
+    return select(table.c.fin, table.c.ssn, table.c.ssn_date, table.c.surname, table.c.name,
+                  table.c.patronymic, table.c.registered_by_voen).where(
+        table.c.fin == bindparam("fin"))
+
+
+@functools.cache
+def _issue_statement(dialect: str) -> Any:
+    insert_ = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert
+    return (insert_(_table(InsuredPersonRow)).on_conflict_do_nothing(index_elements=["fin"])
+            .returning(InsuredPersonRow.fin))
+
+
+@functools.cache
+def _serial_statement(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return select(ssn_sequence.next_value())
+    table = _table(SsnCounterRow)
+    first = sqlite_dialect.insert(table).values(id=1, last_serial=1)
+    return first.on_conflict_do_update(
+        index_elements=["id"], set_={"last_serial": table.c.last_serial + 1}
+    ).returning(table.c.last_serial)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -105,12 +105,13 @@ class SqlUnitOfWork:
                 raise
         self._session = session
         options = self._database.options
+        issued: dict[str, tuple[Any, Any]] = {}
         self.sql = sql = SqlRepositories(
             insurers=SqlInsurerRepository(session),
             eservices=SqlEServiceRepository(session),
             authorities=SqlAuthorityRepository(session),
-            applications=SqlApplicationRepository(session, options),
-            insured_persons=SqlInsuredPersonRepository(session, options),
+            applications=SqlApplicationRepository(session, options, issued),
+            insured_persons=SqlInsuredPersonRepository(session, options, issued),
             mobile_transactions=SqlMobileTransactionRepository(session),
             sessions=SqlSessionRepository(session),
         )

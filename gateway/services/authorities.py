@@ -49,6 +49,7 @@ from gateway.domain.values import DocumentType, Fin, Voen
 from gateway.services import validation
 from gateway.services.authorization import authorize, bound_to
 from gateway.services.ports import Clock, PopulationRegistry, UnitOfWork, UnitOfWorkFactory
+from gateway.services.recent import Recent
 from signing.identity import CardNumberSource, normalise_card_number
 
 _PERMITS = (DocumentType.TEMPORARY_RESIDENCE_PERMIT, DocumentType.PERMANENT_RESIDENCE_PERMIT)
@@ -63,12 +64,16 @@ class AuthorityService:
         clock: Clock,
         max_page_size: int = 200,
         card_number_source: CardNumberSource = CardNumberSource.SERIAL,
+        noted_signatures: Recent[tuple[object, ...], bool] | None = None,
     ) -> None:
+        """``noted_signatures``: signers whose authorities and seal-holder record were found
+        up to date (see :meth:`note_signature`); default: remembered for 30 seconds."""
         self.uow = uow
         self.registry = registry
         self.clock = clock
         self.max_page_size = max_page_size
         self.card_number_source = card_number_source
+        self.noted = noted_signatures if noted_signatures is not None else Recent(30.0)
 
     # -- grant ----------------------------------------------------------------------------
 
@@ -137,6 +142,7 @@ class AuthorityService:
             _refuse_duplicate(uow, authority, today)
             uow.authorities.add(authority)
             uow.commit()
+        self.noted.clear()  # the grantee's next signature binds the new authority
         return authority
 
     # -- registry -------------------------------------------------------------------------
@@ -193,6 +199,7 @@ class AuthorityService:
             )
             uow.authorities.update(revoked)
             uow.commit()
+        self.noted.clear()
         return revoked
 
     # -- what a signature teaches ---------------------------------------------------------
@@ -202,12 +209,23 @@ class AuthorityService:
         (or Asan phone) are bound to the certificate: when it was first used, and until when
         it is valid (the authority shows EXPIRED after that, §2.2). A seal-authority
         certificate also records its holder as a seal holder of the insurer, so the e-Gov
-        portal may later act for them with X-Road userId (until the certificate expires)."""
+        portal may later act for them with X-Road userId (until the certificate expires).
+
+        Every signed request calls this, and almost always nothing has changed since the
+        signer's previous request: a signer found up to date is remembered for a few seconds
+        (``noted``), sparing each request a transaction and three queries. Only an unchanged
+        state is remembered (a write may still be rolled back with its request), and a grant
+        or revocation here forgets everything; another process notes a new grant within the
+        memory's seconds. Authorization never rests on this record."""
         if actor.fin is None or actor.certificate_not_after is None or actor.credential_kind \
                 not in (CredentialKind.CARD, CredentialKind.ASAN):
             return
-        now = self.clock()
         not_after = actor.certificate_not_after
+        key = (actor.fin, actor.voen, actor.credential_kind, actor.credential, not_after,
+               actor.seal_authority)
+        if self.noted.get(key):
+            return
+        now = self.clock()
         changed = False
         with self.uow() as uow:
             for authority in uow.authorities.list_for_holder(actor.fin):
@@ -229,6 +247,8 @@ class AuthorityService:
                     changed = True
             if changed:
                 uow.commit()
+        if not changed:
+            self.noted.put(key, True)
 
     # -- helpers --------------------------------------------------------------------------
 

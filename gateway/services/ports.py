@@ -28,7 +28,7 @@ from gateway.domain.model import (
     Region,
     SealHolder,
 )
-from gateway.domain.values import DocumentType
+from gateway.domain.values import Address, Contacts, DocumentType
 
 
 class PopulationRegistry(Protocol):
@@ -141,9 +141,12 @@ class InsuredPersonRepository(Protocol):
     def get(self, fin: str) -> InsuredPerson | None: ...
 
     def issue(
-        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date
+        self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date,
+        actual_address: Address | None = None, contacts: Contacts | None = None,
     ) -> InsuredPerson:
-        """Allocates the next SSN and stores the person, exactly once per FIN.
+        """Allocates the next SSN and stores the person, exactly once per FIN, with the actual
+        address and contacts of the application that registers them (written once, with the
+        row; storing that application then leaves the row alone).
 
         Race-safe across processes: the FIN is unique in the database; a concurrent second issue
         for the same FIN raises ``Conflict`` with code ``Client.Conflict.SsnExists``.

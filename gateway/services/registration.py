@@ -46,6 +46,7 @@ from gateway.services.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from gateway.services.recent import Recent
 
 SUBMITTED_NOTE = (
     "accepted while the population registry does not answer: the person is registered and the"
@@ -113,11 +114,16 @@ class RegistrationService:
         registry: PopulationRegistry,
         clock: Clock,
         max_page_size: int = 200,
+        recent_people: Recent[tuple[str, DocumentType, str], PersonRecord] | None = None,
     ) -> None:
+        """``recent_people``: the persons FindPerson fetched, by (insurer, document type,
+        FIN), reused by that insurer's SaveDraft and SubmitRegistration of the FIN instead of
+        asking the registry again (default: none kept)."""
         self.uow = uow
         self.registry = registry
         self.clock = clock
         self.max_page_size = max_page_size
+        self.recent_people = recent_people if recent_people is not None else Recent(0)
 
     # -- §3.1 search ----------------------------------------------------------------------
 
@@ -131,7 +137,12 @@ class RegistrationService:
             insured = uow.insured_persons.get(fin)
         if insured is not None:
             return SsnExists(insured)
-        return PersonFound(self.registry.find_person(document_type, fin))
+        person = self.registry.find_person(document_type, fin)
+        # The insurer's next step is usually SaveDraft or SubmitRegistration of this person:
+        # they reuse this answer for a few seconds (keyed on the insurer: another insurer asks
+        # the registry itself, after its own authorization).
+        self.recent_people.put((voen, document_type, fin), person)
+        return PersonFound(person)
 
     # -- drafts ---------------------------------------------------------------------------
 
@@ -149,7 +160,8 @@ class RegistrationService:
             # Before the registry call: who may not act must not learn whether a FIN exists.
             authorize(uow, actor, voen, today=business_date(now))
             data = self._placed(uow, data)
-        person = self._person_or_none(data)
+        person = self.recent_people.get((voen, data.document_type, data.fin)) \
+            or self._person_or_none(data)
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(now))
             self._refuse_if_insured(uow, data.fin)
@@ -197,6 +209,21 @@ class RegistrationService:
             )
         now = self.clock()
         clean = self._clean(data) if data is not None else None
+        known = (self.recent_people.get((voen, clean.document_type, clean.fin))
+                 if clean is not None else None)
+        if clean is not None and known is not None:
+            # A FindPerson of this insurer just fetched the person: no registry call, so the
+            # checks and the writes need not be two transactions around it.
+            with self.uow() as uow:
+                authorize(uow, actor, voen, today=business_date(now))
+                clean = self._placed(uow, clean)
+                self._refuse_if_insured(uow, clean.fin)
+                self._refuse_if_open(uow, voen, clean.fin)
+                app = self._new_application(voen, clean, None, now, actor)
+                app = self._register(uow, replace(app, signed_by=_signatory(actor)), known, now,
+                                     actor, True)
+                uow.commit()
+                return app
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(now))
             if application_id is not None:
@@ -211,13 +238,16 @@ class RegistrationService:
                 self._refuse_if_open(uow, voen, clean.fin)
                 app = self._new_application(voen, clean, None, now, actor)
                 is_new = True
-        # The registry call happens outside any transaction: it may be slow.
-        try:
-            person = self.registry.find_person(app.document_type, app.fin)
-        except (PersonNotFoundUpstream, DocumentInvalid):
-            raise
-        except UpstreamError:
-            person = None
+        # The registry call happens outside any transaction: it may be slow. A FindPerson of
+        # this insurer a few seconds ago already asked it.
+        person = self.recent_people.get((voen, app.document_type, app.fin))
+        if person is None:
+            try:
+                person = self.registry.find_person(app.document_type, app.fin)
+            except (PersonNotFoundUpstream, DocumentInvalid):
+                raise
+            except UpstreamError:
+                person = None
         with self.uow() as uow:
             # Again, in the writing transaction: an authority revoked, or the draft deleted or
             # submitted elsewhere, while the registry answered must stop this submission.
@@ -295,9 +325,14 @@ class RegistrationService:
         actor: Actor | None,
         is_new: bool,
     ) -> Application:
+        # The person's actual address: the one given when it differs, else the registration
+        # address (the registry's, below); stored with the person in the same insert.
+        actual = (app.actual_address if app.actual_address_differs and app.actual_address
+                  else app.actual_address or person.registration_address)
         insured = uow.insured_persons.issue(
             fin=app.fin, surname=person.surname, name=person.name,
             patronymic=person.patronymic, voen=app.insurer_voen, on=business_date(now),
+            actual_address=actual, contacts=app.contacts,
         )
         # The registry's answer at registration time is what is registered (manual §3.1).
         registration_address = person.registration_address

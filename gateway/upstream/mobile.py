@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
 import zeep.exceptions
 
 from gateway.domain.errors import InternalError
@@ -118,13 +117,12 @@ class ZeepMobileSignatureService:
         signature_profile: str = SIGNATURE_PROFILE,
         mssp_uri: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        session: requests.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.endpoint = check_endpoint(endpoint)
         self._service = service_proxy(
             Path(wsdl_path), BINDING, endpoint, timeout=timeout, connect_timeout=connect_timeout,
-            max_response_bytes=max_response_bytes, session=session,
+            max_response_bytes=max_response_bytes,
         )
         self.breaker = breaker or CircuitBreaker(_WHAT)
         self._resilience = Resilience(self.breaker, retries=retries, backoff=backoff)

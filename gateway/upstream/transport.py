@@ -2,7 +2,7 @@
 
 * :func:`zeep_settings` -- strict parsing, no huge trees, no DTDs, entities or external
   references;
-* :class:`BoundedTransport` -- a zeep transport over a ``requests`` session with separate
+* :class:`BoundedTransport` -- a zeep transport over a urllib3 connection pool with separate
   connect/read timeouts, a deadline for the whole answer (a peer that drips bytes cannot hold a
   worker), a cap on the answer's size, and contracts loaded from local files only: the WSDL is
   ours, never fetched from the peer;
@@ -64,7 +64,14 @@ class _ResponseTooLarge(requests.exceptions.RequestException):
 
 
 class BoundedTransport(zeep.Transport):  # type: ignore[misc]
-    """zeep transport with connect/read timeouts, a whole-answer deadline and a size cap."""
+    """zeep transport with connect/read timeouts, a whole-answer deadline and a size cap.
+
+    Posts go straight to a urllib3 connection pool (kept-alive connections, thread-safe), not
+    through ``requests``: requests' per-call session merging, hooks and cookie handling cost
+    more CPU than the rest of the call (issue #10: 1.5 ms of zeep call against 0.3 ms for a
+    lean http.client one). No proxies from the environment, no redirects, no retries here (the
+    caller's ``Resilience`` decides); urllib3's errors become the ``requests`` errors
+    :func:`translate` knows, as requests would have raised them."""
 
     def __init__(
         self,
@@ -72,47 +79,51 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         connect_timeout: float,
         read_timeout: float,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        session: requests.Session | None = None,
+        pool_size: int = 8,
     ) -> None:
-        session = session or requests.Session()
-        session.trust_env = False  # no proxies or netrc from the environment for registry calls
+        session = requests.Session()
+        session.trust_env = False  # zeep's own session: used for nothing but its defaults
         super().__init__(
             timeout=read_timeout,
             operation_timeout=(connect_timeout, read_timeout),
             session=session,
         )
-        self.session.headers["User-Agent"] = "dsmf-gateway"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_response_bytes = max_response_bytes
+        self._pool = urllib3.PoolManager(
+            num_pools=4, maxsize=pool_size, block=False, retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            headers={"User-Agent": "dsmf-gateway"},
+        )
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         deadline = time.monotonic() + self.connect_timeout + self.read_timeout
-        response = self.session.post(
-            address,
-            data=message,
-            headers=headers,
-            timeout=(self.connect_timeout, self.read_timeout),
-            stream=True,
-            allow_redirects=False,  # a SOAP peer answers where it was asked
-        )
+        body = message.encode() if isinstance(message, str) else message
         try:
-            body = self._read_body(response, deadline)
+            response = self._pool.urlopen(
+                "POST", address, body=body, headers={"User-Agent": "dsmf-gateway", **headers},
+                redirect=False,  # a SOAP peer answers where it was asked
+                preload_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise _as_requests_error(exc) from exc
+        try:
+            content = self._read_body(response, deadline)
         except BaseException:
             response.close()
+            response.release_conn()
             raise
-        response.raw.release_conn()
-        if response.status_code >= 300 and not _is_soap_envelope(body):
+        response.release_conn()
+        if response.status >= 300 and not _is_soap_envelope(content):
             # A proxy's error page, not the peer's SOAP answer; zeep would call it a "Fault".
             raise zeep.exceptions.TransportError(
-                f"HTTP {response.status_code} without a SOAP envelope",
-                status_code=response.status_code,
+                f"HTTP {response.status} without a SOAP envelope",
+                status_code=response.status,
             )
-        # requests keeps a consumed body in _content; zeep reads it through .content.
-        response._content = body
-        return response
+        return _Answer(response.status, content, response.headers)
 
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
         chunks: list[bytes] = []
         size = 0
         try:
@@ -120,17 +131,15 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
                 if time.monotonic() > deadline:
                     raise requests.exceptions.ReadTimeout("answer not complete before deadline")
                 # read1 returns what has arrived, so a peer that drips bytes meets the deadline.
-                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                chunk = response.read1(64 * 1024, decode_content=True)
                 if not chunk:
                     return b"".join(chunks)
                 size += len(chunk)
                 if size > self.max_response_bytes:
                     raise _ResponseTooLarge(f"answer larger than {self.max_response_bytes} bytes")
                 chunks.append(chunk)
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise requests.exceptions.ReadTimeout(str(exc)) from exc
-        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
-            raise requests.exceptions.ConnectionError(str(exc)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _as_requests_error(exc) from exc
 
     def load(self, url: str) -> bytes:
         """Contracts come from local files only, never from the network."""
@@ -138,6 +147,33 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         if parsed.scheme not in ("", "file"):
             raise UpstreamConfigurationError(f"refusing to fetch {url}: contracts are local")
         return Path(parsed.path if parsed.scheme == "file" else url).read_bytes()
+
+
+class _Answer:
+    """What zeep reads of an HTTP answer (``requests.Response``'s names)."""
+
+    __slots__ = ("content", "headers", "status_code")
+    encoding = None
+
+    def __init__(self, status: int, content: bytes, headers: Any) -> None:
+        self.status_code = status
+        self.content = content
+        self.headers = headers  # case-insensitive, as zeep expects
+
+
+def _as_requests_error(exc: urllib3.exceptions.HTTPError) -> requests.exceptions.RequestException:
+    """The error ``requests`` raises for ``exc`` (its adapter's mapping), for :func:`translate`."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # before ConnectTimeoutError:
+        return requests.exceptions.ConnectionError(str(exc))   # it subclasses it
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return requests.exceptions.ConnectTimeout(str(exc))
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return requests.exceptions.ReadTimeout(str(exc))
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(str(exc))
+    if isinstance(exc, urllib3.exceptions.ProtocolError | urllib3.exceptions.DecodeError):
+        return requests.exceptions.ConnectionError(str(exc))
+    return requests.exceptions.ConnectionError(str(exc))
 
 
 _SOAP_ENVELOPES = frozenset(
@@ -180,7 +216,6 @@ def service_proxy(
     timeout: float,
     connect_timeout: float | None,
     max_response_bytes: int,
-    session: requests.Session | None,
 ) -> Any:
     """The zeep service of ``binding`` in the local WSDL, pointed at ``endpoint``, over a
     bounded transport (``connect_timeout`` defaults to ``timeout``)."""
@@ -188,7 +223,6 @@ def service_proxy(
         connect_timeout=connect_timeout if connect_timeout is not None else timeout,
         read_timeout=timeout,
         max_response_bytes=max_response_bytes,
-        session=session,
     )
     return load_client(wsdl_path, transport).create_service(binding, endpoint)
 
