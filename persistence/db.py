@@ -108,8 +108,10 @@ def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) 
     trip; ``DisconnectionError`` makes the pool discard it and check out another."""
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("the connection was closed")
-    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-    if readable:
+    # poll(), not select(): select() refuses descriptors above 1023, which a busy worker has.
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
         raise DisconnectionError("the server closed or wrote to an idle connection")
 
 
