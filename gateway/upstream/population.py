@@ -34,6 +34,8 @@ from gateway.upstream.transport import (
     load_client,
     translate,
 )
+from signing.errors import XmlError
+from signing.parser import ParserLimits, parse_xml
 
 __all__ = ["BINDING", "NS", "ZeepPopulationRegistry"]
 
@@ -139,16 +141,16 @@ def _registry_fault(
 
 
 _SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                          huge_tree=False, remove_blank_text=True)
+# The registry's answer is bounded by the transport (max_response_bytes) already.
+_LIMITS = ParserLimits(max_bytes=64 * 1024 * 1024)
 
 
 def _person_answer(answer: Any, map_fault: FaultMapper) -> PersonRecord:
     """The person in a raw GetPersonByDocument answer; a SOAP fault raises what zeep's Fault
     would have become; anything else outside the contract is an ``UpstreamFault``."""
     try:
-        root = etree.fromstring(answer.content, _PARSER)
-    except etree.XMLSyntaxError as exc:
+        root = parse_xml(answer.content, _LIMITS)
+    except XmlError as exc:
         raise UpstreamFault(f"{_WHAT} sent an answer that is not XML: {exc}") from exc
     body = root.find(f"{{{_SOAP}}}Body") if root.tag == f"{{{_SOAP}}}Envelope" else None
     if body is None:
