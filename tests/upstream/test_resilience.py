@@ -186,6 +186,9 @@ def test_a_server_fault_is_an_upstream_fault_not_retried(serve: Serve) -> None:
         b"this is not XML",
         ENVELOPE.format("<unexpected/>").encode(),
         PING_OK.encode(),  # a valid envelope, but for another operation
+        # An entity-expansion answer: refused by the hardened parser, never expanded.
+        b'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;">]>'
+        + ENVELOPE.format("<x>&b;</x>").split("?>", 1)[1].encode(),
     ],
 )
 def test_an_answer_outside_the_contract_is_an_upstream_fault(serve: Serve, body: bytes) -> None:
