@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, select
+from sqlalchemy import Connection, Select, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -116,6 +116,8 @@ class SqlRequestRecord:
     ) -> StoredAnswer | None:
         if not keep_writes:
             self._tx.rollback()
+        if self._tx.session is None:
+            return self._commit_alone(exchange, claim, answer)
         try:
             with translated():
                 session = self._tx.open()
@@ -123,23 +125,47 @@ class SqlRequestRecord:
                     self._tx.rollback()
                     return self._ledger.lookup(claim.key) or StoredAnswer(
                         claim.content_digest, None, None)
-                append_in(
-                    session, exchange_messages(exchange.request, exchange.response),
-                    message_id=exchange.message_id, correlation_id=exchange.correlation_id,
-                    actor_fin=exchange.actor_fin, voen=exchange.voen,
-                    operation=exchange.operation,
-                )
-                if self._ledger._purge_due():
-                    table = _table()
-                    session.execute(delete(table).where(table.c.expires_at < datetime.now(UTC)))
+                self._append(session, exchange)
             self._tx.commit()
         except BaseException:
             self._tx.rollback()
             raise
         return None
 
+    def _commit_alone(
+        self, exchange: Exchange, claim: RequestClaim | None, answer: tuple[bytes, int] | None,
+    ) -> StoredAnswer | None:
+        """The handler wrote nothing (a read such as FindPerson, a refusal, a transient failure
+        whose writes were dropped): the ledger row and the log are the transaction's only
+        writes, on one pooled connection without an ORM session (issue #10). The same
+        statements, the same one transaction (``BEGIN IMMEDIATE`` on SQLite, as every one)."""
+        with translated():
+            with self._ledger.database.engine.connect() as conn:
+                with conn.begin() as transaction:
+                    if claim is not None and not self._claim(conn, claim, answer):
+                        transaction.rollback()
+                    else:
+                        self._append(conn, exchange)
+                        return None
+        assert claim is not None
+        # Lost the race: read the winner's record once this connection is back in the pool.
+        return self._ledger.lookup(claim.key) or StoredAnswer(claim.content_digest, None, None)
+
+    def _append(self, s: Session | Connection, exchange: Exchange) -> None:
+        append_in(
+            s, exchange_messages(exchange.request, exchange.response),
+            message_id=exchange.message_id, correlation_id=exchange.correlation_id,
+            actor_fin=exchange.actor_fin, voen=exchange.voen,
+            operation=exchange.operation, ids=False,
+        )
+        if self._ledger._purge_due():
+            table = _table()
+            s.execute(delete(table).where(table.c.expires_at < datetime.now(UTC)))
+
     @staticmethod
-    def _claim(s: Session, claim: RequestClaim, answer: tuple[bytes, int] | None) -> bool:
+    def _claim(
+        s: Session | Connection, claim: RequestClaim, answer: tuple[bytes, int] | None
+    ) -> bool:
         """Inserts the ledger row; False when a live row for the key exists already (an
         expired one is taken over: its timestamp check refuses the old message anyway)."""
         now = datetime.now(UTC)
@@ -152,5 +178,6 @@ class SqlRequestRecord:
             "expires_at": claim.expires_at,
             "taken_over_before": now,
         }
-        stmt = _claim_statement(s.get_bind().dialect.name)
+        dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
+        stmt = _claim_statement(dialect.name)
         return s.execute(stmt, values).first() is not None

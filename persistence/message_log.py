@@ -132,6 +132,11 @@ def _insert_one() -> Any:
 
 
 @functools.cache
+def _insert_plain() -> Any:
+    return insert(_table(MessageLogRow))
+
+
+@functools.cache
 def _insert_many() -> Any:
     table = _table(MessageLogRow)
     return insert(table).returning(table.c.id, sort_by_parameter_order=True)
@@ -148,8 +153,12 @@ def _hex_sha256(data: bytes) -> str:
 MESSAGE_ID_MAX = 255
 
 
-def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -> list[int]:
-    """Insert ``entries`` in the caller's transaction; returns their ids, in order.
+def append_entries(
+    session: Session | Connection, entries: Sequence[LogEntry], *, ids: bool = True
+) -> list[int]:
+    """Insert ``entries`` in the caller's transaction; returns their ids, in order (``ids=False``:
+    returns nothing, and the rows go in without ``RETURNING``, which the request path, which
+    never needs them, saves).
 
     One ``INSERT`` that reads no other row and takes no lock, so concurrent writers never wait
     for each other here (sealing happens later, in batches).
@@ -173,6 +182,9 @@ def append_entries(session: Session | Connection, entries: Sequence[LogEntry]) -
         }
         for entry in entries
     ]
+    if not ids:
+        session.execute(_insert_plain(), rows)
+        return []
     if len(rows) == 1:
         return [int(session.execute(_insert_one(), rows[0]).scalar_one())]
     result = session.execute(_insert_many(), rows)
@@ -188,7 +200,7 @@ def exchange_messages(request: bytes | None, response: bytes) -> list[tuple[str,
 
 
 def append_in(
-    s: Session,
+    s: Session | Connection,
     messages: Sequence[tuple[str, bytes]],
     *,
     message_id: str | None,
@@ -196,6 +208,7 @@ def append_in(
     actor_fin: str | None,
     voen: str | None,
     operation: str | None,
+    ids: bool = True,
 ) -> list[int]:
     """Appends ``messages`` (direction, bytes) inside the caller's transaction (the request's
     own, so the entries commit with what they record, or not at all): :func:`append_entries`."""
@@ -203,7 +216,7 @@ def append_in(
         LogEntry(direction, payload, message_id=message_id, correlation_id=correlation_id,
                  actor_fin=actor_fin, voen=voen, operation=operation)
         for direction, payload in messages
-    ])
+    ], ids=ids)
 
 
 def _entry(row: MessageLogRow) -> StoredEntry:
