@@ -177,11 +177,20 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
         dialect.do_commit = _do_commit  # type: ignore[method-assign,assignment]
         dialect.do_rollback = _do_rollback  # type: ignore[method-assign,assignment]
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
+    # BEGIN goes to the driver from the dialect's begin step, not through a "begin" event
+    # listener's ``exec_driver_sql``: that is a whole statement execution in SQLAlchemy
+    # (context, events, result) on every transaction, several per request (issue #10). Errors
+    # are wrapped and translated as any statement's (the step runs inside SQLAlchemy's handler).
+    def _do_begin(connection: Any) -> None:  # the pool's connection
         if not in_memory:
-            turn.begin(connection.connection)
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+            turn.begin(connection)
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+
+    engine.dialect.do_begin = _do_begin  # type: ignore[method-assign,assignment]
 
     _track_writes(engine)
     return engine

@@ -19,10 +19,14 @@ from persistence.db import create_engine_for
 def recording_engine(path: Path, events: list[str], busy_timeout_ms: int = 5000) -> Engine:
     engine = create_engine_for(f"sqlite:///{path}", busy_timeout_ms=busy_timeout_ms)
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _sql(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    # What reaches SQLite itself, in the thread that sends it.
+    def _sql(statement: str) -> None:
         if statement.startswith("BEGIN"):
             events.append(f"{threading.current_thread().name}: BEGIN")
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(_sql)
 
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (x INTEGER)"))
