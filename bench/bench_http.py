@@ -30,7 +30,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,35 +39,14 @@ from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
-from lxml import etree
+from envelopes import find_person_envelope
 
 from gateway.bootstrap import build_gateway
-from gateway.client.wsse import DSMF_SERVICE, XRoadMember, add_xroad_headers
 from gateway.config import Settings
 from gateway.wsgi_server import body_cap, serve_in_thread
 from persistence.seed import load_demo_data
-from signing.parser import serialize
-from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
-from signing.wsse import sign_envelope
 from simulators.runner import start_simulators
-
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-TNS = "urn:az:dsmf:insured-registration:v1"
-VOEN = "1403567891"
-
-
-def find_person(signer: Signer) -> bytes:
-    envelope = etree.fromstring(
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Header/><soapenv:Body>'
-        f'<t:FindPerson xmlns:t="{TNS}"><t:voen>{VOEN}</t:voen>'
-        f"<t:documentType>ID_CARD</t:documentType><t:fin>5GH3J7K</t:fin></t:FindPerson>"
-        f"</soapenv:Body></soapenv:Envelope>".encode()
-    )
-    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "COM", VOEN, "erp"),
-                      service=DSMF_SERVICE, operation="FindPerson",
-                      message_id=str(uuid.uuid4()))
-    return serialize(sign_envelope(envelope, signer))
 
 
 def run_clients(url: str, envelopes: Sequence[bytes], clients: int) -> tuple[list[float], float]:
@@ -230,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         try:
             for name in args.servers.split(","):
-                envelopes = [find_person(signer) for _ in range(args.n + args.clients)]
+                envelopes = [find_person_envelope(signer) for _ in range(args.n + args.clients)]
                 with servers[name]() as url:
                     run_clients(url, envelopes[:args.clients], args.clients)  # warm-up
                     latencies, wall = run_clients(url, envelopes[args.clients:], args.clients)

@@ -49,10 +49,10 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_submissions import DIRECTOR_FIN, SOAP_ENV, TNS, VOEN, post
+from bench_submissions import DIRECTOR_FIN, TNS, VOEN, post
+from envelopes import signed_request
 
 from gateway.bootstrap import Gateway, build_gateway
-from gateway.client.wsse import DSMF_SERVICE, XRoadMember, add_xroad_headers
 from gateway.config import Settings
 from gateway.domain.model import (
     Application,
@@ -72,10 +72,8 @@ from persistence.db import Database, scratch_postgres_database
 from persistence.maintenance import optimize
 from persistence.migrate import upgrade
 from persistence.seed import load_demo_data
-from signing.parser import serialize
 from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
-from signing.wsse import sign_envelope
 from simulators.synthetic import synthetic_person
 
 OTHER_INSURERS = ("1700345671", "2004512342", "1301234561", "1800456721", "1500789011",
@@ -220,16 +218,9 @@ _ORDER = ["applicationType", "fin", "surname", "name", "patronymic", "ssn", "ssn
 
 def search_envelope(signer: Signer, filters: dict[str, str], page: int, size: int) -> bytes:
     fields = "".join(f"<t:{k}>{filters[k]}</t:{k}>" for k in _ORDER if k in filters)
-    envelope = etree.fromstring(
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Header/><soapenv:Body>'
-        f'<t:SearchApplications xmlns:t="{TNS}"><t:voen>{VOEN}</t:voen>{fields}'
-        f"<t:paging><t:page>{page}</t:page><t:pageSize>{size}</t:pageSize></t:paging>"
-        f"</t:SearchApplications></soapenv:Body></soapenv:Envelope>".encode()
-    )
-    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "COM", VOEN, "erp"),
-                      service=DSMF_SERVICE, operation="SearchApplications",
-                      message_id=str(uuid.uuid4()))
-    return serialize(sign_envelope(envelope, signer))
+    return signed_request(
+        signer, "SearchApplications",
+        f"{fields}<t:paging><t:page>{page}</t:page><t:pageSize>{size}</t:pageSize></t:paging>")
 
 
 def answered(content: bytes) -> tuple[int, int]:

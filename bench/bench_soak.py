@@ -27,33 +27,16 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
-
-from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_registry import fin_of, search_envelope
-from bench_submissions import SOAP_ENV, TNS, VOEN, post, submit_envelope
+from bench_submissions import post, submit_envelope
+from envelopes import find_person_envelope
 
-from gateway.client.wsse import DSMF_SERVICE, XRoadMember, add_xroad_headers
-from signing.parser import serialize
 from signing.signer import Signer
 from signing.testpki import load_test_pki
-from signing.wsse import sign_envelope
-
-
-def find_person_envelope(signer: Signer, fin: str) -> bytes:
-    envelope = etree.fromstring(
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Header/><soapenv:Body>'
-        f'<t:FindPerson xmlns:t="{TNS}"><t:voen>{VOEN}</t:voen>'
-        f"<t:documentType>ID_CARD</t:documentType><t:fin>{fin}</t:fin></t:FindPerson>"
-        f"</soapenv:Body></soapenv:Envelope>".encode()
-    )
-    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "COM", VOEN, "erp"),
-                      service=DSMF_SERVICE, operation="FindPerson", message_id=str(uuid.uuid4()))
-    return serialize(sign_envelope(envelope, signer))
 
 
 def rss_kib(pid: int) -> int:

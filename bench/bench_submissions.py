@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from wsgiref.util import setup_testing_defaults
 
+from envelopes import SOAP_ENV, TNS, VOEN, submit_envelope
 from lxml import etree
 
 from gateway.bootstrap import Gateway, build_gateway
@@ -48,16 +49,12 @@ from gateway.services.registration import RegistrationData
 from gateway.wsgi_server import RunningServer, serve_in_thread
 from persistence.db import scratch_postgres_database
 from signing.parser import parse_xml, serialize
-from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
 from signing.verifier import EnvelopeVerifier
 from signing.wsse import sign_envelope
 from simulators import people as seed
 from simulators.population import PopulationDirectory, create_population_app
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-TNS = "urn:az:dsmf:insured-registration:v1"
-VOEN = "1403567891"  # the demo insurer; "director" of the test PKI holds its seal
 DIRECTOR_FIN = "6ZK4T2P"
 
 
@@ -84,21 +81,6 @@ def synthetic_person(fin: str) -> seed.SeedPerson:
 
 
 # -- requests -----------------------------------------------------------------------------------
-
-
-def submit_envelope(signer: Signer, fin: str) -> bytes:
-    envelope = etree.fromstring(
-        f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}"><soapenv:Header/><soapenv:Body>'
-        f'<t:SubmitRegistration xmlns:t="{TNS}"><t:voen>{VOEN}</t:voen>'
-        f"<t:documentType>ID_CARD</t:documentType><t:fin>{fin}</t:fin>"
-        f"<t:actualAddressDiffers>false</t:actualAddressDiffers>"
-        f"<t:contacts><t:mobilePhone>+994501234567</t:mobilePhone></t:contacts>"
-        f"</t:SubmitRegistration></soapenv:Body></soapenv:Envelope>".encode()
-    )
-    add_xroad_headers(envelope[0], client=XRoadMember("AZ", "COM", VOEN, "erp"),
-                      service=DSMF_SERVICE, operation="SubmitRegistration",
-                      message_id=str(uuid.uuid4()))
-    return serialize(sign_envelope(envelope, signer))
 
 
 def registered(content: bytes) -> bool:
