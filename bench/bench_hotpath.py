@@ -48,7 +48,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,13 +59,13 @@ from wsgiref.util import setup_testing_defaults
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_submissions import SOAP_ENV, TNS, VOEN, submit_envelope
+from bench_submissions import SOAP_ENV, TNS, VOEN, demo_gateway, submit_envelope
 from lxml import etree
-from sqlalchemy import event
 
-from gateway.bootstrap import Gateway, build_gateway
+from gateway.bootstrap import Gateway
 from gateway.client.wsse import DSMF_SERVICE, XRoadMember, add_xroad_headers
-from gateway.config import Settings, project_root
+from gateway.config import project_root
+from persistence.db import database_name, libpq_url, scratch_postgres_database
 from signing.parser import parse_xml, serialize
 from signing.signer import Signer
 from signing.testpki import TestPki, build_test_pki
@@ -245,15 +245,15 @@ class Capture:
     on: bool = False
 
     def install(self, gateway: Gateway) -> None:
-        @event.listens_for(gateway.database.engine, "before_cursor_execute")
-        def _record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                    executemany: bool) -> None:
+        def _record(statement: str, parameters: Any) -> None:
             if self.on and statement.lstrip().split(None, 1)[0].upper() in (
                     "INSERT", "UPDATE", "DELETE"):
                 # insertmanyvalues reports executemany for one multi-row INSERT: go by shape.
                 many = isinstance(parameters, list | tuple) and bool(parameters) and isinstance(
                     parameters[0], list | tuple | dict)
                 self.requests[-1].append(Statement(statement, parameters, many))
+
+        gateway.database.watch_statements(_record)
 
     @contextmanager
     def request(self) -> Iterator[None]:
@@ -344,23 +344,7 @@ def _copy(element: etree._Element) -> etree._Element:
 
 def build(database_url: str, data_dir: Path, pki: TestPki, population_url: str,
           overrides: dict[str, Any]) -> Gateway:
-    from persistence.seed import load_demo_data
-
-    gw = pki.identity("gateway")
-    settings = Settings.from_mapping({
-        "database_url": database_url,
-        "data_dir": data_dir,
-        "trust_anchors": tuple(pki.trust_anchor_paths),
-        "crls": (pki.crl_path,),
-        "signing_key_file": gw.key_path,
-        "signing_cert_file": gw.cert_path,
-        "population_url": population_url,
-        "upstream_timeout_seconds": 5.0,
-        **overrides,
-    })
-    gateway = build_gateway(settings)
-    load_demo_data(gateway.database)
-    return gateway
+    return demo_gateway(database_url, data_dir, pki, population_url, **overrides)
 
 
 @dataclass
@@ -389,42 +373,15 @@ def sqlite_backend(work: Path) -> Backend:
 
 @contextmanager
 def postgres_backend(server_url: str) -> Iterator[Backend]:
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
+    with ExitStack() as copies, scratch_postgres_database(server_url, "hot") as url:
+        name = database_name(url)
 
-    server = make_url(server_url)
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    made: list[str] = []
-    name = f"hot_{uuid.uuid4().hex[:8]}"
+        def copy() -> str:
+            # TEMPLATE needs the source without sessions: the caller disposes its pool first.
+            return libpq_url(copies.enter_context(
+                scratch_postgres_database(server_url, "hot_floor", copy_of=name)))
 
-    def create(db: str, template: str | None = None) -> None:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-            if template is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-            else:
-                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(db), sql.Identifier(template)))
-        made.append(db)
-
-    def copy() -> str:
-        # TEMPLATE needs the source without sessions: the caller disposes its pool first.
-        db = f"{name}_floor"
-        create(db, template=name)
-        return server.set(drivername="postgresql", database=db).render_as_string(
-            hide_password=False)
-
-    create(name)
-    try:
-        yield Backend("postgresql",
-                      server.set(drivername="postgresql+psycopg", database=name)
-                      .render_as_string(hide_password=False),
-                      copy, RawPostgres)
-    finally:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-            for db in made:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(db)))
+        yield Backend("postgresql", url, copy, RawPostgres)
 
 
 # -- one backend ------------------------------------------------------------------------------

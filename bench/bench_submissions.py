@@ -169,9 +169,9 @@ class Running:
         return self.server.url.rstrip("/") + "/soap"
 
 
-@contextmanager
-def running_gateway(database_url: str, data_dir: Path, pki: TestPki,
-                    population_url: str) -> Iterator[Running]:
+def demo_gateway(database_url: str, data_dir: Path, pki: TestPki, population_url: str,
+                 **overrides: Any) -> Gateway:
+    """The gateway of the demo set-up (test PKI, demo data) on ``database_url``."""
     from persistence.seed import load_demo_data
 
     gw = pki.identity("gateway")
@@ -184,9 +184,17 @@ def running_gateway(database_url: str, data_dir: Path, pki: TestPki,
         "signing_cert_file": gw.cert_path,
         "population_url": population_url,
         "upstream_timeout_seconds": 5.0,
+        **overrides,
     })
     gateway = build_gateway(settings)
     load_demo_data(gateway.database)
+    return gateway
+
+
+@contextmanager
+def running_gateway(database_url: str, data_dir: Path, pki: TestPki,
+                    population_url: str) -> Iterator[Running]:
+    gateway = demo_gateway(database_url, data_dir, pki, population_url)
     server = serve_in_thread(gateway.app)
     try:
         yield Running(gateway, server)

@@ -27,7 +27,7 @@ import select
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -435,28 +435,54 @@ class Database:
         """Close pooled connections (call after fork, and at shutdown)."""
         self.engine.dispose()
 
+    def watch_statements(self, callback: Callable[[str, Any], None]) -> None:
+        """Calls ``callback(statement, parameters)`` for every statement this database's
+        connections send to the driver (benchmarks replay what a request wrote)."""
+
+        @event.listens_for(self.engine, "before_cursor_execute")
+        def _watch(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                   _executemany: bool) -> None:
+            callback(statement, parameters)
+
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
 
 
 @contextmanager
-def scratch_postgres_database(server_url: str, prefix: str = "scratch") -> Iterator[str]:
-    """A new, empty database on the PostgreSQL server of ``server_url`` (any database on it),
-    dropped afterwards: for benchmarks and tools that must not touch real data."""
+def scratch_postgres_database(server_url: str, prefix: str = "scratch", *,
+                              copy_of: str | None = None) -> Iterator[str]:
+    """A new database on the PostgreSQL server of ``server_url`` (any database on it), dropped
+    afterwards: for benchmarks and tools that must not touch real data. Empty, or with
+    ``copy_of`` a copy of that database (``CREATE DATABASE … TEMPLATE``: it must have no open
+    sessions). Yields its URL in ``server_url``'s form."""
     import secrets
 
     import psycopg
     from psycopg import sql
 
     server = make_url(server_url)
-    # libpq wants a plain URL: "postgresql://", without SQLAlchemy's "+psycopg" driver suffix.
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = libpq_url(server_url)
     name = f"{prefix}_{secrets.token_hex(4)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if copy_of is not None:
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(copy_of))
     with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(create)
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))
+
+
+def libpq_url(url: str) -> str:
+    """``url`` as libpq (psycopg) takes it: ``postgresql://``, without SQLAlchemy's
+    ``+psycopg`` driver suffix."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def database_name(url: str) -> str:
+    """The database a URL names (a file's path for SQLite)."""
+    return make_url(url).database or ""
