@@ -1,26 +1,36 @@
-"""Latency of signed FindPerson at 8 concurrent clients on each HTTP server the gateway runs on.
+"""Latency and server CPU of signed FindPerson and SubmitRegistration at 8 concurrent clients, on
+each HTTP server the gateway runs on (issue #10).
 
     .venv/bin/python bench/bench_http.py [--n 240] [--clients 8] [--gunicorn-workers 2]
+                                         [--operations find,submit] [--servers embedded,gunicorn]
+                                         [--json FILE]
 
-One gateway configuration (test PKI, population-registry simulator, SQLite in a temporary
-directory, or PostgreSQL when DSMF_TEST_POSTGRES_URL is set), served in turn by:
+One gateway configuration (test PKI, the simulators with a population registry answering any
+valid FIN, SQLite in a temporary directory, or a scratch database on the PostgreSQL server of
+DSMF_TEST_POSTGRES_URL), served in turn, each in a process of its own, by:
 
 * ``embedded``  — ``gateway.wsgi_server`` (waitress, HTTP/1.1 keep-alive), as ``serve`` runs it;
 * ``wsgiref``   — the standard library's threaded WSGI server the embedded default used before
-  (HTTP/1.0, a connection per request), for comparison;
+  (HTTP/1.0, a connection per request), for comparison (not in the default list);
 * ``gunicorn``  — ``gateway.wsgi:create_app()`` with ``--gunicorn-workers`` sync workers, as the
   deploy runs it (one connection per request: sync workers do not keep alive).
 
 Each client thread keeps one ``http.client`` connection open as long as the server allows and
-posts pre-signed envelopes (signing is the client's cost, not the server's). Printed per server:
-requests per second and the p50 / p90 / p99 / max latency. Not a test: nothing is asserted
-beyond "every answer is a FindPersonResponse". Keep --n small: the machine is shared.
+posts pre-signed envelopes (signing is the client's cost, not the server's): FindPerson of the
+demo people, SubmitRegistration of people never registered. Printed per server and operation:
+requests per second, the p50 / p90 / p99 / max latency, and the CPU per request of the server's
+process tree (master and workers, read from /proc: the clients and the simulators run in this
+process and are not counted) and, for a PostgreSQL server on this machine, of its processes.
+The issue's goal is p99 < 20 ms at 8 clients with 2 gunicorn workers. Not a test: nothing is
+asserted beyond "every answer is the operation's response". Keep --n small: the machine is
+shared. Linux only (reads /proc).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -31,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -39,17 +49,19 @@ from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
-from envelopes import find_person_envelope
+from envelopes import find_person_envelope, submit_envelope
 
-from gateway.bootstrap import build_gateway
 from gateway.config import Settings
-from gateway.wsgi_server import body_cap, serve_in_thread
-from persistence.seed import load_demo_data
+from persistence.db import libpq_url, scratch_postgres_database
 from signing.testpki import TestPki, build_test_pki
 from simulators.runner import start_simulators
 
+OPERATIONS = {"find": "FindPerson", "submit": "SubmitRegistration"}
+_TICKS = os.sysconf("SC_CLK_TCK")
 
-def run_clients(url: str, envelopes: Sequence[bytes], clients: int) -> tuple[list[float], float]:
+
+def run_clients(url: str, envelopes: Sequence[bytes], clients: int,
+                expect: bytes) -> tuple[list[float], float]:
     """Posts every envelope from ``clients`` threads: (latencies in seconds, wall seconds)."""
     parts = urlsplit(url)
     shares = [list(envelopes[i::clients]) for i in range(clients)]
@@ -71,9 +83,9 @@ def run_clients(url: str, envelopes: Sequence[bytes], clients: int) -> tuple[lis
                 response = connection.getresponse()
                 content = response.read()
                 mine.append(time.perf_counter() - start)
-                if response.status != 200 or b"FindPersonResponse" not in content:
+                if response.status != 200 or expect not in content:
                     with lock:
-                        failures.append(f"{response.status} {content[:200]!r}")
+                        failures.append(f"{response.status} {content[:300]!r}")
         finally:
             connection.close()
             with lock:
@@ -92,18 +104,69 @@ def run_clients(url: str, envelopes: Sequence[bytes], clients: int) -> tuple[lis
     return latencies, wall
 
 
-def report(name: str, latencies: list[float], wall: float) -> None:
+# -- CPU of a process tree, from /proc -----------------------------------------------------------
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its descendants: the live ones' own time, and the reaped
+    ones' through their parents' ``cutime``/``cstime`` (gunicorn's and PostgreSQL's masters
+    wait for their workers and backends)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # gone meanwhile: its time is in its parent's cutime
+    # fields[0] is the state (stat field 3): utime, stime, cutime, cstime are fields 14–17.
+    total = sum(int(v) for v in fields[11:15]) / _TICKS
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except OSError:
+            continue
+        total += sum(tree_cpu(int(child)) for child in children)
+    return total
+
+
+def postgres_pid(url: str) -> int | None:
+    """The postmaster of a PostgreSQL server running on this machine (None when it is elsewhere
+    or its data directory cannot be read)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(libpq_url(url), connect_timeout=10) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        return int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, AssertionError, psycopg.Error):
+        return None
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def report(server: str, operation: str, latencies: list[float], wall: float,
+           server_cpu: float, database_cpu: float | None) -> dict[str, Any]:
     ordered = sorted(latencies)
+    n = len(ordered)
 
     def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] * 1000
+        return ordered[min(n - 1, round(p * (n - 1)))] * 1000
 
-    print(f"{name:10} {len(ordered) / wall:7.1f} req/s   p50 {pct(0.50):6.1f} ms   "
-          f"p90 {pct(0.90):6.1f} ms   p99 {pct(0.99):6.1f} ms   max {ordered[-1] * 1000:6.1f} ms"
-          f"   (mean {statistics.mean(ordered) * 1000:.1f} ms, n={len(ordered)})", flush=True)
+    result = {
+        "server": server, "operation": operation, "n": n, "rps": n / wall,
+        "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+        "max_ms": ordered[-1] * 1000, "mean_ms": statistics.mean(ordered) * 1000,
+        "server_cpu_ms": server_cpu * 1000 / n,
+        "database_cpu_ms": None if database_cpu is None else database_cpu * 1000 / n,
+    }
+    db = ("" if database_cpu is None
+          else f" + PostgreSQL {result['database_cpu_ms']:5.2f} ms")
+    print(f"{server:9} {operation:19} {result['rps']:6.1f} req/s   p50 {pct(0.50):6.1f} ms   "
+          f"p90 {pct(0.90):6.1f} ms   p99 {pct(0.99):6.1f} ms   max {result['max_ms']:6.1f} ms"
+          f"   CPU/request: server {result['server_cpu_ms']:5.2f} ms{db}", flush=True)
+    return result
 
 
-# -- the servers ---------------------------------------------------------------------------------
+# -- the servers, each in a process of its own --------------------------------------------------
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -118,34 +181,78 @@ class _ThreadingWsgiServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-@contextmanager
-def wsgiref_server(app: Any) -> Iterator[str]:
+def _serve_child(kind: str, threads: int | None) -> int:
+    """The ``--serve-child`` mode: the gateway of DSMF_CONFIG, built as a gunicorn worker builds
+    it, served until stdin closes; prints its URL on stdout."""
+    from gateway.wsgi import create_app
+    from gateway.wsgi_server import body_cap, serve_in_thread
+
+    app = create_app()
+    if kind == "embedded":
+        extra = {} if threads is None else {"threads": threads}
+        with serve_in_thread(app, max_body_bytes=body_cap(Settings.load().max_message_bytes),
+                             **extra) as server:
+            print(server.url.rstrip("/") + "/soap", flush=True)
+            sys.stdin.read()
+        return 0
     server = make_server("127.0.0.1", 0, app, server_class=_ThreadingWsgiServer,
                          handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)
     thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/soap"
-    finally:
-        server.shutdown()
-        server.server_close()
+    print(f"http://127.0.0.1:{server.server_port}/soap", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+    return 0
+
+
+def _environment(config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSMF_")}
+    env["DSMF_CONFIG"] = str(config)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                         env.get("PYTHONPATH", "")])
+    return env
 
 
 @contextmanager
-def gunicorn_server(config: Path, workers: int, workdir: Path) -> Iterator[str]:
+def child_server(kind: str, config: Path, workdir: Path,
+                 threads: int | None) -> Iterator[tuple[str, int]]:
+    """``embedded`` or ``wsgiref`` in a child process: (URL, pid)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-child", kind]
+    if threads is not None:
+        command += ["--embedded-threads", str(threads)]
+    log = (workdir / f"{kind}.log").open("wb")
+    process = subprocess.Popen(command, cwd=workdir, env=_environment(config),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().decode().strip()
+        if not url:
+            raise SystemExit((workdir / f"{kind}.log").read_text()[-2000:])
+        yield url, process.pid
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextmanager
+def gunicorn_server(config: Path, workers: int, workdir: Path) -> Iterator[tuple[str, int]]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
     if gunicorn is None:
         raise SystemExit("gunicorn not installed")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DSMF_")}
-    env["DSMF_CONFIG"] = str(config)
     log = (workdir / "gunicorn.log").open("wb")
     process = subprocess.Popen(
         [gunicorn, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--no-control-socket",
-         "gateway.wsgi:create_app()"], cwd=workdir, env=env, stdout=log, stderr=log)
+         "gateway.wsgi:create_app()"], cwd=workdir, env=_environment(config), stdout=log,
+        stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -157,31 +264,46 @@ def gunicorn_server(config: Path, workers: int, workdir: Path) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit((workdir / "gunicorn.log").read_text()[-2000:])
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/soap"
+        yield f"http://127.0.0.1:{port}/soap", process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
 
 
+# -- main -----------------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=240, help="requests per server")
+    parser.add_argument("--n", type=int, default=240, help="requests per server and operation")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
-    parser.add_argument("--servers", default="embedded,wsgiref,gunicorn")
+    parser.add_argument("--servers", default="embedded,gunicorn",
+                        help="of embedded, wsgiref, gunicorn")
+    parser.add_argument("--operations", default="find,submit", help="of find, submit")
     parser.add_argument("--embedded-threads", type=int, default=None,
                         help="worker threads of the embedded server (default: serve's)")
+    parser.add_argument("--json", type=Path, help="also append the results to this file "
+                        "(one JSON object a line)")
+    parser.add_argument("--serve-child", choices=["embedded", "wsgiref"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_child:
+        return _serve_child(args.serve_child, args.embedded_threads)
 
-    with tempfile.TemporaryDirectory(prefix="dsmf-bench-http-") as tmp_name:
+    postgres = os.environ.get("DSMF_TEST_POSTGRES_URL")
+    with tempfile.TemporaryDirectory(prefix="dsmf-bench-http-") as tmp_name, \
+            ExitStack() as stack:
         tmp = Path(tmp_name)
         pki: TestPki = build_test_pki(tmp / "pki")
-        sims = start_simulators(pki.directory, approve_delay=0.2)
+        sims = stack.enter_context(start_simulators(pki.directory, approve_delay=0.2,
+                                                    any_fin=True))
+        database_url = (stack.enter_context(scratch_postgres_database(postgres, "bench_http"))
+                        if postgres else f"sqlite:///{tmp / 'gw.db'}")
+        database_pid = postgres_pid(postgres) if postgres else None
         gw = pki.identity("gateway")
         values: dict[str, Any] = {
-            "database_url": os.environ.get("DSMF_TEST_POSTGRES_URL")
-            or f"sqlite:///{tmp / 'gw.db'}",
+            "database_url": database_url,
             "data_dir": str(tmp / "var"),
             "trust_anchors": [str(p) for p in pki.trust_anchor_paths],
             "crls": [str(pki.crl_path)],
@@ -190,46 +312,65 @@ def main(argv: list[str] | None = None) -> int:
             "population_url": sims.population_url,
             "mobile_url": sims.mobile_url,
         }
-        settings = Settings.from_mapping(values)
-        gateway = build_gateway(settings)
-        load_demo_data(gateway.database)
+        _prepare(values)
         config = tmp / "gateway.toml"
         config.write_text("".join(
             f"{k} = {_toml(v)}\n" for k, v in values.items()), encoding="utf-8")
         signer = pki.signer("director")
-        print(f"{args.clients} clients, {args.n} signed FindPerson per server, "
-              f"database {settings.effective_database_url.split(':', 1)[0]}, "
-              f"{os.cpu_count()} CPUs", flush=True)
+        database = "postgresql" if postgres else "sqlite"
+        print(f"{args.clients} clients, {args.n} signed requests per server and operation, "
+              f"database {database}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+              flush=True)
 
         servers: dict[str, Callable[[], Any]] = {
-            "embedded": lambda: _embedded(gateway.app, settings, args.embedded_threads),
-            "wsgiref": lambda: wsgiref_server(gateway.app),
+            "embedded": lambda: child_server("embedded", config, tmp, args.embedded_threads),
+            "wsgiref": lambda: child_server("wsgiref", config, tmp, None),
             "gunicorn": lambda: gunicorn_server(config, args.gunicorn_workers, tmp),
         }
-        try:
-            for name in args.servers.split(","):
-                envelopes = [find_person_envelope(signer) for _ in range(args.n + args.clients)]
-                with servers[name]() as url:
-                    run_clients(url, envelopes[:args.clients], args.clients)  # warm-up
-                    latencies, wall = run_clients(url, envelopes[args.clients:], args.clients)
-                report(name, latencies, wall)
-        finally:
-            gateway.close()
-            sims.stop()
+        prefixes = iter("ABCDEFGHJKLMNPQRSTUVWXYZ")
+        for name in args.servers.split(","):
+            with servers[name]() as (url, pid):
+                for key in args.operations.split(","):
+                    operation = OPERATIONS[key]
+                    if key == "find":
+                        envelopes = [find_person_envelope(signer)
+                                     for _ in range(args.n + args.clients)]
+                    else:
+                        prefix = next(prefixes)
+                        envelopes = [submit_envelope(signer, f"{prefix}{i:06d}")
+                                     for i in range(args.n + args.clients)]
+                    expect = f"{operation}Response".encode()
+                    run_clients(url, envelopes[:args.clients], args.clients, expect)  # warm-up
+                    cpu0 = tree_cpu(pid)
+                    db0 = tree_cpu(database_pid) if database_pid else None
+                    latencies, wall = run_clients(url, envelopes[args.clients:], args.clients,
+                                                  expect)
+                    cpu = tree_cpu(pid) - cpu0
+                    db = tree_cpu(database_pid) - db0 if database_pid and db0 is not None \
+                        else None
+                    result = report(name, operation, latencies, wall, cpu, db)
+                    result.update(database=database, clients=args.clients,
+                                  workers=args.gunicorn_workers if name == "gunicorn" else 1)
+                    if args.json:
+                        with args.json.open("a", encoding="utf-8") as out:
+                            out.write(json.dumps({"bench": "http", **result}) + "\n")
     return 0
 
 
-@contextmanager
-def _embedded(app: Any, settings: Settings, threads: int | None) -> Iterator[str]:
-    extra = {} if threads is None else {"threads": threads}
-    with serve_in_thread(app, max_body_bytes=body_cap(settings.max_message_bytes),
-                         **extra) as server:
-        yield server.url.rstrip("/") + "/soap"
+def _prepare(values: dict[str, Any]) -> None:
+    """Migrates the database and loads the demo insurer, its people and authorities once, before
+    any server starts (gunicorn workers do not migrate)."""
+    from gateway.bootstrap import build_gateway
+    from persistence.seed import load_demo_data
+
+    gateway = build_gateway(Settings.from_mapping(values))
+    try:
+        load_demo_data(gateway.database)
+    finally:
+        gateway.close()
 
 
 def _toml(value: object) -> str:
-    import json
-
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(str(value))
