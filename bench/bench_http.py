@@ -189,10 +189,10 @@ def _serve_child(kind: str, threads: int | None) -> int:
 
     app = create_app()
     if kind == "embedded":
-        extra = {} if threads is None else {"threads": threads}
+        extra: dict[str, Any] = {} if threads is None else {"threads": threads}
         with serve_in_thread(app, max_body_bytes=body_cap(Settings.load().max_message_bytes),
-                             **extra) as server:
-            print(server.url.rstrip("/") + "/soap", flush=True)
+                             **extra) as running:
+            print(running.url.rstrip("/") + "/soap", flush=True)
             sys.stdin.read()
         return 0
     server = make_server("127.0.0.1", 0, app, server_class=_ThreadingWsgiServer,
