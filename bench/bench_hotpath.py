@@ -35,6 +35,7 @@ import argparse
 import cProfile
 import http.client
 import io
+import json
 import logging
 import multiprocessing
 import os
@@ -422,7 +423,8 @@ def interleaved(lines: Sequence[Line], n: int) -> None:
 
 
 def run_backend(backend: Backend, work: Path, pki: TestPki, population_url: str, n: int,
-                prefixes: Iterator[str], profile: bool, overrides: dict[str, Any]) -> None:
+                prefixes: Iterator[str], profile: bool, overrides: dict[str, Any],
+                json_path: Path | None = None) -> None:
     signer = pki.signer("director")
     envelope_of = {"SubmitRegistration": submit_envelope, "FindPerson": find_envelope}
     gateway = build(backend.url, work / backend.label, pki, population_url, overrides)
@@ -489,7 +491,7 @@ def run_backend(backend: Backend, work: Path, pki: TestPki, population_url: str,
                 results[op] = lines
         finally:
             raw.close()
-        report(backend.label, results, captured)
+        report(backend.label, results, captured, json_path)
         if profile:
             profile_requests(app, signer, envelope_of, prefixes, n)
     finally:
@@ -501,7 +503,7 @@ _FLOORS = ("crypto floor", "upstream floor", "database floor")
 
 
 def report(label: str, results: dict[str, list[Line]],
-           captured: dict[str, list[list[Statement]]]) -> None:
+           captured: dict[str, list[list[Statement]]], json_path: Path | None = None) -> None:
     for op, lines in results.items():
         by = {line.name: line for line in lines}
         rounds = range(len(by["request"].cpu))
@@ -528,6 +530,19 @@ def report(label: str, results: dict[str, list[Line]],
         if "request, reused" in by:
             print(f"  reused / full floor    : {ratio('request, reused', full_cpu):5.1f}×  CPU "
                   "(the person of a FindPerson just before: no upstream call)")
+        if json_path is not None:
+            record = {
+                "bench": "hotpath", "database": label, "operation": op,
+                "request_cpu_ms": 1000 * statistics.median(by["request"].cpu),
+                "full_floor_cpu_ms": 1000 * statistics.median(full_cpu),
+                "crypto_floor_cpu_ms": 1000 * statistics.median(by["crypto floor"].cpu),
+                "ratio_full_floor": ratio("request", full_cpu),
+                "ratio_crypto_floor": ratio("request", by["crypto floor"].cpu),
+                "ratio_reused": (ratio("request, reused", full_cpu)
+                                 if "request, reused" in by else None),
+            }
+            with json_path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
 
 
 # -- profile ----------------------------------------------------------------------------------
@@ -620,6 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("DSMF_TEST_POSTGRES_URL"),
                         help="a PostgreSQL server URL (default: DSMF_TEST_POSTGRES_URL)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--json", type=Path, help="also append the results to this file "
+                        "(one JSON object a line)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a gateway setting for this run (e.g. person_reuse_seconds=0)")
     args = parser.parse_args(argv)
@@ -635,10 +652,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load "
               f"{os.getloadavg()[0]:.1f}; n={n} per line; CPU = this process "
               f"(the registry simulator runs in another)")
-        run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile, overrides)
+        run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile, overrides,
+                    args.json)
         if args.postgres and not args.sqlite_only:
             with postgres_backend(args.postgres) as backend:
-                run_backend(backend, work, pki, url, n, prefixes, args.profile, overrides)
+                run_backend(backend, work, pki, url, n, prefixes, args.profile, overrides,
+                            args.json)
     return 0
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import os
 import random
@@ -347,6 +348,15 @@ def run_backend(label: str, url: str, work: Path, pki: TestPki, args: argparse.N
                                                      args.page_size, args.samples)
                 p99, cpu99 = percentile(walls, 0.99), percentile(cpus, 0.99)
                 worst, worst_cpu = max(worst, p99), max(worst_cpu, cpu99)
+                if args.json:
+                    with args.json.open("a", encoding="utf-8") as out:
+                        out.write(json.dumps({
+                            "bench": "registry", "database": label, "rows": args.rows,
+                            "query": name, "mode": mode, "total": total, "items": items,
+                            "p50_ms": 1000 * statistics.median(walls), "p99_ms": 1000 * p99,
+                            "cpu_p50_ms": 1000 * statistics.median(cpus),
+                            "cpu_p99_ms": 1000 * cpu99,
+                            "load": os.getloadavg()[0]}) + "\n")
                 print(f"  {name:34} {mode:7} {1000 * statistics.median(walls):8.2f} "
                       f"{1000 * p99:8.2f} {1000 * statistics.median(cpus):8.2f} "
                       f"{1000 * cpu99:8.2f} {total:7d} {items:5d}", flush=True)
@@ -371,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", default="storage,inproc,http",
                         help="storage: the repository search alone; inproc: signed request "
                              "through the gateway's WSGI app; http: over loopback")
+    parser.add_argument("--json", type=Path, help="also append the results to this file "
+                        "(one JSON object a line)")
     args = parser.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     logging.getLogger("spyne").setLevel(logging.CRITICAL + 1)

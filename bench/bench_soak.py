@@ -18,6 +18,7 @@ is asserted; the numbers are for the issue's note. Linux only (reads /proc).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -100,6 +101,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=1800.0, help="how long (default 30 min)")
     parser.add_argument("--sample-every", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also append the result to this file "
+                        "(one JSON object a line)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dsmf-soak-") as tmp:
         data = Path(tmp) / "var"
@@ -151,6 +154,13 @@ def main() -> int:
     print(f"after warm-up ({warm[0]:.0f} s, {warm[2] / 1024:.1f} MB): {grown:+.1f} MB over "
           f"{requests} requests ({1000 * grown / requests:+.2f} MB per 1000), "
           f"{counter.failed} failed of {counter.sent}")
+    if args.json:
+        with args.json.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({
+                "bench": "soak", "seconds": last[0], "requests": counter.sent,
+                "failed": counter.failed, "rss_start_mb": samples[0][2] / 1024,
+                "rss_warm_mb": warm[2] / 1024, "rss_end_mb": last[2] / 1024,
+                "mb_per_1000_after_warmup": 1000 * grown / requests}) + "\n")
     return 0
 
 
