@@ -123,7 +123,7 @@ class Prepared:
             if not self._returns:
                 return []
             fetched = cursor.fetchall()
-        except Exception as error:  # noqa: BLE001 - handed to SQLAlchemy's own handling
+        except Exception as error:
             # The Connection's handler wraps it as any statement's error would be (and
             # invalidates the connection and the pool when the driver says it is gone).
             conn._handle_dbapi_exception(error, self.sql, params, cursor, None)

@@ -1126,7 +1126,7 @@ def _open_for_person() -> Select[Any]:
     # The statuses as literals (constants of the domain): the same SQL as an IN of parameters
     # after SQLAlchemy expands them, but compiled once (persistence.driver prepares no
     # expanding parameter).
-    statuses = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+    statuses: list[Any] = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
     return (select(table)
             .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"),
                    table.c.status.in_(statuses))
