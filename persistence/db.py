@@ -42,6 +42,7 @@ from sqlalchemy.pool import StaticPool
 
 from gateway.domain.calendar import BUSINESS_TZ
 from gateway.domain.ssn import SsnFormat
+from persistence import driver
 from persistence.errors import StorageError, handled_error_summary, translated
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_POOL_RECYCLE_SECONDS = 1800
 # Set on a connection (``Connection.info``) once it has run an INSERT, UPDATE or DELETE in the
 # current transaction: a request's transaction that wrote is held open for the endpoint to commit.
-WROTE = "dsmf_wrote"
+WROTE = driver.WROTE
 # Azerbaijan has kept UTC+4 without daylight saving time since 2016.
 BAKU = BUSINESS_TZ  # the Fund's calendar (gateway.domain.calendar)
 
@@ -437,7 +438,9 @@ class Database:
 
     def watch_statements(self, callback: Callable[[str, Any], None]) -> None:
         """Calls ``callback(statement, parameters)`` for every statement this database's
-        connections send to the driver (benchmarks replay what a request wrote)."""
+        connections send to the driver (benchmarks replay what a request wrote), also those of
+        ``persistence.driver``."""
+        driver.watch(self.engine, callback)
 
         @event.listens_for(self.engine, "before_cursor_execute")
         def _watch(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import Database, RequestTransaction
+from persistence.driver import prepared
 from persistence.errors import translated, translates
 from persistence.message_log import append_in, exchange_messages
 from persistence.tables import RequestLedgerRow
@@ -79,13 +80,17 @@ class SqlRequestLedger:
         if tx is not None and tx.session is not None:
             # Inside a request that already holds its writing transaction (e.g. a first card
             # signature was noted), the read joins it instead of waiting for it.
-            row = tx.session.execute(_lookup_statement(), params).first()
+            conn = tx.session.connection()
+            rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
         else:
-            # One statement: a connection of the pool, no ORM session (issue #10).
-            with self.database.engine.begin() as conn:
-                row = conn.execute(_lookup_statement(), params).first()
-        if row is None:
+            # One statement on a connection of the pool, on the driver's cursor, and no
+            # transaction of its own: a single SELECT reads a consistent state by itself (on
+            # SQLite without taking the write lock that BEGIN IMMEDIATE would) (issue #10).
+            with self.database.engine.connect() as conn:
+                rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
+        if not rows:
             return None
+        row = rows[0]
         return StoredAnswer(row.content_digest, row.response, row.http_status)
 
     @contextmanager
@@ -178,6 +183,6 @@ class SqlRequestRecord:
             "expires_at": claim.expires_at,
             "taken_over_before": now,
         }
-        dialect = s.dialect if isinstance(s, Connection) else s.get_bind().dialect
-        stmt = _claim_statement(dialect.name)
-        return s.execute(stmt, values).first() is not None
+        conn = s if isinstance(s, Connection) else s.connection()
+        stmt = prepared(_claim_statement(conn.dialect.name), conn.dialect, keys=tuple(values))
+        return bool(stmt.run(conn, values))

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from gateway.domain.errors import Conflict, NotFound
 from persistence.db import Database
+from persistence.driver import prepared
 from persistence.errors import translates
 from persistence.tables import (
     Direction,
@@ -183,7 +184,13 @@ def append_entries(
         for entry in entries
     ]
     if not ids:
-        session.execute(_insert_plain(), rows)
+        # The request path: on the driver's cursor (persistence.driver, issue #10).
+        conn = session if isinstance(session, Connection) else session.connection()
+        statement = prepared(_insert_plain(), conn.dialect, keys=tuple(rows[0]))
+        if len(rows) == 1:
+            statement.run(conn, rows[0])
+        else:
+            statement.run_many(conn, rows)
         return []
     if len(rows) == 1:
         return [int(session.execute(_insert_one(), rows[0]).scalar_one())]

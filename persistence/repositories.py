@@ -58,6 +58,7 @@ from gateway.domain.values import Address, Contacts, DocumentType
 from gateway.services.ports import ApplicationQuery, Page, SortField
 from persistence import codec
 from persistence.db import StorageOptions
+from persistence.driver import prepared
 from persistence.errors import (
     SSN_EXISTS,
     ConcurrentUpdate,
@@ -102,6 +103,14 @@ def dialect_insert(session: Session, table: Table) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return pg_dialect.insert(table)
     return sqlite_dialect.insert(table)
+
+
+def run(session: Session, statement: Any, values: dict[str, Any] | None = None, *,
+        keys: Sequence[str] | None = None) -> list[Any]:
+    """A request-path statement on the driver's cursor of the session's connection
+    (``persistence.driver``): the rows it returns, or ``[]``."""
+    conn = session.connection()
+    return prepared(statement, conn.dialect, keys).run(conn, values)
 
 
 def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
@@ -630,8 +639,7 @@ class SqlApplicationRepository:
         }
         if application.status is ApplicationStatus.REGISTERED:
             values["previous_values"] = self._on_registered(application)
-        # Parameters apart from the statement: the statement's compiled form is then cached.
-        self._session.execute(insert(_table(ApplicationRow)), values)
+        run(self._session, _insert_application(), values, keys=tuple(values))
         self._append_history(application, 0)
         self._seen[application.application_id] = _Seen(
             1, application.status.value, application.insurer_voen, len(application.history)
@@ -741,7 +749,7 @@ class SqlApplicationRepository:
     @translates
     def find_open_for_person(self, voen: str, fin: str) -> Sequence[Application]:
         """DRAFT and SUBMITTED applications of this insurer for this FIN, oldest first."""
-        return self._load(_open_for_person(), {"voen": voen, "fin": fin})
+        return self._loaded(run(self._session, _open_for_person(), {"voen": voen, "fin": fin}))
 
     @translates
     def latest_registered_for_person(self, fin: str) -> Application | None:
@@ -905,7 +913,10 @@ class SqlApplicationRepository:
         Core rows, not ORM objects: nothing here is tracked by the session (the repository
         writes with explicit statements), so the ORM's identity map and unit of work would
         only cost time (issue #10)."""
-        rows: list[Any] = list(self._session.execute(stmt, params))
+        return self._loaded(list(self._session.execute(stmt, params)))
+
+    def _loaded(self, rows: list[Any]) -> list[Application]:
+        """``_load`` of rows already read."""
         if not rows:
             return []
         ids = [r.application_id for r in rows]
@@ -942,13 +953,14 @@ class SqlApplicationRepository:
     def _append_history(self, application: Application, already_stored: int) -> None:
         new = application.history[already_stored:]
         if new:
-            self._session.execute(
-                insert(_table(StatusHistoryRow)),
-                [
-                    _history_values(application.application_id, already_stored + i, change)
-                    for i, change in enumerate(new)
-                ],
-            )
+            rows = [_history_values(application.application_id, already_stored + i, change)
+                    for i, change in enumerate(new)]
+            conn = self._session.connection()
+            statement = prepared(_insert_history(), conn.dialect, keys=tuple(rows[0]))
+            if len(rows) == 1:
+                statement.run(conn, rows[0])
+            else:
+                statement.run_many(conn, rows)
 
     def _names(self, app: Application, *, required: bool) -> dict[str, Any]:
         surname: str | None
@@ -1041,8 +1053,8 @@ class SqlInsuredPersonRepository:
 
     @translates
     def get(self, fin: str) -> InsuredPerson | None:
-        row = self._session.execute(_insured_by_fin(), {"fin": fin}).first()
-        return _insured(row) if row is not None else None
+        rows = run(self._session, _insured_by_fin(), {"fin": fin})
+        return _insured(rows[0]) if rows else None
 
     @translates
     def get_by_ssn(self, ssn: str) -> InsuredPerson | None:
@@ -1088,7 +1100,7 @@ class SqlInsuredPersonRepository:
             "created_at": now,
             "updated_at": now,
         }
-        if self._session.execute(stmt, values).first() is None:
+        if not run(self._session, stmt, values, keys=tuple(values)):
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
         self._issued[fin] = (values["actual_address"], values["contacts"])
         return InsuredPerson(
@@ -1102,7 +1114,7 @@ class SqlInsuredPersonRepository:
         )
 
     def _next_serial(self, dialect: str) -> int:
-        return int(self._session.execute(_serial_statement(dialect)).scalar_one())
+        return int(run(self._session, _serial_statement(dialect))[0][0])
 
 
 # Built once per dialect: the request path reuses their cache keys and compiled forms.
@@ -1111,10 +1123,24 @@ class SqlInsuredPersonRepository:
 @functools.cache
 def _open_for_person() -> Select[Any]:
     table = _table(ApplicationRow)
+    # The statuses as literals (constants of the domain): the same SQL as an IN of parameters
+    # after SQLAlchemy expands them, but compiled once (persistence.driver prepares no
+    # expanding parameter).
+    statuses: list[Any] = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
     return (select(table)
             .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"),
-                   table.c.status.in_(OPEN_STATUSES))
+                   table.c.status.in_(statuses))
             .order_by(table.c.created_at, table.c.application_id))
+
+
+@functools.cache
+def _insert_application() -> Any:
+    return insert(_table(ApplicationRow))
+
+
+@functools.cache
+def _insert_history() -> Any:
+    return insert(_table(StatusHistoryRow))
 
 
 @functools.cache

@@ -147,19 +147,19 @@ class SqlUnitOfWork:
             return
         if self._held:
             return  # the request's transaction owns the session now
-        try:
-            if exc is None:
-                with translated():
-                    session.rollback()
-            else:
-                try:
-                    session.rollback()
-                except SQLAlchemyError:
-                    # The original error matters more than a failed rollback of a broken
-                    # connection (which the pool discards anyway).
-                    _log.warning("rollback after an error failed: %s", handled_error_summary())
-        finally:
-            session.close()
+        # close() rolls the transaction back and returns the connection without rollback()'s
+        # bookkeeping of the identity map (the repositories made domain objects of what they
+        # read): 45 instead of 59 us in a loop (issue #10).
+        if exc is None:
+            with translated():
+                session.close()
+        else:
+            try:
+                session.close()
+            except SQLAlchemyError:
+                # The original error matters more than a failed rollback of a broken
+                # connection (which the pool discards anyway).
+                _log.warning("rollback after an error failed: %s", handled_error_summary())
 
     def commit(self) -> None:
         session = self._active()
