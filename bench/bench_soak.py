@@ -154,13 +154,22 @@ def main() -> int:
     print(f"after warm-up ({warm[0]:.0f} s, {warm[2] / 1024:.1f} MB): {grown:+.1f} MB over "
           f"{requests} requests ({1000 * grown / requests:+.2f} MB per 1000), "
           f"{counter.failed} failed of {counter.sent}")
+    # The second half alone: caches that fill slowly as the registry grows (SQLite's page
+    # cache of each pooled connection) still show in the warm-up figure; a leak shows here too.
+    half = samples[len(samples) // 2]
+    half_grown = (last[2] - half[2]) / 1024
+    half_requests = max(1, last[1] - half[1])
+    print(f"second half ({half[0]:.0f} s on, {half[2] / 1024:.1f} MB): {half_grown:+.1f} MB "
+          f"over {half_requests} requests ({1000 * half_grown / half_requests:+.2f} MB per 1000)")
     if args.json:
         with args.json.open("a", encoding="utf-8") as out:
             out.write(json.dumps({
                 "bench": "soak", "seconds": last[0], "requests": counter.sent,
                 "failed": counter.failed, "rss_start_mb": samples[0][2] / 1024,
                 "rss_warm_mb": warm[2] / 1024, "rss_end_mb": last[2] / 1024,
-                "mb_per_1000_after_warmup": 1000 * grown / requests}) + "\n")
+                "mb_per_1000_after_warmup": 1000 * grown / requests,
+                "rss_half_mb": half[2] / 1024,
+                "mb_per_1000_second_half": 1000 * half_grown / half_requests}) + "\n")
     return 0
 
 
