@@ -54,6 +54,10 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 # PostgreSQL connections are replaced after this long (below common idle timeouts of proxies
 # and load balancers).
 DEFAULT_POOL_RECYCLE_SECONDS = 1800
+# Pooled connections kept open (SQLite files and PostgreSQL): at least the server's worker
+# threads (the embedded server runs 10), or a busy server opens and closes overflow connections
+# all the time, each paying its connect (on SQLite the PRAGMAs and the schema parse).
+DEFAULT_POOL_SIZE = 10
 # Set on a connection (``Connection.info``) once it has run an INSERT, UPDATE or DELETE in the
 # current transaction: a request's transaction that wrote is held open for the endpoint to commit.
 WROTE = driver.WROTE
@@ -66,7 +70,7 @@ def create_engine_for(
     *,
     echo: bool = False,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
-    pool_size: int = 5,
+    pool_size: int = DEFAULT_POOL_SIZE,
     max_overflow: int = 10,
     pool_timeout_seconds: float = 10.0,
     connect_timeout_seconds: int = 10,
@@ -74,6 +78,8 @@ def create_engine_for(
 ) -> Engine:
     """A lazily connecting engine for a ``sqlite:///file`` or ``postgresql[+psycopg]://`` URL.
 
+    ``pool_size`` connections are kept in the pool (and up to ``max_overflow`` more are opened
+    for a burst, closed when returned); an in-memory SQLite database has its one connection.
     Raises ``StorageError`` for an unsupported or malformed URL.
     """
     try:
@@ -82,7 +88,9 @@ def create_engine_for(
         raise StorageError(f"bad database URL: {error}") from error
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, echo=echo, busy_timeout_ms=busy_timeout_ms)
+        return _sqlite_engine(url, echo=echo, busy_timeout_ms=busy_timeout_ms,
+                              pool_size=pool_size, max_overflow=max_overflow,
+                              pool_timeout_seconds=pool_timeout_seconds)
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -131,13 +139,19 @@ def _track_writes(engine: Engine) -> None:
         conn.info.pop(WROTE, None)
 
 
-def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int, pool_size: int,
+                   max_overflow: int, pool_timeout_seconds: float) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"echo": echo}
     if in_memory:
         # One shared connection, or every checkout would see a new empty database.
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        # SQLAlchemy's QueuePool for a file, sized like PostgreSQL's (its default of 5 made the
+        # embedded server's 10 worker threads open 31 connections for 200 requests).
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
+                      pool_timeout=pool_timeout_seconds)
     with translated():
         engine = create_engine(url, **kwargs)
 
@@ -356,13 +370,14 @@ class Database:
         echo: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         pool_recycle_seconds: int = DEFAULT_POOL_RECYCLE_SECONDS,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
         else:
             self.engine = create_engine_for(
                 url_or_engine, echo=echo, busy_timeout_ms=busy_timeout_ms,
-                pool_recycle_seconds=pool_recycle_seconds,
+                pool_recycle_seconds=pool_recycle_seconds, pool_size=pool_size,
             )
         self.options = options or StorageOptions()
         self.sessions: sessionmaker[Session] = sessionmaker(
