@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -273,6 +273,56 @@ def _enable_wal(cursor: Any) -> None:
 _WAL_ATTEMPTS = 100  # 5 s at most, like the busy timeout
 
 
+class ConnectionSession(Session):
+    """An ORM session over one pooled Core connection whose transaction has already begun, for
+    units of work (issue #10).
+
+    The request path's statements go to the driver's cursor of the connection
+    (``persistence.driver``); most units of work never use the ORM. Until they do, this session
+    has no ORM transaction: ``connection()`` is the Core connection itself, and ``commit``,
+    ``rollback`` and ``close`` are the connection's own, without the ORM's transaction
+    bookkeeping (about half the cost of a unit of work's begin and end). The first ORM use (a
+    query, a flush, ``begin_nested``) joins the connection's transaction and takes control of it
+    (``join_transaction_mode="control_fully"``): from then on everything is the ORM's as in a
+    plain session, SAVEPOINTs included.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(bind=connection, expire_on_commit=False, autoflush=False,
+                         join_transaction_mode="control_fully")
+        self.core = connection
+
+    def connection(self, bind_arguments: Any = None,
+                   execution_options: Any = None) -> Connection:
+        if self._transaction is None and bind_arguments is None and execution_options is None:
+            if not self.core.in_transaction():  # after commit() or rollback(): a new one
+                self.core.begin()
+            return self.core
+        # In an ORM transaction the connection comes from it: a SAVEPOINT of begin_nested()
+        # is emitted only there, on first use.
+        return super().connection(bind_arguments, execution_options)
+
+    def commit(self) -> None:
+        self.flush()  # no-op unless ORM objects are pending (which begins the ORM transaction)
+        if self._transaction is None:
+            self.core.commit()
+        else:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._transaction is None:
+            self.core.rollback()
+        else:
+            super().rollback()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            # Rolls back what is still open and returns the connection to the pool.
+            self.core.close()
+
+
 class RequestTransaction:
     """The one writing transaction of a request (DESIGN §5: one request, one transaction).
 
@@ -301,15 +351,7 @@ class RequestTransaction:
     def open(self) -> Session:
         """The held session, or a new one in a new transaction (held from now on)."""
         if self.session is None:
-            session = self.database.sessions()
-            try:
-                with translated():
-                    session.begin()
-                    session.connection()
-            except BaseException:
-                session.close()
-                raise
-            self.session = session
+            self.session = self.database.connection_session()
         return self.session
 
     def commit(self) -> None:
@@ -393,6 +435,18 @@ class Database:
         from persistence.unit_of_work import SqlUnitOfWork
 
         return SqlUnitOfWork(self)
+
+    def connection_session(self) -> ConnectionSession:
+        """A session on a pooled connection in a new transaction (``BEGIN`` sent: an
+        unreachable database fails here, not in the middle of a handler)."""
+        with translated():
+            connection = self.engine.connect()
+            try:
+                connection.begin()
+            except BaseException:
+                connection.close()
+                raise
+        return ConnectionSession(connection)
 
     @contextmanager
     def request_transaction(self) -> Iterator[RequestTransaction]:
