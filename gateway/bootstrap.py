@@ -257,7 +257,8 @@ def build_gateway(
         upgrade(url)
     database = Database(url, options=StorageOptions(
         search_count_limit=settings.search_count_limit),
-        pool_recycle_seconds=settings.database_pool_recycle_seconds)
+        pool_recycle_seconds=settings.database_pool_recycle_seconds,
+        pool_size=settings.database_pool_size)
     uow = database.unit_of_work
     if registry is None:
         if not settings.population_url:

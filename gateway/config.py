@@ -93,6 +93,10 @@ class Settings:
     # PostgreSQL connections are replaced after this many seconds (they are not pinged on every
     # checkout; one the server closed is noticed without a round trip).
     database_pool_recycle_seconds: int = 1800
+    # Database connections kept in the pool per process (SQLite file and PostgreSQL); at least
+    # the server's worker threads (10 in the embedded server), or each busy moment opens and
+    # closes connections. Up to 10 more are opened for a burst.
+    database_pool_size: int = 10
     person_reuse_seconds: int = 10
     person_reuse_max_entries: int = 10_000
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
@@ -257,6 +261,8 @@ class Settings:
             problems.append("unknown_issuer_cache_seconds must be 0..3600")
         if not 10 <= self.database_pool_recycle_seconds <= 86_400:
             problems.append("database_pool_recycle_seconds must be 10..86400")
+        if not 1 <= self.database_pool_size <= 200:
+            problems.append("database_pool_size must be 1..200")
         if not 0 <= self.signature_note_seconds <= 3600:
             problems.append("signature_note_seconds must be 0..3600")
         if not 0 <= self.person_reuse_seconds <= 300 or self.person_reuse_max_entries < 1:

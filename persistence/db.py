@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,6 +54,10 @@ DEFAULT_BUSY_TIMEOUT_MS = 5000
 # PostgreSQL connections are replaced after this long (below common idle timeouts of proxies
 # and load balancers).
 DEFAULT_POOL_RECYCLE_SECONDS = 1800
+# Pooled connections kept open (SQLite files and PostgreSQL): at least the server's worker
+# threads (the embedded server runs 10), or a busy server opens and closes overflow connections
+# all the time, each paying its connect (on SQLite the PRAGMAs and the schema parse).
+DEFAULT_POOL_SIZE = 10
 # Set on a connection (``Connection.info``) once it has run an INSERT, UPDATE or DELETE in the
 # current transaction: a request's transaction that wrote is held open for the endpoint to commit.
 WROTE = driver.WROTE
@@ -66,7 +70,7 @@ def create_engine_for(
     *,
     echo: bool = False,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
-    pool_size: int = 5,
+    pool_size: int = DEFAULT_POOL_SIZE,
     max_overflow: int = 10,
     pool_timeout_seconds: float = 10.0,
     connect_timeout_seconds: int = 10,
@@ -74,6 +78,8 @@ def create_engine_for(
 ) -> Engine:
     """A lazily connecting engine for a ``sqlite:///file`` or ``postgresql[+psycopg]://`` URL.
 
+    ``pool_size`` connections are kept in the pool (and up to ``max_overflow`` more are opened
+    for a burst, closed when returned); an in-memory SQLite database has its one connection.
     Raises ``StorageError`` for an unsupported or malformed URL.
     """
     try:
@@ -82,7 +88,9 @@ def create_engine_for(
         raise StorageError(f"bad database URL: {error}") from error
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, echo=echo, busy_timeout_ms=busy_timeout_ms)
+        return _sqlite_engine(url, echo=echo, busy_timeout_ms=busy_timeout_ms,
+                              pool_size=pool_size, max_overflow=max_overflow,
+                              pool_timeout_seconds=pool_timeout_seconds)
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -131,13 +139,19 @@ def _track_writes(engine: Engine) -> None:
         conn.info.pop(WROTE, None)
 
 
-def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int, pool_size: int,
+                   max_overflow: int, pool_timeout_seconds: float) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"echo": echo}
     if in_memory:
         # One shared connection, or every checkout would see a new empty database.
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        # SQLAlchemy's QueuePool for a file, sized like PostgreSQL's (its default of 5 made the
+        # embedded server's 10 worker threads open 31 connections for 200 requests).
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
+                      pool_timeout=pool_timeout_seconds)
     with translated():
         engine = create_engine(url, **kwargs)
 
@@ -259,6 +273,56 @@ def _enable_wal(cursor: Any) -> None:
 _WAL_ATTEMPTS = 100  # 5 s at most, like the busy timeout
 
 
+class ConnectionSession(Session):
+    """An ORM session over one pooled Core connection whose transaction has already begun, for
+    units of work (issue #10).
+
+    The request path's statements go to the driver's cursor of the connection
+    (``persistence.driver``); most units of work never use the ORM. Until they do, this session
+    has no ORM transaction: ``connection()`` is the Core connection itself, and ``commit``,
+    ``rollback`` and ``close`` are the connection's own, without the ORM's transaction
+    bookkeeping (about half the cost of a unit of work's begin and end). The first ORM use (a
+    query, a flush, ``begin_nested``) joins the connection's transaction and takes control of it
+    (``join_transaction_mode="control_fully"``): from then on everything is the ORM's as in a
+    plain session, SAVEPOINTs included.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(bind=connection, expire_on_commit=False, autoflush=False,
+                         join_transaction_mode="control_fully")
+        self.core = connection
+
+    def connection(self, bind_arguments: Any = None,
+                   execution_options: Any = None) -> Connection:
+        if self._transaction is None and bind_arguments is None and execution_options is None:
+            if not self.core.in_transaction():  # after commit() or rollback(): a new one
+                self.core.begin()
+            return self.core
+        # In an ORM transaction the connection comes from it: a SAVEPOINT of begin_nested()
+        # is emitted only there, on first use.
+        return super().connection(bind_arguments, execution_options)
+
+    def commit(self) -> None:
+        self.flush()  # no-op unless ORM objects are pending (which begins the ORM transaction)
+        if self._transaction is None:
+            self.core.commit()
+        else:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._transaction is None:
+            self.core.rollback()
+        else:
+            super().rollback()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            # Rolls back what is still open and returns the connection to the pool.
+            self.core.close()
+
+
 class RequestTransaction:
     """The one writing transaction of a request (DESIGN §5: one request, one transaction).
 
@@ -287,15 +351,7 @@ class RequestTransaction:
     def open(self) -> Session:
         """The held session, or a new one in a new transaction (held from now on)."""
         if self.session is None:
-            session = self.database.sessions()
-            try:
-                with translated():
-                    session.begin()
-                    session.connection()
-            except BaseException:
-                session.close()
-                raise
-            self.session = session
+            self.session = self.database.connection_session()
         return self.session
 
     def commit(self) -> None:
@@ -356,13 +412,14 @@ class Database:
         echo: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         pool_recycle_seconds: int = DEFAULT_POOL_RECYCLE_SECONDS,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
         else:
             self.engine = create_engine_for(
                 url_or_engine, echo=echo, busy_timeout_ms=busy_timeout_ms,
-                pool_recycle_seconds=pool_recycle_seconds,
+                pool_recycle_seconds=pool_recycle_seconds, pool_size=pool_size,
             )
         self.options = options or StorageOptions()
         self.sessions: sessionmaker[Session] = sessionmaker(
@@ -378,6 +435,18 @@ class Database:
         from persistence.unit_of_work import SqlUnitOfWork
 
         return SqlUnitOfWork(self)
+
+    def connection_session(self) -> ConnectionSession:
+        """A session on a pooled connection in a new transaction (``BEGIN`` sent: an
+        unreachable database fails here, not in the middle of a handler)."""
+        with translated():
+            connection = self.engine.connect()
+            try:
+                connection.begin()
+            except BaseException:
+                connection.close()
+                raise
+        return ConnectionSession(connection)
 
     @contextmanager
     def request_transaction(self) -> Iterator[RequestTransaction]:

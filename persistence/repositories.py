@@ -306,7 +306,7 @@ def _authority_values(a: Authority) -> dict[str, Any]:
     }
 
 
-def _authority(row: AuthorityRow) -> Authority:
+def _authority(row: Any) -> Authority:  # an AuthorityRow or a row of its table
     return Authority(
         authority_id=row.authority_id,
         insurer_voen=row.insurer_voen,
@@ -406,13 +406,10 @@ class SqlAuthorityRepository:
 
     @translates
     def list_for_person(self, voen: str, fin: str) -> Sequence[Authority]:
-        rows = self._session.scalars(
-            select(AuthorityRow)
-            .where(AuthorityRow.insurer_voen == voen, AuthorityRow.fin == fin)
-            .order_by(AuthorityRow.granted_at, AuthorityRow.authority_id)
-            .execution_options(populate_existing=True)
-        )
-        return [_authority(r) for r in rows]
+        # Authorization reads this on every request of a signer without seal authority: a
+        # statement on the driver's cursor (persistence.driver), not an ORM query (issue #10).
+        return [_authority(r) for r in run(self._session, _authorities_of_person(),
+                                           {"voen": voen, "fin": fin})]
 
     @translates
     def list_for_holder(self, fin: str) -> Sequence[Authority]:
@@ -427,9 +424,11 @@ class SqlAuthorityRepository:
 
     @translates
     def seal_holder(self, voen: str, fin: str) -> SealHolder | None:
-        row = self._session.get(SealHolderRow, (voen, fin), populate_existing=True)
-        if row is None:
+        # Read by the authorization of a trusted system's request (see list_for_person).
+        rows = run(self._session, _seal_holder(), {"voen": voen, "fin": fin})
+        if not rows:
             return None
+        row = rows[0]
         return SealHolder(insurer_voen=row.insurer_voen, fin=row.fin, name=row.name,
                           source=row.source, seen_at=row.seen_at, not_after=row.not_after)
 
@@ -1131,6 +1130,21 @@ def _open_for_person() -> Select[Any]:
             .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"),
                    table.c.status.in_(statuses))
             .order_by(table.c.created_at, table.c.application_id))
+
+
+@functools.cache
+def _authorities_of_person() -> Any:
+    table = _table(AuthorityRow)
+    return (select(table)
+            .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"))
+            .order_by(table.c.granted_at, table.c.authority_id))
+
+
+@functools.cache
+def _seal_holder() -> Any:
+    table = _table(SealHolderRow)
+    return select(table).where(table.c.insurer_voen == bindparam("voen"),
+                               table.c.fin == bindparam("fin"))
 
 
 @functools.cache

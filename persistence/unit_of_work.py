@@ -94,15 +94,9 @@ class SqlUnitOfWork:
             with translated():
                 self._savepoint = session.begin_nested()
         else:
-            session = self._database.sessions()
-            try:
-                with translated():
-                    session.begin()
-                    # Connect now, so an unreachable database fails here and not mid-handler.
-                    session.connection()
-            except BaseException:
-                session.close()
-                raise
+            # A pooled connection in its transaction, with an ORM session over it for the
+            # repositories that need one (persistence.db.ConnectionSession).
+            session = self._database.connection_session()
         self._session = session
         options = self._database.options
         issued: dict[str, tuple[Any, Any]] = {}

@@ -249,6 +249,12 @@ def test_max_page_size_out_of_range(size: int) -> None:
     refused("invalid configuration: max_page_size must be 1..1000", max_page_size=size)
 
 
+@pytest.mark.parametrize("size", [0, 201])
+def test_database_pool_size_out_of_range(size: int) -> None:
+    refused("invalid configuration: database_pool_size must be 1..200", database_pool_size=size)
+    assert Settings.from_mapping({"database_pool_size": 200}).database_pool_size == 200
+
+
 def test_every_problem_is_listed_at_once() -> None:
     refused("invalid configuration: port must be 1..65535; "
             "min_rsa_bits below 2048 is not allowed by the profile; "

@@ -21,6 +21,7 @@ from gateway.domain.model import (
     Insurer,
     InsurerType,
     LocalOffice,
+    SealHolder,
 )
 from gateway.domain.values import Address, Contacts
 from gateway.services.ports import UnitOfWork
@@ -101,6 +102,39 @@ def _authority(**changes: object) -> Authority:
         valid_to=date(2026, 4, 1),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_the_authorization_reads_return_every_field_and_see_this_transactions_writes(
+        seeded: Database) -> None:
+    """``list_for_person`` and ``seal_holder`` (read on every request, on the driver's cursor):
+    every field as stored (dates, UTC times, revocation), in grant order, and what this unit of
+    work has just written."""
+    first = _authority(holder_not_after=T0 + timedelta(days=300), bound_at=T0)
+    second = _authority(authority_id="a-2", granted_at=T0 + timedelta(hours=1), valid_to=None,
+                        card_number="CARD-9000")
+    other_person = _authority(authority_id="a-3", fin="7MX2C9R")
+    holder = SealHolder(insurer_voen=VOEN_A, fin="6ZK4T2P", name="Əliyev Rəşad",
+                        source="SIGN_IN", seen_at=T0, not_after=T0 + timedelta(days=365))
+    with seeded.unit_of_work() as uow:
+        assert uow.authorities.list_for_person(VOEN_A, "3HN8B5Q") == []
+        assert uow.authorities.seal_holder(VOEN_A, "6ZK4T2P") is None
+        uow.authorities.add(second)
+        uow.authorities.add(first)
+        uow.authorities.add(other_person)
+        uow.authorities.record_seal_holder(holder)
+        read = uow.authorities.list_for_person(VOEN_A, "3HN8B5Q")
+        assert read == [first, second]
+        assert read[0].holder_not_after is not None and read[0].holder_not_after.tzinfo
+        assert uow.authorities.seal_holder(VOEN_A, "6ZK4T2P") == holder
+        revoked = dataclasses.replace(first, revoked_at=T0 + timedelta(days=2),
+                                      revoked_by_fin="6ZK4T2P", revoke_reason="bitdi")
+        uow.authorities.update(revoked)
+        assert uow.authorities.list_for_person(VOEN_A, "3HN8B5Q") == [revoked, second]
+        uow.commit()
+    with seeded.unit_of_work() as uow:
+        assert uow.authorities.list_for_person(VOEN_A, "3HN8B5Q") == [revoked, second]
+        assert uow.authorities.list_for_person(VOEN_B, "3HN8B5Q") == []
+        assert uow.authorities.seal_holder(VOEN_B, "6ZK4T2P") is None
 
 
 def test_authorities_round_trip_and_audit(seeded: Database) -> None:
