@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -319,8 +319,17 @@ class ConnectionSession(Session):
         try:
             super().close()
         finally:
-            # Rolls back what is still open and returns the connection to the pool.
-            self.core.close()
+            core = self.core
+            # What is still open is rolled back here, through the connection's own error
+            # handling, not by the pool's reset on return: a rollback that fails (the server
+            # went away mid-transaction) then discards the connection quietly instead of the
+            # pool logging "Exception during reset" with a traceback for a handled outage.
+            if core.in_transaction() and not core.invalidated:
+                try:
+                    core.rollback()
+                except SQLAlchemyError:
+                    core.invalidate()
+            core.close()
 
 
 class RequestTransaction:
