@@ -9,13 +9,20 @@ wrap them in its own InternalError and lose the fault code).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from lxml import etree
 from spyne import MethodContext
+from spyne.descriptor import BODY_STYLE_BARE
 from spyne.server import ServerBase
 
 from gateway.domain.errors import GatewayError, InternalError
+from gateway.soap.writer import AnswerWriter
+
+#: The answers worth writing without spyne's serializer (issue #10): the signed request path's
+#: two hot operations. Every other answer is spyne's.
+HOT_ANSWERS = ("FindPerson", "SubmitRegistration")
 
 
 class Scope(Protocol):
@@ -27,10 +34,19 @@ class Scope(Protocol):
 
 
 class SpyneDispatcher:
-    def __init__(self, application: Any) -> None:
+    def __init__(self, application: Any, hot_answers: Iterable[str] = HOT_ANSWERS) -> None:
         self._server = ServerBase(application)
         self._protocol = application.in_protocol
         self._out = application.out_protocol
+        interface = application.interface
+        tns = interface.get_tns()
+        messages = [
+            descriptor.out_message
+            for name in hot_answers
+            for descriptor in interface.service_method_map.get(f"{{{tns}}}{name}", ())
+            if descriptor.body_style is BODY_STYLE_BARE
+        ]
+        self.writer = AnswerWriter(self._out, messages, interface.nsmap, tns)
 
     def call(self, payload: etree._Element, scope: Scope) -> etree._Element:
         ctx = MethodContext(self._server, MethodContext.SERVER)
@@ -55,6 +71,9 @@ class SpyneDispatcher:
             raise scope.error
         if ctx.out_error is not None:
             raise InternalError(f"operation failed: {ctx.out_error!r}")
+        written = self.writer.write(ctx.descriptor.out_message, ctx.out_object[0])
+        if written is not None:
+            return written
         self._out.serialize(ctx, message=self._out.RESPONSE)
         if ctx.out_error is not None:
             raise InternalError(f"response cannot be serialised: {ctx.out_error!r}")
