@@ -18,11 +18,13 @@ from spyne.descriptor import BODY_STYLE_BARE
 from spyne.server import ServerBase
 
 from gateway.domain.errors import GatewayError, InternalError
+from gateway.soap.reader import RequestReader
 from gateway.soap.writer import AnswerWriter
 
-#: The answers worth writing without spyne's serializer (issue #10): the signed request path's
-#: two hot operations. Every other answer is spyne's.
-HOT_ANSWERS = ("FindPerson", "SubmitRegistration")
+#: The operations whose requests and answers are worth reading and writing without spyne's
+#: generic machinery (issue #10): the signed request path's two hot ones. Every other request
+#: and answer is spyne's.
+HOT_OPERATIONS = ("FindPerson", "SubmitRegistration")
 
 
 class Scope(Protocol):
@@ -34,19 +36,21 @@ class Scope(Protocol):
 
 
 class SpyneDispatcher:
-    def __init__(self, application: Any, hot_answers: Iterable[str] = HOT_ANSWERS) -> None:
+    def __init__(self, application: Any, hot_operations: Iterable[str] = HOT_OPERATIONS) -> None:
         self._server = ServerBase(application)
         self._protocol = application.in_protocol
         self._out = application.out_protocol
         interface = application.interface
         tns = interface.get_tns()
-        messages = [
-            descriptor.out_message
-            for name in hot_answers
+        descriptors = [
+            descriptor
+            for name in hot_operations
             for descriptor in interface.service_method_map.get(f"{{{tns}}}{name}", ())
             if descriptor.body_style is BODY_STYLE_BARE
         ]
-        self.writer = AnswerWriter(self._out, messages, interface.nsmap, tns)
+        self.reader = RequestReader(self._protocol, [d.in_message for d in descriptors])
+        self.writer = AnswerWriter(self._out, [d.out_message for d in descriptors],
+                                   interface.nsmap, tns)
 
     def call(self, payload: etree._Element, scope: Scope) -> etree._Element:
         ctx = MethodContext(self._server, MethodContext.SERVER)
@@ -59,7 +63,11 @@ class SpyneDispatcher:
         if not handles:
             raise GatewayError("unknown operation", code="Client.Operation.Unknown")
         ctx.descriptor = handles[0]
-        self._server.get_in_object(ctx)
+        read = self.reader.read(ctx.descriptor.in_message, payload)
+        if read is not None:
+            ctx.in_object = read  # what spyne's deserialize would have set
+        else:
+            self._server.get_in_object(ctx)
         if ctx.in_error is not None:
             raise GatewayError(
                 f"request cannot be read: {getattr(ctx.in_error, 'faultstring', ctx.in_error)}",
