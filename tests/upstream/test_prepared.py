@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+import requests
 from lxml import etree
 
 from gateway.domain.errors import UpstreamFault
 from gateway.domain.values import DocumentType
 from gateway.upstream.errors import UpstreamConfigurationError
 from gateway.upstream.population import NS, ZeepPopulationRegistry
-from gateway.upstream.transport import PreparedCall
+from gateway.upstream.transport import BoundedTransport, PreparedCall
 from gateway.wsgi_server import RunningServer, WsgiApp
 
 from .conftest import POPULATION_WSDL
@@ -148,3 +149,15 @@ def test_a_field_zeep_does_not_write_cannot_be_prepared(
                      ("documentType", "fin", "surname"))
     with pytest.raises(UpstreamConfigurationError):
         PreparedCall(registry._client, registry._service, "NoSuchOperation", ("fin",))
+
+
+def test_a_transport_keeps_a_pool_per_address_and_refuses_a_ninth(dead_url: str) -> None:
+    transport = BoundedTransport(connect_timeout=1.0, read_timeout=1.0)
+    for n in range(8):  # nothing listens: each post fails to connect, but has its pool
+        with pytest.raises(requests.exceptions.ConnectionError):
+            transport.post(f"{dead_url}/service-{n}", b"<x/>", {})
+    assert len(transport._routes) == 8
+    with pytest.raises(UpstreamConfigurationError):
+        transport.post(f"{dead_url}/service-8", b"<x/>", {})
+    with pytest.raises(requests.exceptions.ConnectionError):  # a known one still goes out
+        transport.post(f"{dead_url}/service-0", b"<x/>", {})
