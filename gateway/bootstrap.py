@@ -282,7 +282,8 @@ def build_gateway(
     )
     verifier = EnvelopeVerifier(trust, policy_for(settings), None, clock)
     mapping = IdentityMapping(seal_policy_oid=settings.seal_policy_oid)
-    actors = ActorFactory(mapping, settings.trusted_systems)
+    actors = ActorFactory(mapping, settings.trusted_systems,
+                          identity_memo_entries=settings.certificate_identity_memo_entries)
     authorities = AuthorityService(uow, registry, clock, settings.max_page_size,
                                    mapping.card_number_source,
                                    noted_signatures=Recent(settings.signature_note_seconds))

@@ -99,6 +99,9 @@ class Settings:
     database_pool_size: int = 10
     person_reuse_seconds: int = 10
     person_reuse_max_entries: int = 10_000
+    # Signer certificates whose identity (FIN, VÖEN, seal authority, card number) is kept once
+    # read, per process (0: read on every request); validation is never skipped.
+    certificate_identity_memo_entries: int = 4096
     # System certificates (e.g. the e-gov portal) allowed to act for the person in X-Road userId,
     # for read-only operations; matched on organizationIdentifier (TINAZ-<VÖEN>).
     trusted_systems: tuple[str, ...] = ()
@@ -268,6 +271,8 @@ class Settings:
         if not 0 <= self.person_reuse_seconds <= 300 or self.person_reuse_max_entries < 1:
             problems.append("person_reuse_seconds must be 0..300 and person_reuse_max_entries"
                             " >= 1")
+        if not 0 <= self.certificate_identity_memo_entries <= 1_000_000:
+            problems.append("certificate_identity_memo_entries must be 0..1000000")
         if not 1 <= self.max_page_size <= 1000:
             problems.append("max_page_size must be 1..1000")
         if self.optimize_every_seconds < 0:

@@ -16,6 +16,8 @@ it. Identity extraction does not validate the certificate: do that first (:mod:`
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -161,6 +163,41 @@ def extract_identity(
         fingerprint_sha256=fingerprint_sha256(certificate),
         policy_oids=policies,
     )
+
+
+class IdentityMemo:
+    """:func:`extract_identity` remembered per certificate, for the request path.
+
+    An identity is a function of the certificate's bytes and the mapping alone, so the same
+    card signing all day is read once (issue #10: the subject and policy walk cost more than
+    the rest of the actor step). Entries are keyed by the certificate itself, whose hash and
+    equality are its DER encoding, so a different certificate is never mistaken for a known
+    one. It saves only the reading: the caller still reads an identity only from a
+    certificate the verifier validated for this request (path, revocation, signature), and a
+    certificate refused here (``CertificateError``) is not remembered. At most
+    ``max_entries`` (least recently used out); 0 remembers nothing."""
+
+    def __init__(self, mapping: IdentityMapping = IdentityMapping(), max_entries: int = 4096):
+        if max_entries < 0:
+            raise ConfigurationError("max_entries must be >= 0")
+        self.mapping = mapping
+        self.max_entries = max_entries
+        self._entries: OrderedDict[x509.Certificate, CertificateIdentity] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, certificate: x509.Certificate) -> CertificateIdentity:
+        with self._lock:
+            identity = self._entries.get(certificate)
+            if identity is not None:
+                self._entries.move_to_end(certificate)
+                return identity
+        identity = extract_identity(certificate, self.mapping)
+        if self.max_entries:
+            with self._lock:
+                self._entries[certificate] = identity
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return identity
 
 
 def _single(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:

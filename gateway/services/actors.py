@@ -15,7 +15,7 @@ from cryptography.x509 import Certificate
 
 from gateway.domain.errors import NotAuthorized, ValidationFailed
 from gateway.domain.model import Actor, CredentialKind
-from signing.identity import CertificateIdentity, IdentityMapping, extract_identity
+from signing.identity import CertificateIdentity, IdentityMapping, IdentityMemo
 
 READ_ONLY_OPERATIONS = frozenset({
     "GetInsurer", "ListEServices", "ListLocalOffices", "ListAuthorities", "FindPerson",
@@ -42,9 +42,13 @@ class ActorFactory:
         self,
         mapping: IdentityMapping,
         trusted_systems: Iterable[str] = (),
+        *,
+        identity_memo_entries: int = 4096,
     ) -> None:
+        """``identity_memo_entries``: certificates whose identity is remembered (0: none)."""
         self.mapping = mapping
         self.trusted_systems = frozenset(trusted_systems)
+        self._identity = IdentityMemo(mapping, identity_memo_entries)
 
     def from_certificate(
         self,
@@ -61,7 +65,7 @@ class ActorFactory:
         X-Road member of the signer's organisation (the certificate's VÖEN) or of the insurer
         it acts for; a system's from its own member. Any other member is refused: the header
         names who sent the message and must not claim a third organisation."""
-        identity = extract_identity(certificate, self.mapping)
+        identity = self._identity(certificate)
         if identity.fin:
             _bind_client(client_member, {identity.voen, acting_for})
             return self._person(identity, certificate, kind)

@@ -7,14 +7,19 @@
   worker), a cap on the answer's size, and contracts loaded from local files only: the WSDL is
   ours, never fetched from the peer;
 * :func:`load_client` -- a zeep client from a local WSDL, bound to the configured endpoint;
+* :class:`PreparedCall` -- one operation's request as zeep builds it, built once, each call
+  filling its values into a copy (the hot registry lookup);
 * :func:`translate` -- any zeep/requests/lxml exception → the most specific
   :mod:`gateway.upstream.errors` error; SOAP faults go through a service-specific mapper first.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +29,7 @@ import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
+from zeep.wsdl.utils import etree_to_string
 
 from gateway.upstream.errors import (
     UpstreamConfigurationError,
@@ -36,6 +42,7 @@ from gateway.upstream.errors import (
 __all__ = [
     "BoundedTransport",
     "FaultMapper",
+    "PreparedCall",
     "check_endpoint",
     "fault_detail",
     "load_client",
@@ -44,6 +51,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+_MAX_ROUTES = 8
 
 #: Maps a SOAP fault to a specific error, or returns None for "no better name than a fault".
 FaultMapper = Callable[[zeep.exceptions.Fault], UpstreamError | None]
@@ -91,20 +99,43 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_response_bytes = max_response_bytes
-        self._pool = urllib3.PoolManager(
-            num_pools=4, maxsize=pool_size, block=False, retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            headers={"User-Agent": "dsmf-gateway"},
-        )
+        self._pool_options: dict[str, Any] = {
+            "maxsize": pool_size, "block": False, "retries": False,
+            "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            "headers": {"User-Agent": "dsmf-gateway"},
+        }
+        # One urllib3 pool per peer address, found by a dict lookup: a PoolManager would parse
+        # the URL and build a pool key on every post (issue #10: a tenth of the call's CPU). A
+        # transport serves the one service address its client is bound to; the bound below
+        # only stops a misconfiguration from growing it.
+        self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
+        self._routes_lock = threading.Lock()
+
+    def _route(self, address: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        route = self._routes.get(address)
+        if route is not None:
+            return route
+        with self._routes_lock:
+            route = self._routes.get(address)
+            if route is None:
+                if len(self._routes) >= _MAX_ROUTES:
+                    raise UpstreamConfigurationError(
+                        f"a transport posts to at most {_MAX_ROUTES} addresses")
+                url = urllib3.util.parse_url(address)
+                route = (urllib3.connection_from_url(address, **self._pool_options),
+                         url.request_uri)
+                self._routes[address] = route
+            return route
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         deadline = time.monotonic() + self.connect_timeout + self.read_timeout
         body = message.encode() if isinstance(message, str) else message
         try:
-            response = self._pool.urlopen(
-                "POST", address, body=body, headers={"User-Agent": "dsmf-gateway", **headers},
+            pool, path = self._route(address)
+            response = pool.urlopen(
+                "POST", path, body=body, headers={"User-Agent": "dsmf-gateway", **headers},
                 redirect=False,  # a SOAP peer answers where it was asked
-                preload_content=False,
+                assert_same_host=False, preload_content=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise _as_requests_error(exc) from exc
@@ -206,6 +237,87 @@ def load_client(wsdl_path: Path, transport: BoundedTransport) -> zeep.Client:
         return zeep.Client(str(wsdl_path), transport=transport, settings=zeep_settings())
     except (OSError, zeep.exceptions.Error, etree.LxmlError) as exc:
         raise UpstreamConfigurationError(f"cannot load {wsdl_path}: {exc}") from exc
+
+
+class PreparedCall:
+    """One operation's request as zeep builds it, built once; each call fills its values into a
+    copy of it.
+
+    zeep is still the door: at start-up it builds the operation's envelope and HTTP headers
+    from the contract (its plugins, WS-Addressing and WS-Security included, exactly as its
+    service proxy would send them), with a unique marker as each value. A call copies that
+    envelope, sets each value as the text of the element that held its marker (lxml escapes
+    it when serialising) and posts it through the client's transport, as zeep's own send would
+    (issue #10: zeep's per-call proxy, binding and serialisation cost more CPU than the HTTP
+    exchange). Only string values that zeep writes as element text can be prepared: anything
+    else (a marker zeep transformed, put in an attribute, or wrote twice) is refused when
+    preparing, so a prepared call never sends what zeep would not have sent."""
+
+    __slots__ = ("_slots", "_template", "_transport", "address", "headers", "operation")
+
+    def __init__(self, client: zeep.Client, service: Any, operation: str,
+                 fields: Sequence[str]) -> None:
+        self.operation = operation
+        markers = {f"dsmf-prepared-{uuid.uuid4().hex}": name for name in fields}
+        try:
+            envelope, headers = service._binding._create(  # what Client.create_message uses
+                operation, (), {name: marker for marker, name in markers.items()},
+                client=client, options=service._binding_options,
+            )
+        except (zeep.exceptions.Error, TypeError, ValueError) as exc:
+            raise UpstreamConfigurationError(f"cannot prepare {operation}: {exc}") from exc
+        slots: dict[str, tuple[int, ...]] = {}
+        for element in envelope.iter():
+            leftovers = [element.tail, *element.attrib.values()]
+            if any(value and "dsmf-prepared-" in value for value in leftovers):
+                raise UpstreamConfigurationError(f"cannot prepare {operation}: a value is not"
+                                                 " the text of an element")
+            name = markers.get(element.text or "")
+            if name is None:
+                if element.text and "dsmf-prepared-" in element.text:
+                    raise UpstreamConfigurationError(f"cannot prepare {operation}: zeep"
+                                                     " transforms a value")
+                continue
+            if name in slots or len(element):
+                raise UpstreamConfigurationError(f"cannot prepare {operation}: {name} is"
+                                                 " not written once as an element's text")
+            slots[name] = _path(element)
+        if set(slots) != set(fields):
+            raise UpstreamConfigurationError(f"cannot prepare {operation}: zeep does not write"
+                                             f" {sorted(set(fields) - set(slots))}")
+        self._template = envelope
+        self._slots = tuple(slots.items())
+        self._transport = client.transport
+        self.address: str = service._binding_options["address"]
+        self.headers: dict[str, str] = dict(headers)
+
+    def message(self, **values: str) -> bytes:
+        """The request zeep would serialise for these values (every prepared field, a str)."""
+        if len(values) != len(self._slots):
+            raise TypeError(f"{self.operation} takes {[name for name, _ in self._slots]}")
+        envelope = copy.deepcopy(self._template)
+        for name, path in self._slots:
+            value = values[name]
+            if not isinstance(value, str):
+                raise TypeError(f"{self.operation}: {name} must be a str")
+            element = envelope
+            for index in path:
+                element = element[index]
+            element.text = value  # lxml refuses what XML cannot hold, as zeep's would
+        return bytes(etree_to_string(envelope))
+
+    def post(self, **values: str) -> Any:
+        """Sends the request and returns the raw answer (zeep's ``raw_response``)."""
+        return self._transport.post(self.address, self.message(**values), self.headers)
+
+
+def _path(element: etree._Element) -> tuple[int, ...]:
+    path: list[int] = []
+    parent = element.getparent()
+    while parent is not None:
+        path.append(parent.index(element))
+        element, parent = parent, parent.getparent()
+    return tuple(reversed(path))
 
 
 def service_proxy(

@@ -8,6 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from signing.errors import CertificateError, ConfigurationError
@@ -15,6 +16,7 @@ from signing.identity import (
     SEAL_AUTHORITY_POLICY_OID,
     CardNumberSource,
     IdentityMapping,
+    IdentityMemo,
     card_number_of,
     extract_identity,
 )
@@ -133,3 +135,50 @@ def test_mapping_from_config() -> None:
         IdentityMapping.from_config({"seal_policy_oid": "not an oid"})
     with pytest.raises(ConfigurationError):
         IdentityMapping.from_config({"card_number_source": "phase of the moon"})
+
+
+# -- the memo of the request path ---------------------------------------------------------------
+
+
+def test_the_memo_answers_what_extract_identity_answers_for_every_certificate(
+    pki: TestPki,
+) -> None:
+    memo = IdentityMemo(IdentityMapping(), max_entries=2)
+    names = [*pki.identities, *pki.identities]  # twice: misses, evictions and hits
+    for name in names:
+        certificate = pki.identities[name].certificate
+        # a fresh object with the same bytes, as a later request's token decodes to
+        fresh = x509.load_der_x509_certificate(certificate.public_bytes(Encoding.DER))
+        assert memo(certificate) == extract_identity(certificate)
+        assert memo(fresh) == extract_identity(fresh)
+    assert len(memo._entries) == 2
+
+
+def test_the_memo_never_mistakes_one_certificate_for_another(pki: TestPki) -> None:
+    memo = IdentityMemo()
+    director = memo(pki.identities["director"].certificate)
+    deputy = memo(pki.identities["deputy"].certificate)
+    assert director.fin == "6ZK4T2P" and deputy.fin == "3HN8B5Q"
+    # the same subject under another key and serial is another certificate
+    reissued = _cert_with(list(pki.identities["director"].certificate.subject))
+    assert memo(reissued).card_number == "ABC"
+    assert memo(pki.identities["director"].certificate) == director
+
+
+def test_the_memo_keeps_its_mapping_and_refusals_are_not_remembered(pki: TestPki) -> None:
+    other_seal = IdentityMemo(IdentityMapping(seal_policy_oid="1.2.3.4"))
+    assert other_seal(pki.identities["director"].certificate).seal_authority is False
+    memo = IdentityMemo()
+    malformed = _cert_with([x509.NameAttribute(NameOID.SERIAL_NUMBER, "PNOAZ-12")])
+    for _ in range(2):
+        with pytest.raises(CertificateError):
+            memo(malformed)
+    assert malformed not in memo._entries
+
+
+def test_a_memo_of_zero_remembers_nothing(pki: TestPki) -> None:
+    memo = IdentityMemo(max_entries=0)
+    assert memo(pki.identities["deputy"].certificate).fin == "3HN8B5Q"
+    assert len(memo._entries) == 0
+    with pytest.raises(ConfigurationError):
+        IdentityMemo(max_entries=-1)
