@@ -170,31 +170,38 @@ def _person_answer(answer: Any, map_fault: FaultMapper) -> PersonRecord:
 
 
 def _person(person: etree._Element) -> PersonRecord:
-    def text(parent: etree._Element, name: str) -> str | None:
-        return parent.findtext(f"{{{NS}}}{name}")
+    # One pass over each level's children instead of a findtext per field (issue #10: twenty
+    # namespaced path look-ups were 0.05 ms of the call). Like findtext, the first child of a
+    # name counts and an empty element reads as "".
+    fields = _children(person)
 
-    def required(parent: etree._Element, name: str) -> str:
+    def text(parent: dict[str, etree._Element], name: str) -> str | None:
+        element = parent.get(f"{{{NS}}}{name}")
+        return None if element is None else element.text or ""
+
+    def required(parent: dict[str, etree._Element], name: str) -> str:
         value = text(parent, name)
         if value is None:
             raise KeyError(f"no {name}")
         return value
 
-    def child(name: str) -> etree._Element:
-        element = person.find(f"{{{NS}}}{name}")
+    def child(name: str) -> dict[str, etree._Element]:
+        element = fields.get(f"{{{NS}}}{name}")
         if element is None:
             raise KeyError(f"no {name}")
-        return element
+        return _children(element)
 
+    person_ = fields
     document, address = child("document"), child("registrationAddress")
     expiry = text(document, "expiryDate")
     return PersonRecord(
-        fin=required(person, "fin"),
-        surname=required(person, "surname"),
-        name=required(person, "name"),
-        patronymic=text(person, "patronymic"),
-        birth_date=_date(required(person, "birthDate")),
-        sex=Sex(required(person, "sex")),
-        citizenship=required(person, "citizenship"),
+        fin=required(person_, "fin"),
+        surname=required(person_, "surname"),
+        name=required(person_, "name"),
+        patronymic=text(person_, "patronymic"),
+        birth_date=_date(required(person_, "birthDate")),
+        sex=Sex(required(person_, "sex")),
+        citizenship=required(person_, "citizenship"),
         document=IdentityDocument(
             document_type=DocumentType(required(document, "documentType")),
             number=required(document, "number"),
@@ -211,8 +218,18 @@ def _person(person: etree._Element) -> PersonRecord:
             apartment=text(address, "apartment"),
             postal_code=text(address, "postalCode"),
         ),
-        birth_place=text(person, "birthPlace"),
+        birth_place=text(person_, "birthPlace"),
     )
+
+
+def _children(parent: etree._Element) -> dict[str, etree._Element]:
+    """``parent``'s child elements by tag, the first of each name (as ``find`` finds it)."""
+    found: dict[str, etree._Element] = {}
+    for element in parent:
+        tag = element.tag
+        if isinstance(tag, str) and tag not in found:
+            found[tag] = element
+    return found
 
 
 def _date(value: str) -> date:

@@ -223,3 +223,46 @@ def test_any_fin_keeps_the_demo_people_as_they_are(
         any_fin_registry.find_person(DocumentType.ID_CARD, NOT_FOUND_FIN)
     with pytest.raises(PersonNotFoundUpstream):  # a demo person's FIN with another document
         any_fin_registry.find_person(DocumentType.TEMPORARY_RESIDENCE_PERMIT, "6ZK4T2P")
+
+
+def test_a_person_answer_is_read_as_findtext_reads_it(
+    serve: Callable[[WsgiApp], RunningServer],
+) -> None:
+    # The answer is read in one pass per level: the first element of a name counts, an empty
+    # one reads as "", comments are skipped; a missing required
+    # field is an answer outside the contract.
+    ns = "urn:az:iamas:population-registry:v1"
+
+    def person(extra: str = "", document: str = "<p:number>1234567</p:number>") -> bytes:
+        return (
+            '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+            f'<p:GetPersonByDocumentResponse xmlns:p="{ns}"><p:person><!-- c -->'
+            "<p:fin>5GH3J7K</p:fin><p:surname>Nəsibova</p:surname><p:surname>Other</p:surname>"
+            f"<p:name>Şəhla</p:name><p:patronymic/>{extra}<p:birthDate>1990-01-02</p:birthDate>"
+            "<p:sex>F</p:sex><p:citizenship>AZE</p:citizenship><p:document>"
+            f"<p:documentType>ID_CARD</p:documentType>{document}"
+            "<p:issueDate>2020-01-01</p:issueDate><p:issuer>ASAN</p:issuer></p:document>"
+            "<p:registrationAddress><p:region>Bakı</p:region><p:cityOrDistrict>Nəsimi"
+            "</p:cityOrDistrict><p:street>Azadlıq</p:street><p:house>1</p:house>"
+            "</p:registrationAddress></p:person></p:GetPersonByDocumentResponse></s:Body>"
+            "</s:Envelope>"
+        ).encode()
+
+    answers = [person(), person(document="")]
+
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        body = answers.pop(0)
+        start_response("200 OK", [("Content-Type", "text/xml; charset=utf-8"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = serve(app)
+    registry = ZeepPopulationRegistry(POPULATION_WSDL, server.url.rstrip("/") + PATH, retries=0)
+    found = registry.find_person(DocumentType.ID_CARD, "5GH3J7K")
+    assert (found.surname, found.name, found.patronymic, found.birth_place) == (
+        "Nəsibova", "Şəhla", "", None)
+    assert found.document.number == "1234567" and found.document.series is None
+    assert found.registration_address is not None
+    assert found.registration_address.street == "Azadlıq"
+    with pytest.raises(UpstreamFault):
+        registry.find_person(DocumentType.ID_CARD, "5GH3J7K")  # no document number
