@@ -320,6 +320,38 @@ def test_resilience_unit_backoff_is_bounded_and_only_idempotent_calls_retry() ->
     assert calls == 1
 
 
+def test_resilience_unit_a_retry_after_the_first_attempt_keeps_tenacitys_schedule() -> None:
+    # The first attempt runs outside tenacity; the retries that follow it still wait as
+    # attempt 1, 2, ... of tenacity's exponential schedule (the first wait at most `backoff`).
+    breaker = CircuitBreaker("x", failure_threshold=100)
+    sleeps: list[float] = []
+    resilience = Resilience(breaker, retries=3, backoff=0.5, max_backoff=4.0,
+                            sleep=sleeps.append)
+    for _ in range(50):
+        calls = 0
+
+        def flaky() -> str:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise UpstreamUnavailable("down")
+            return "answer"
+
+        sleeps.clear()
+        assert resilience.call(flaky, idempotent=True) == "answer"
+        assert calls == 3 and len(sleeps) == 2
+        assert 0 <= sleeps[0] <= 0.5 and 0 <= sleeps[1] <= 1.0
+    assert breaker.state is CircuitState.CLOSED and breaker._failures == 0
+
+    def wrong() -> None:
+        raise UpstreamFault("not retried")
+
+    sleeps.clear()
+    with pytest.raises(UpstreamFault):
+        resilience.call(wrong, idempotent=True)
+    assert sleeps == []
+
+
 # -- configuration errors never leak third-party exceptions -----------------------------------
 
 
