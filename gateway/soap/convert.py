@@ -11,6 +11,14 @@ from gateway.domain.values import Address, Contacts
 from gateway.messages import DEFAULT_LOCALE, notes
 from gateway.services.registration import outcome_message
 from gateway.soap import models as m
+from gateway.soap.instances import builder
+
+# The hot answers' objects, built as spyne's constructor builds them but without its per-field
+# machinery (gateway.soap.instances; issue #10).
+_Address = builder(m.Address)
+_Person = builder(m.Person)
+_IdentityDocument = builder(m.IdentityDocument)
+_ApplicationResult = builder(m.ApplicationResult)
 
 
 def to_address(value: Any) -> Address | None:
@@ -29,7 +37,7 @@ def to_address(value: Any) -> Address | None:
 def from_address(value: Address | None) -> m.Address | None:
     if value is None:
         return None
-    return m.Address(
+    return _Address(
         region=value.region,
         cityOrDistrict=value.city_or_district,
         street=value.street,
@@ -59,7 +67,7 @@ def from_person(person: dm.PersonRecord | None) -> m.Person | None:
     if person is None:
         return None
     doc = person.document
-    return m.Person(
+    return _Person(
         fin=person.fin,
         surname=person.surname,
         name=person.name,
@@ -68,7 +76,7 @@ def from_person(person: dm.PersonRecord | None) -> m.Person | None:
         birthPlace=person.birth_place,
         sex=person.sex.value,
         citizenship=person.citizenship,
-        document=m.IdentityDocument(
+        document=_IdentityDocument(
             documentType=doc.document_type.value,
             series=doc.series,
             number=doc.number,
@@ -86,7 +94,7 @@ def answer_time(value: datetime) -> datetime:
 
 def application_result(app: dm.Application, message: str | None = None,
                        locale: str = DEFAULT_LOCALE) -> m.ApplicationResult:
-    return m.ApplicationResult(
+    return _ApplicationResult(
         applicationId=app.application_id,
         status=app.status.value,
         ssn=app.ssn,

@@ -13,6 +13,12 @@ from gateway.soap import convert
 from gateway.soap import models as m
 from gateway.soap.endpoint import Operation, RequestScope
 from gateway.soap.faults import TNS
+from gateway.soap.instances import builder
+
+# The hot answers, built without spyne's per-field constructor (gateway.soap.instances).
+_FindPersonResponse = builder(m.FindPersonResponse)
+_ExistingInsured = builder(m.ExistingInsured)
+_SubmitRegistrationResponse = builder(m.SubmitRegistrationResponse)
 
 
 def registration_data(request: Any) -> RegistrationData:
@@ -67,15 +73,15 @@ def operations(services: Any) -> dict[str, Operation]:
             scope.actor, request.voen, DocumentType(request.documentType), request.fin
         )
         if isinstance(found, PersonFound):
-            return m.FindPersonResponse(
+            return _FindPersonResponse(
                 outcome="FOUND",
                 person=convert.from_person(found.person),
                 registrationAddress=convert.from_address(found.person.registration_address),
             )
         insured = found.insured
-        return m.FindPersonResponse(
+        return _FindPersonResponse(
             outcome="SSN_EXISTS",
-            existingInsured=m.ExistingInsured(
+            existingInsured=_ExistingInsured(
                 surname=insured.surname, name=insured.name, patronymic=insured.patronymic,
                 ssn=insured.ssn,
             ),
@@ -104,7 +110,7 @@ def operations(services: Any) -> dict[str, Operation]:
                     code="Client.Validation.Application",
                 )
             app = reg.submit(scope.actor, request.voen, data=registration_data(request))
-        return m.SubmitRegistrationResponse(
+        return _SubmitRegistrationResponse(
             result=convert.application_result(app, locale=scope.locale))
 
     def confirm(scope: RequestScope, request: Any) -> m.ConfirmDraftResponse:
