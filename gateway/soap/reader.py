@@ -27,6 +27,8 @@ from spyne import Boolean, ComplexModelBase, Unicode
 from spyne.protocol._inbase import InProtocolBase
 from spyne.protocol.xml import XmlDocument
 
+from gateway.soap.instances import builder
+
 __all__ = ["RequestReader"]
 
 
@@ -48,6 +50,9 @@ class _Field:
 class _Plan:
     cls: Any
     fields: dict[str, _Field]  # by the child element's tag
+    #: The empty instance spyne's get_deserialization_instance makes, made faster where it can
+    #: be (``gateway.soap.instances``).
+    new: Any
 
 
 class _Unreadable(Exception):
@@ -109,7 +114,16 @@ class RequestReader:
                 return None
             fields[f"{{{namespace}}}{name}"] = _Field(name, kind, bool(attrs.empty_is_none),
                                                        nested)
-        return _Plan(cls, fields)
+        return _Plan(cls, fields, _new_instance(cls))
+
+
+def _new_instance(cls: Any) -> Any:
+    """``cls.get_deserialization_instance(None)``: ``cls()``, or its original's for a
+    customized class; built by :func:`builder` unless the class has its own way."""
+    own = getattr(cls.get_deserialization_instance, "__func__", None)
+    if own is not ComplexModelBase.get_deserialization_instance.__func__:  # type: ignore[attr-defined]
+        return lambda: cls.get_deserialization_instance(None)
+    return builder(cls if cls.__orig__ is None else cls.__orig__)
 
 
 def _plain_complex(protocol: XmlDocument, cls: Any) -> bool:
@@ -145,7 +159,7 @@ def _kind(protocol: XmlDocument, field_type: Any) -> _Kind | None:
 def _read(plan: _Plan, element: etree._Element) -> Any:
     if element.attrib:
         raise _Unreadable("attributes")
-    instance = plan.cls.get_deserialization_instance(None)
+    instance = plan.new()
     given: set[str] = set()
     for child in element:
         field = plan.fields.get(child.tag)  # type: ignore[arg-type]
