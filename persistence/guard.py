@@ -95,18 +95,24 @@ def _alone(conn: Connection, write: Callable[[], bool]) -> bool:
         except Exception as error:  # noqa: BLE001 - re-raised wrapped (as in its commit)
             conn._handle_dbapi_exception(error, None, None, None, None)
     except BaseException:
-        # Rolled back here rather than by the pool's reset on return (which would log a
-        # traceback for a server that went away), and a connection whose rollback fails is
-        # discarded (as ConnectionSession.close does).
-        if not conn.invalidated:
-            try:
-                dialect.do_rollback(fairy)
-            except Exception:  # noqa: BLE001 - the original error matters more
-                conn.invalidate()
+        _end_quietly(conn)
         raise
     finally:
         fairy.info.pop(WROTE, None)  # what SQLAlchemy's commit and rollback events do
     return done
+
+
+def _end_quietly(conn: Connection) -> None:
+    """Rolls back what the driver has open on ``conn`` outside SQLAlchemy's ``Transaction``,
+    here rather than in the pool's reset on return (which logs "Exception during reset" with a
+    traceback for a server that has just gone away); a connection whose rollback fails is
+    discarded (as ``ConnectionSession.close`` does). The original error matters more."""
+    if conn.invalidated:
+        return
+    try:
+        conn.dialect.do_rollback(conn.connection)
+    except Exception:  # noqa: BLE001 - a lost connection: discarded, the caller's error stands
+        conn.invalidate()
 
 
 class SqlRequestLedger:
@@ -129,7 +135,13 @@ class SqlRequestLedger:
             # transaction of its own: a single SELECT reads a consistent state by itself (on
             # SQLite without taking the write lock that BEGIN IMMEDIATE would) (issue #10).
             with self.database.engine.connect() as conn:
-                rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
+                try:
+                    rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
+                finally:
+                    # psycopg opened a transaction for the SELECT: ended here, not by the
+                    # pool's reset on return, which logs a traceback when the server has just
+                    # gone away (a restart); a failed rollback discards the connection.
+                    _end_quietly(conn)
         if not rows:
             return None
         row = rows[0]
