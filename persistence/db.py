@@ -274,8 +274,14 @@ _WAL_ATTEMPTS = 100  # 5 s at most, like the busy timeout
 
 
 class ConnectionSession(Session):
-    """An ORM session over one pooled Core connection whose transaction has already begun, for
-    units of work (issue #10).
+    """An ORM session for units of work that checks out a pooled Core connection and begins
+    its transaction only at its first statement (issue #10).
+
+    A unit of work that runs no statement (an authorization that needs no read, a read served
+    from memory) sends nothing: no checkout, no ``BEGIN``, no ``ROLLBACK``, and on SQLite it
+    never takes the write lock or the writer turn. The first statement checks the connection
+    out and begins (``BEGIN IMMEDIATE`` on SQLite, as every transaction): an unreachable
+    database fails there, with the same storage error as any statement's.
 
     The request path's statements go to the driver's cursor of the connection
     (``persistence.driver``); most units of work never use the ORM. Until they do, this session
@@ -287,17 +293,46 @@ class ConnectionSession(Session):
     plain session, SAVEPOINTs included.
     """
 
-    def __init__(self, connection: Connection) -> None:
-        super().__init__(bind=connection, expire_on_commit=False, autoflush=False,
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(expire_on_commit=False, autoflush=False,
                          join_transaction_mode="control_fully")
-        self.core = connection
+        self._engine = engine
+        self.core: Connection | None = None  # checked out at the first statement
+
+    @property
+    def started(self) -> bool:
+        """True once a statement checked a connection out (it may have ended since)."""
+        return self.core is not None
+
+    def _begun(self) -> Connection:
+        """The connection, in a transaction: checked out and begun on first use, and begun
+        again after ``commit()`` or ``rollback()``."""
+        core = self.core
+        with translated():
+            if core is None:
+                core = self._engine.connect()
+                try:
+                    core.begin()
+                except BaseException:
+                    core.close()
+                    raise
+                self.core = core
+            elif not core.in_transaction():
+                core.begin()
+        return core
+
+    def get_bind(self, mapper: Any = None, *, clause: Any = None, bind: Any = None,
+                 **kw: Any) -> Engine | Connection:
+        # The ORM's one way to its connection (SQLAlchemy documents it as the hook): the ORM
+        # transaction then joins the connection's, begun here.
+        if bind is not None:
+            return bind  # type: ignore[no-any-return]
+        return self._begun()
 
     def connection(self, bind_arguments: Any = None,
                    execution_options: Any = None) -> Connection:
         if self._transaction is None and bind_arguments is None and execution_options is None:
-            if not self.core.in_transaction():  # after commit() or rollback(): a new one
-                self.core.begin()
-            return self.core
+            return self._begun()
         # In an ORM transaction the connection comes from it: a SAVEPOINT of begin_nested()
         # is emitted only there, on first use.
         return super().connection(bind_arguments, execution_options)
@@ -305,13 +340,15 @@ class ConnectionSession(Session):
     def commit(self) -> None:
         self.flush()  # no-op unless ORM objects are pending (which begins the ORM transaction)
         if self._transaction is None:
-            self.core.commit()
+            if self.core is not None:
+                self.core.commit()
         else:
             super().commit()
 
     def rollback(self) -> None:
         if self._transaction is None:
-            self.core.rollback()
+            if self.core is not None:
+                self.core.rollback()
         else:
             super().rollback()
 
@@ -319,17 +356,19 @@ class ConnectionSession(Session):
         try:
             super().close()
         finally:
-            core = self.core
-            # What is still open is rolled back here, through the connection's own error
-            # handling, not by the pool's reset on return: a rollback that fails (the server
-            # went away mid-transaction) then discards the connection quietly instead of the
-            # pool logging "Exception during reset" with a traceback for a handled outage.
-            if core.in_transaction() and not core.invalidated:
-                try:
-                    core.rollback()
-                except SQLAlchemyError:
-                    core.invalidate()
-            core.close()
+            core, self.core = self.core, None
+            if core is not None:
+                # What is still open is rolled back here, through the connection's own error
+                # handling, not by the pool's reset on return: a rollback that fails (the
+                # server went away mid-transaction) then discards the connection quietly
+                # instead of the pool logging "Exception during reset" with a traceback for a
+                # handled outage.
+                if core.in_transaction() and not core.invalidated:
+                    try:
+                        core.rollback()
+                    except SQLAlchemyError:
+                        core.invalidate()
+                core.close()
 
 
 class RequestTransaction:
@@ -391,6 +430,8 @@ _request_tx: ContextVar[RequestTransaction | None] = ContextVar("dsmf_request_tx
 def wrote(session: Session) -> bool:
     """True once the session's current transaction ran an INSERT, UPDATE or DELETE."""
     session.flush()
+    if isinstance(session, ConnectionSession) and not session.started:
+        return False  # ran no statement (and so checked out no connection)
     return bool(session.connection().info.get(WROTE))
 
 
@@ -446,16 +487,9 @@ class Database:
         return SqlUnitOfWork(self)
 
     def connection_session(self) -> ConnectionSession:
-        """A session on a pooled connection in a new transaction (``BEGIN`` sent: an
-        unreachable database fails here, not in the middle of a handler)."""
-        with translated():
-            connection = self.engine.connect()
-            try:
-                connection.begin()
-            except BaseException:
-                connection.close()
-                raise
-        return ConnectionSession(connection)
+        """A session whose connection is checked out, and its transaction begun, at its first
+        statement (``ConnectionSession``)."""
+        return ConnectionSession(self.engine)
 
     @contextmanager
     def request_transaction(self) -> Iterator[RequestTransaction]:

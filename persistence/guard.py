@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, delete, select
+from sqlalchemy import Connection, Delete, Select, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import Database, RequestTransaction
-from persistence.driver import prepared
+from persistence.driver import WROTE, prepared
 from persistence.errors import translated, translates
 from persistence.message_log import append_in, exchange_messages
 from persistence.tables import RequestLedgerRow
@@ -67,6 +67,54 @@ def _claim_statement(dialect: str) -> Any:
     ).returning(table.c.key)
 
 
+@functools.cache
+def _purge_statement() -> Delete:
+    table = _table()
+    return delete(table).where(table.c.expires_at < bindparam("now"))
+
+
+def _alone(conn: Connection, write: Callable[[], bool]) -> bool:
+    """``write()`` in one transaction of ``conn`` begun and ended straight through the dialect
+    (the engine's ``BEGIN IMMEDIATE`` and writer turn on SQLite), not through SQLAlchemy's
+    ``Transaction`` (its objects, events and bookkeeping: about a sixth of the Python calls
+    of a request's commit without writes, issue #10). Committed when ``write()`` returns True,
+    else rolled back. Driver errors of BEGIN and COMMIT go through the connection's own error
+    handling, as the statements' do (``persistence.driver``): the same wrapped errors, and a
+    lost connection is invalidated. ``write()`` must run its statements on the driver's cursor
+    (``persistence.driver``): a SQLAlchemy execution would begin a transaction of its own."""
+    fairy = conn.connection
+    dialect = conn.dialect
+    try:
+        dialect.do_begin(fairy)
+    except Exception as error:  # noqa: BLE001 - re-raised wrapped, as SQLAlchemy's begin does
+        conn._handle_dbapi_exception(error, None, None, None, None)
+    try:
+        done = write()
+        try:
+            (dialect.do_commit if done else dialect.do_rollback)(fairy)
+        except Exception as error:  # noqa: BLE001 - re-raised wrapped (as in its commit)
+            conn._handle_dbapi_exception(error, None, None, None, None)
+    except BaseException:
+        _end_quietly(conn)
+        raise
+    finally:
+        fairy.info.pop(WROTE, None)  # what SQLAlchemy's commit and rollback events do
+    return done
+
+
+def _end_quietly(conn: Connection) -> None:
+    """Rolls back what the driver has open on ``conn`` outside SQLAlchemy's ``Transaction``,
+    here rather than in the pool's reset on return (which logs "Exception during reset" with a
+    traceback for a server that has just gone away); a connection whose rollback fails is
+    discarded (as ``ConnectionSession.close`` does). The original error matters more."""
+    if conn.invalidated:
+        return
+    try:
+        conn.dialect.do_rollback(conn.connection)
+    except Exception:  # noqa: BLE001 - a lost connection: discarded, the caller's error stands
+        conn.invalidate()
+
+
 class SqlRequestLedger:
     def __init__(self, database: Database, *, purge_every: int = _PURGE_EVERY) -> None:
         self.database = database
@@ -87,7 +135,13 @@ class SqlRequestLedger:
             # transaction of its own: a single SELECT reads a consistent state by itself (on
             # SQLite without taking the write lock that BEGIN IMMEDIATE would) (issue #10).
             with self.database.engine.connect() as conn:
-                rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
+                try:
+                    rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
+                finally:
+                    # psycopg opened a transaction for the SELECT: ended here, not by the
+                    # pool's reset on return, which logs a traceback when the server has just
+                    # gone away (a restart); a failed rollback discards the connection.
+                    _end_quietly(conn)
         if not rows:
             return None
         row = rows[0]
@@ -143,18 +197,22 @@ class SqlRequestRecord:
         """The handler wrote nothing (a read such as FindPerson, a refusal, a transient failure
         whose writes were dropped): the ledger row and the log are the transaction's only
         writes, on one pooled connection without an ORM session (issue #10). The same
-        statements, the same one transaction (``BEGIN IMMEDIATE`` on SQLite, as every one)."""
+        statements, the same one transaction (``BEGIN IMMEDIATE`` on SQLite and the writer
+        turn, as every one)."""
         with translated():
             with self._ledger.database.engine.connect() as conn:
-                with conn.begin() as transaction:
-                    if claim is not None and not self._claim(conn, claim, answer):
-                        transaction.rollback()
-                    else:
-                        self._append(conn, exchange)
-                        return None
+                if _alone(conn, lambda: self._write(conn, exchange, claim, answer)):
+                    return None
         assert claim is not None
         # Lost the race: read the winner's record once this connection is back in the pool.
         return self._ledger.lookup(claim.key) or StoredAnswer(claim.content_digest, None, None)
+
+    def _write(self, conn: Connection, exchange: Exchange, claim: RequestClaim | None,
+               answer: tuple[bytes, int] | None) -> bool:
+        if claim is not None and not self._claim(conn, claim, answer):
+            return False
+        self._append(conn, exchange)
+        return True
 
     def _append(self, s: Session | Connection, exchange: Exchange) -> None:
         append_in(
@@ -164,8 +222,8 @@ class SqlRequestRecord:
             operation=exchange.operation, ids=False,
         )
         if self._ledger._purge_due():
-            table = _table()
-            s.execute(delete(table).where(table.c.expires_at < datetime.now(UTC)))
+            conn = s if isinstance(s, Connection) else s.connection()
+            prepared(_purge_statement(), conn.dialect).run(conn, {"now": datetime.now(UTC)})
 
     @staticmethod
     def _claim(

@@ -94,8 +94,9 @@ class SqlUnitOfWork:
             with translated():
                 self._savepoint = session.begin_nested()
         else:
-            # A pooled connection in its transaction, with an ORM session over it for the
-            # repositories that need one (persistence.db.ConnectionSession).
+            # A pooled connection, checked out and begun at the first statement, with an ORM
+            # session over it for the repositories that need one (persistence.db
+            # .ConnectionSession): a unit of work that runs no statement sends nothing.
             session = self._database.connection_session()
         self._session = session
         options = self._database.options

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from gateway.domain.errors import Conflict, GatewayError, NotFound
 from gateway.domain.mobile import MobileKind, MobileState, MobileTransaction
@@ -367,15 +367,39 @@ def test_session_store_keeps_only_the_hash(seeded: Database) -> None:
 
 
 def test_unreachable_database_is_storage_unavailable() -> None:
+    """A unit of work connects at its first statement: that statement fails with the storage
+    error, whether it goes to the driver (the request path's reads) or through the ORM."""
     database = Database("postgresql+psycopg://nobody@127.0.0.1:9/none")
     try:
-        with pytest.raises(StorageUnavailable) as caught, database.unit_of_work():
-            pass
+        with pytest.raises(StorageUnavailable) as caught, database.unit_of_work() as uow:
+            uow.insured_persons.get("5GH3J7K")  # on the driver's cursor
         assert caught.value.code == "Server.Storage.Unavailable"
+        with pytest.raises(StorageUnavailable), database.unit_of_work() as uow:
+            uow.insurers.get(VOEN_A)  # an ORM query
         with pytest.raises(StorageUnavailable):
             database.ping()
     finally:
         database.dispose()
+
+
+def test_a_unit_of_work_that_runs_no_statement_sends_nothing(seeded: Database) -> None:
+    """No checkout, no BEGIN, no ROLLBACK (on SQLite no write lock) for a unit of work that
+    reads nothing, e.g. an authorization that needs no read; the next one works as before."""
+    sent: list[str] = []
+    seeded.watch_statements(lambda statement, _parameters: sent.append(statement))
+    begins: list[object] = []
+    event.listen(seeded.engine, "begin", begins.append)
+    checked_out = seeded.engine.pool.checkedout()  # type: ignore[attr-defined]
+    with seeded.unit_of_work() as uow:
+        assert seeded.engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
+        uow.commit()
+    with seeded.unit_of_work():
+        pass
+    assert sent == [] and begins == []
+    with seeded.unit_of_work() as uow:
+        assert uow.insurers.get(VOEN_A) is not None
+    assert len(begins) == 1 and sent
+    assert seeded.engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
 
 
 def test_no_sqlalchemy_error_escapes(seeded: Database) -> None:
