@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lxml import etree
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from gateway.soap.xroad import request_hash
 from persistence.db import Database
@@ -41,6 +41,7 @@ from tests.e2e.conftest import (
     signed_request,
 )
 from tests.e2e.test_one_transaction import Registry, submit_payload, synthetic_people
+from tests.log_faults import allow_log_inserts, refuse_log_inserts
 from tests.processes import clean_env, write_toml
 
 NS = {"soapenv": SOAP_ENV, "t": TNS}
@@ -172,24 +173,6 @@ def test_a_transient_fault_is_not_stored_and_the_retry_succeeds(
 
 
 # -- the message log is part of the transaction ---------------------------------------------------
-
-
-def refuse_log_inserts(database: Database) -> None:
-    with database.transaction() as s:
-        if database.dialect == "postgresql":
-            s.execute(text("CREATE FUNCTION test_refuse_log() RETURNS trigger AS $$ BEGIN "
-                           "RAISE EXCEPTION 'message log unavailable'; END $$ LANGUAGE plpgsql"))
-            s.execute(text("CREATE TRIGGER test_refuse_log BEFORE INSERT ON message_log "
-                           "FOR EACH ROW EXECUTE FUNCTION test_refuse_log()"))
-        else:
-            s.execute(text("CREATE TRIGGER test_refuse_log BEFORE INSERT ON message_log "
-                           "BEGIN SELECT RAISE(ABORT, 'message log unavailable'); END"))
-
-
-def allow_log_inserts(database: Database) -> None:
-    with database.transaction() as s:
-        s.execute(text("DROP TRIGGER test_refuse_log" +
-                       (" ON message_log" if database.dialect == "postgresql" else "")))
 
 
 def test_a_registration_whose_log_entry_cannot_be_written_is_not_done(stack: Stack) -> None:

@@ -14,6 +14,7 @@ from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import WROTE, Database
 from persistence.errors import StorageError
 from persistence.guard import SqlRequestLedger
+from tests.log_faults import allow_log_inserts, refuse_log_inserts
 
 
 def exchange(key: str) -> Exchange:
@@ -66,15 +67,7 @@ def test_expired_rows_are_purged_in_the_same_transaction(db: Database) -> None:
 
 
 def test_a_failed_log_insert_leaves_nothing_and_the_pool_works_on(db: Database) -> None:
-    with db.transaction() as s:
-        if db.dialect == "postgresql":
-            s.execute(text("CREATE FUNCTION test_refuse_log() RETURNS trigger AS $$ BEGIN "
-                           "RAISE EXCEPTION 'message log unavailable'; END $$ LANGUAGE plpgsql"))
-            s.execute(text("CREATE TRIGGER test_refuse_log BEFORE INSERT ON message_log "
-                           "FOR EACH ROW EXECUTE FUNCTION test_refuse_log()"))
-        else:
-            s.execute(text("CREATE TRIGGER test_refuse_log BEFORE INSERT ON message_log "
-                           "BEGIN SELECT RAISE(ABORT, 'message log unavailable'); END"))
+    refuse_log_inserts(db)
     ledger = SqlRequestLedger(db)
     key = f"k-{uuid.uuid4()}"
     with pytest.raises(StorageError) as caught:
@@ -82,8 +75,6 @@ def test_a_failed_log_insert_leaves_nothing_and_the_pool_works_on(db: Database) 
     assert caught.value.code.startswith("Server.Storage")
     assert rows(db) == ([], [])  # the claim was rolled back with the log
     assert no_connection_marked_as_written(db)
-    with db.transaction() as s:
-        s.execute(text("DROP TRIGGER test_refuse_log" +
-                       (" ON message_log" if db.dialect == "postgresql" else "")))
+    allow_log_inserts(db)
     assert commit(ledger, key) is None  # the same key, now that the log works
     assert rows(db) == ([key], [(key, "IN"), (key, "OUT")])
