@@ -59,6 +59,11 @@ class Prepared:
                  keys: Sequence[str] | None = None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
         self.sql = compiled.string
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            # A Python-side column default (or onupdate) is computed by SQLAlchemy per
+            # execution; sent from here it would be written as NULL.
+            raise StorageError(f"cannot prepare {self.sql!r}: a column default is computed in"
+                               " Python")
         self.writes = bool(compiled.isinsert or compiled.isupdate or compiled.isdelete)
         binds = compiled.binds
         names = list(compiled.positiontup) if compiled.positional and compiled.positiontup \
@@ -108,8 +113,6 @@ class Prepared:
 
     def _run(self, conn: Connection, params: Any, *, many: bool) -> list[Any]:
         proxied = conn.connection  # checks out (or raises as SQLAlchemy would) when closed
-        if self.writes:
-            proxied.info[WROTE] = True
         watchers = _watchers.get(conn.engine)
         if watchers:
             for callback in watchers:
@@ -118,9 +121,13 @@ class Prepared:
         try:
             if many:
                 cursor.executemany(self.sql, params)
-                return []
-            cursor.execute(self.sql, params)
-            if not self._returns:
+            else:
+                cursor.execute(self.sql, params)
+            if self.writes:
+                # Marked once it ran, as SQLAlchemy's after_cursor_execute would: a failed
+                # write does not make its unit of work wait for the request's commit.
+                proxied.info[WROTE] = True
+            if many or not self._returns:
                 return []
             fetched = cursor.fetchall()
         except Exception as error:

@@ -244,8 +244,9 @@ class PreparedCall:
     copy of it.
 
     zeep is still the door: at start-up it builds the operation's envelope and HTTP headers
-    from the contract (its plugins, WS-Addressing and WS-Security included, exactly as its
-    service proxy would send them), with a unique marker as each value. A call copies that
+    from the contract, exactly as its service proxy would send them, with a unique marker as
+    each value. A client that adds per-message headers (WS-Security, plugins, WS-Addressing)
+    is refused: those must be new on every call. A call copies that
     envelope, sets each value as the text of the element that held its marker (lxml escapes
     it when serialising) and posts it through the client's transport, as zeep's own send would
     (issue #10: zeep's per-call proxy, binding and serialisation cost more CPU than the HTTP
@@ -258,6 +259,16 @@ class PreparedCall:
     def __init__(self, client: zeep.Client, service: Any, operation: str,
                  fields: Sequence[str]) -> None:
         self.operation = operation
+        try:
+            found = service._binding.get(operation)
+        except (zeep.exceptions.Error, ValueError) as exc:
+            raise UpstreamConfigurationError(f"cannot prepare {operation}: {exc}") from exc
+        if client.wsse or client.plugins or (found is not None and found.abstract.wsa_action):
+            # What these add (a Timestamp, a nonce, a message id) must be new on every call;
+            # a request built once would resend it.
+            raise UpstreamConfigurationError(f"cannot prepare {operation}: the client adds"
+                                             " per-message headers (WS-Security, plugins,"
+                                             " WS-Addressing)")
         markers = {f"dsmf-prepared-{uuid.uuid4().hex}": name for name in fields}
         try:
             envelope, headers = service._binding._create(  # what Client.create_message uses

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select
 
 from persistence.db import WROTE, Database
 from persistence.driver import prepared
@@ -74,3 +74,24 @@ def test_a_statement_needing_expansion_is_refused(db: Database) -> None:
     statement = select(_T).where(_T.c.key.in_(["a", "b"]))
     with pytest.raises(StorageError):
         prepared(statement, db.engine.dialect)
+
+
+def test_a_statement_with_a_python_side_default_is_refused(db: Database) -> None:
+    """SQLAlchemy computes such a default per execution; sent from the driver it would be
+    written as NULL, so it cannot be prepared."""
+    metadata = MetaData()
+    table = Table("with_default", metadata, Column("id", Integer, primary_key=True),
+                  Column("kind", String, default="plain"))
+    with pytest.raises(StorageError):
+        prepared(insert(table), db.engine.dialect, keys=("id",))
+
+
+def test_a_failed_write_does_not_mark_the_connection_as_written(db: Database) -> None:
+    with db.engine.connect() as conn, conn.begin():
+        prepared(_INSERT, conn.dialect, keys=tuple(_LEDGER_ROW)).run(conn, _LEDGER_ROW)
+    with db.engine.connect() as conn:
+        transaction = conn.begin()
+        with pytest.raises(DuplicateKey), translated():
+            prepared(_INSERT, conn.dialect, keys=tuple(_LEDGER_ROW)).run(conn, _LEDGER_ROW)
+        assert WROTE not in conn.info
+        transaction.rollback()

@@ -161,3 +161,26 @@ def test_a_transport_keeps_a_pool_per_address_and_refuses_a_ninth(dead_url: str)
         transport.post(f"{dead_url}/service-8", b"<x/>", {})
     with pytest.raises(requests.exceptions.ConnectionError):  # a known one still goes out
         transport.post(f"{dead_url}/service-0", b"<x/>", {})
+
+
+def test_a_client_adding_per_message_headers_cannot_be_prepared(
+    recorded: tuple[Recorder, ZeepPopulationRegistry],
+) -> None:
+    """WS-Security (a Timestamp, a nonce) or a plugin must act on every message: a request
+    built once would resend what they added."""
+    _, registry = recorded
+    client = registry._client
+    client.wsse = object()  # any WS-Security signer
+    try:
+        with pytest.raises(UpstreamConfigurationError):
+            PreparedCall(client, registry._service, "GetPersonByDocument",
+                         ("documentType", "fin"))
+    finally:
+        client.wsse = None
+    client.plugins = [object()]
+    try:
+        with pytest.raises(UpstreamConfigurationError):
+            PreparedCall(client, registry._service, "GetPersonByDocument",
+                         ("documentType", "fin"))
+    finally:
+        client.plugins = []
