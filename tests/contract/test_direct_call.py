@@ -19,9 +19,9 @@ from gateway.soap.dispatch import SpyneDispatcher
 from gateway.soap.endpoint import RequestScope
 from gateway.soap.service import build_application
 from gateway.soap.xroad import XRoadHeaders
-from signing.parser import parse_xml, serialize
+from signing.parser import serialize
 from tests.contract.test_answer_writer import _find_person_answer, _submit_answer
-from tests.contract.test_request_reader import _as_tree
+from tests.contract.test_request_reader import _as_tree, _payload
 
 APP = build_application()
 DISPATCHER = SpyneDispatcher(APP)
@@ -31,15 +31,6 @@ FIND = (
     "<t:fin>6ZK4T2P</t:fin>"
 )
 SUBMIT = "<t:voen>1403567891</t:voen><t:applicationId>APP-2026-000001</t:applicationId>"
-
-
-def _payload(operation: str, inner: str, attributes: str = "") -> etree._Element:
-    envelope = parse_xml(
-        f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
-        f'<t:{operation} xmlns:t="{TNS}"{attributes}>{inner}</t:{operation}>'
-        "</s:Body></s:Envelope>".encode()
-    )
-    return envelope[0][0]
 
 
 class _Recorder:
@@ -106,9 +97,8 @@ def test_a_request_the_reader_hands_back_goes_through_spyne() -> None:
     # xsi:nil is spyne's to read; the operation still runs and answers.
     answer = _find_person_answer(random.Random(1))
     recorder = _Recorder(answer)
-    xsi = ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
     payload = _payload("FindPerson", FIND.replace("<t:fin>6ZK4T2P</t:fin>",
-                                                  '<t:fin xsi:nil="true"/>'), xsi)
+                                                  '<t:fin xsi:nil="true"/>'))
     assert DISPATCHER.reader.read(APP.interface.service_method_map[
         f"{{{TNS}}}FindPerson"][0].in_message, payload) is None
     ours = DISPATCHER.call(payload, recorder.scope("FindPerson"))
