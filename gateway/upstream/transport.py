@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import copy
 import http.client
+import io
 import select
+import socket
 import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import requests
@@ -95,8 +97,72 @@ class _Route:
         except ValueError as exc:
             raise UpstreamConfigurationError(f"cannot post to {address!r}: {exc}") from exc
         self.path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
-        self.idle: list[tuple[http.client.HTTPConnection, select.poll]] = []
+        self.idle: list[_Connection] = []
         self.lock = threading.Lock()
+
+
+class _Connection:
+    """A kept-alive HTTP connection, the poller that tells whether its peer closed it, and the
+    deadline of the answer being read on it.
+
+    The answer is read through :class:`_DeadlineReader` (http.client asks its "socket" for a
+    file to read the answer from: this object is that socket), so the deadline holds from the
+    status line on: a peer that drips its headers meets it as one that drips its body does."""
+
+    __slots__ = ("deadline", "http", "poller")
+
+    def __init__(self, conn: http.client.HTTPConnection) -> None:
+        assert conn.sock is not None
+        self.http = conn
+        self.deadline = 0.0
+        self.poller = select.poll()
+        self.poller.register(conn.sock, select.POLLIN)
+        conn.response_class = cast(Any, self._response)
+
+    def _response(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                  url: str | None = None) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(cast(Any, _AnswerSource(sock, self)), debuglevel,
+                                        method, url)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _AnswerSource:
+    """What ``HTTPResponse`` asks of its socket: a file to read the answer from."""
+
+    __slots__ = ("connection", "sock")
+
+    def __init__(self, sock: socket.socket, connection: _Connection) -> None:
+        self.sock = sock
+        self.connection = connection
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        # The socket's own unbuffered file keeps the socket open while the answer is read
+        # even after http.client closes the connection (it does when the peer will close).
+        return io.BufferedReader(_DeadlineReader(self.sock.makefile("rb", buffering=0),
+                                                 self.connection))
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket as an answer is read from it: no read starts after the call's deadline, and
+    each waits at most the read timeout (the socket's)."""
+
+    def __init__(self, raw: Any, connection: _Connection) -> None:
+        self._raw = raw
+        self._connection = connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if time.monotonic() > self._connection.deadline:
+            raise requests.exceptions.ReadTimeout("answer not complete before deadline")
+        return int(self._raw.readinto(buffer))
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 #: What a kept-alive connection the peer closed looks like when it is used: the send fails, or
@@ -170,14 +236,14 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         body = message.encode() if isinstance(message, str) else message
         headers = {"User-Agent": "dsmf-gateway", **headers}
         route = self._route(address)
-        conn, poller = self._checkout(route)
+        conn = self._checkout(route)
         reused = conn is not None
         response: http.client.HTTPResponse | None = None
         try:
             if conn is None:
-                conn, poller = self._connect(route)
+                conn = self._connect(route)
             try:
-                response = _exchange(conn, route.path, body, headers)
+                response = _exchange(conn, deadline, route.path, body, headers)
             except _STALE:
                 # The peer closed a kept-alive connection between our check and our request
                 # (an idle timeout racing us): the send failed, or the connection ended before
@@ -192,9 +258,9 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
                     raise
                 conn.close()
                 conn = None
-                conn, poller = self._connect(route)
-                response = _exchange(conn, route.path, body, headers)
-            content = self._read_body(response, deadline)
+                conn = self._connect(route)
+                response = _exchange(conn, deadline, route.path, body, headers)
+            content = self._read_body(response)
         except BaseException as exc:
             # Never reuse a connection whose exchange did not end cleanly (the response holds
             # the socket when the peer said it would close).
@@ -207,10 +273,10 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
             if isinstance(exc, OSError | http.client.HTTPException):
                 raise _as_requests_error(exc) from exc
             raise
-        if response.will_close or conn.sock is None:
+        if response.will_close or conn.http.sock is None:
             conn.close()
         else:
-            self._checkin(route, conn, poller)
+            self._checkin(route, conn)
         if response.status >= 300 and not _is_soap_envelope(content):
             # A proxy's error page, not the peer's SOAP answer; zeep would call it a "Fault".
             raise zeep.exceptions.TransportError(
@@ -219,28 +285,27 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
             )
         return _Answer(response.status, content, response.headers)
 
-    def _checkout(self, route: _Route) -> tuple[Any, Any]:
-        """A kept-alive connection the peer has not closed, or (None, None)."""
+    def _checkout(self, route: _Route) -> _Connection | None:
+        """A kept-alive connection the peer has not closed, if there is one."""
         while True:
             with route.lock:
                 if not route.idle:
-                    return None, None
-                conn, poller = route.idle.pop()
+                    return None
+                conn = route.idle.pop()
             # An idle HTTP connection has nothing to read: if it is readable, the peer closed
             # it (or sent what no request asked for). Either way it is not reused.
-            if not poller.poll(0):
-                return conn, poller
+            if not conn.poller.poll(0):
+                return conn
             conn.close()
 
-    def _checkin(self, route: _Route, conn: http.client.HTTPConnection,
-                 poller: select.poll) -> None:
+    def _checkin(self, route: _Route, conn: _Connection) -> None:
         with route.lock:
             if len(route.idle) < self.pool_size:
-                route.idle.append((conn, poller))
+                route.idle.append(conn)
                 return
         conn.close()  # as many as pool_size are kept; more were only for a burst
 
-    def _connect(self, route: _Route) -> tuple[http.client.HTTPConnection, select.poll]:
+    def _connect(self, route: _Route) -> _Connection:
         conn: http.client.HTTPConnection
         if route.tls:
             conn = http.client.HTTPSConnection(route.host, route.port,
@@ -263,11 +328,9 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
             if isinstance(exc, OSError):
                 raise requests.exceptions.ConnectionError(str(exc)) from exc
             raise
-        poller = select.poll()
-        poller.register(conn.sock, select.POLLIN)
-        return conn, poller
+        return _Connection(conn)
 
-    def _read_body(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
+    def _read_body(self, response: http.client.HTTPResponse) -> bytes:
         encoding = response.getheader("Content-Encoding", "identity").strip().lower()
         if encoding not in ("identity", ""):
             # We send no Accept-Encoding but identity; anything else would be parsed as garbage.
@@ -278,9 +341,8 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         chunks: list[bytes] = []
         size = 0
         while True:
-            if time.monotonic() > deadline:
-                raise requests.exceptions.ReadTimeout("answer not complete before deadline")
-            # read1 returns what has arrived, so a peer that drips bytes meets the deadline.
+            # read1 returns what has arrived, so a peer that drips bytes meets the deadline
+            # (checked by the _DeadlineReader before each read from the socket).
             chunk = response.read1(64 * 1024)
             if not chunk:
                 if response.length:  # http.client's read1 ends a cut-off answer quietly
@@ -300,10 +362,11 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         return Path(parsed.path if parsed.scheme == "file" else url).read_bytes()
 
 
-def _exchange(conn: http.client.HTTPConnection, path: str, body: bytes,
+def _exchange(conn: _Connection, deadline: float, path: str, body: bytes,
               headers: dict[str, str]) -> http.client.HTTPResponse:
-    conn.request("POST", path, body=body, headers=headers)  # never follows a redirect
-    return conn.getresponse()
+    conn.deadline = deadline
+    conn.http.request("POST", path, body=body, headers=headers)  # never follows a redirect
+    return conn.http.getresponse()
 
 
 def _tls_context() -> ssl.SSLContext:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.domain.errors import UpstreamFault, UpstreamUnavailable
+from gateway.domain.errors import UpstreamFault, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.transport import BoundedTransport
 
@@ -193,6 +193,49 @@ def test_a_fresh_connection_dropped_is_an_error_not_resent(
         _registry(peer.url).ping()
     assert caught.value.code == "Server.Upstream.Unavailable"
     assert (peer.connections, peer.requests) == (1, 1)
+
+
+def test_an_answer_the_peer_ends_by_closing_is_read_whole(
+    peers: Callable[..., RawPeer],
+) -> None:
+    """An answer without a length, ended by the peer closing the connection (HTTP/1.0 style):
+    read to its end, and the next call connects afresh."""
+
+    def close_delimited(peer: RawPeer, sock: socket.socket) -> None:
+        peer.read_request(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\n"
+                     b"Connection: close\r\n\r\n")
+        sock.sendall(PING_OK.encode())
+
+    peer = peers(close_delimited)
+    registry = _registry(peer.url)
+    registry.ping()
+    registry.ping()
+    assert (peer.connections, peer.requests) == (2, 2)
+
+
+def test_a_peer_that_drips_its_headers_meets_the_deadline(
+    peers: Callable[..., RawPeer],
+) -> None:
+    """The whole-answer deadline holds from the status line on: a header byte every 50 ms
+    (each well within the read timeout) does not hold the call for the 10 s of headers."""
+    stop = threading.Event()
+
+    def drip_headers(peer: RawPeer, sock: socket.socket) -> None:
+        peer.read_request(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(200):
+            if stop.wait(0.05):
+                return
+            sock.sendall(b"X-Slow: y\r\n")
+
+    peer = peers(drip_headers)
+    try:
+        with pytest.raises(UpstreamTimeout) as caught:
+            ZeepPopulationRegistry(POPULATION_WSDL, peer.url, timeout=0.4, retries=0).ping()
+    finally:
+        stop.set()
+    assert caught.value.code == "Server.Upstream.Timeout"
 
 
 # -- the pool's bound ---------------------------------------------------------------------------
