@@ -69,6 +69,7 @@ class ZeepPopulationRegistry:
         self._client = load_client(Path(wsdl_path), BoundedTransport(
             connect_timeout=connect_timeout if connect_timeout is not None else timeout,
             read_timeout=timeout, max_response_bytes=max_response_bytes,
+            resend_stale=True,  # its operations are lookups: nothing to do twice
         ))
         self._service = self._client.create_service(BINDING, endpoint)
         self._get_person = PreparedCall(self._client, self._service, "GetPersonByDocument",

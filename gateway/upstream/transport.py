@@ -2,10 +2,11 @@
 
 * :func:`zeep_settings` -- strict parsing, no huge trees, no DTDs, entities or external
   references;
-* :class:`BoundedTransport` -- a zeep transport over a urllib3 connection pool with separate
-  connect/read timeouts, a deadline for the whole answer (a peer that drips bytes cannot hold a
-  worker), a cap on the answer's size, and contracts loaded from local files only: the WSDL is
-  ours, never fetched from the peer;
+* :class:`BoundedTransport` -- a zeep transport over a small pool of kept-alive ``http.client``
+  connections per peer address, with separate connect/read timeouts, a deadline for the whole
+  answer (a peer that drips bytes cannot hold a worker), a cap on the answer's size, no
+  redirects, proxies, compression or retries, and contracts loaded from local files only: the
+  WSDL is ours, never fetched from the peer;
 * :func:`load_client` -- a zeep client from a local WSDL, bound to the configured endpoint;
 * :class:`PreparedCall` -- one operation's request as zeep builds it, built once, each call
   filling its values into a copy (the hot registry lookup);
@@ -16,16 +17,20 @@
 from __future__ import annotations
 
 import copy
+import http.client
+import io
+import select
+import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import requests
-import urllib3
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -71,15 +76,116 @@ class _ResponseTooLarge(requests.exceptions.RequestException):
     pass
 
 
+class _UnsupportedEncoding(requests.exceptions.RequestException):
+    """The answer is compressed or otherwise encoded although we asked for none."""
+
+
+class _Route:
+    """One peer address: where to connect, what to ask for, and its idle kept-alive
+    connections (most recently used last)."""
+
+    __slots__ = ("host", "idle", "lock", "path", "port", "tls")
+
+    def __init__(self, address: str) -> None:
+        parsed = urlparse(address)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise UpstreamConfigurationError(f"cannot post to {address!r}: not an http(s) URL")
+        self.tls = parsed.scheme == "https"
+        self.host = parsed.hostname
+        try:
+            self.port = parsed.port or (443 if self.tls else 80)
+        except ValueError as exc:
+            raise UpstreamConfigurationError(f"cannot post to {address!r}: {exc}") from exc
+        self.path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        self.idle: list[_Connection] = []
+        self.lock = threading.Lock()
+
+
+class _Connection:
+    """A kept-alive HTTP connection, the poller that tells whether its peer closed it, and the
+    deadline of the answer being read on it.
+
+    The answer is read through :class:`_DeadlineReader` (http.client asks its "socket" for a
+    file to read the answer from: this object is that socket), so the deadline holds from the
+    status line on: a peer that drips its headers meets it as one that drips its body does."""
+
+    __slots__ = ("deadline", "http", "poller")
+
+    def __init__(self, conn: http.client.HTTPConnection) -> None:
+        assert conn.sock is not None
+        self.http = conn
+        self.deadline = 0.0
+        self.poller = select.poll()
+        self.poller.register(conn.sock, select.POLLIN)
+        conn.response_class = cast(Any, self._response)
+
+    def _response(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                  url: str | None = None) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(cast(Any, _AnswerSource(sock, self)), debuglevel,
+                                        method, url)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _AnswerSource:
+    """What ``HTTPResponse`` asks of its socket: a file to read the answer from."""
+
+    __slots__ = ("connection", "sock")
+
+    def __init__(self, sock: socket.socket, connection: _Connection) -> None:
+        self.sock = sock
+        self.connection = connection
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        # The socket's own unbuffered file keeps the socket open while the answer is read
+        # even after http.client closes the connection (it does when the peer will close).
+        return io.BufferedReader(_DeadlineReader(self.sock.makefile("rb", buffering=0),
+                                                 self.connection))
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket as an answer is read from it: no read starts after the call's deadline, and
+    each waits at most the read timeout (the socket's)."""
+
+    def __init__(self, raw: Any, connection: _Connection) -> None:
+        self._raw = raw
+        self._connection = connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if time.monotonic() > self._connection.deadline:
+            raise requests.exceptions.ReadTimeout("answer not complete before deadline")
+        return int(self._raw.readinto(buffer))
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+#: What a kept-alive connection the peer closed looks like when it is used: the send fails, or
+#: the answer ends before its status line. Timeouts are not among them (a slow peer is not a
+#: stale connection).
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+          ConnectionAbortedError)
+
+
 class BoundedTransport(zeep.Transport):  # type: ignore[misc]
     """zeep transport with connect/read timeouts, a whole-answer deadline and a size cap.
 
-    Posts go straight to a urllib3 connection pool (kept-alive connections, thread-safe), not
-    through ``requests``: requests' per-call session merging, hooks and cookie handling cost
-    more CPU than the rest of the call (issue #10: 1.5 ms of zeep call against 0.3 ms for a
-    lean http.client one). No proxies from the environment, no redirects, no retries here (the
-    caller's ``Resilience`` decides); urllib3's errors become the ``requests`` errors
-    :func:`translate` knows, as requests would have raised them."""
+    Posts go over a small pool of kept-alive ``http.client`` connections per peer address
+    (thread-safe), not through ``requests`` or urllib3: requests' per-call session merging,
+    hooks and cookie handling, and then urllib3's own request machinery (retry and timeout
+    objects, header dicts, its response wrapper), cost more CPU than the exchange itself
+    (issue #10). No proxies from the environment, no redirects, no compression, no retries
+    here (the caller's ``Resilience`` decides) but one: a kept-alive connection the peer closed
+    while it was idle is noticed before reuse and, if the peer closes it in the moment between,
+    the request is sent once more on a fresh connection when ``resend_stale`` allows it.
+    Errors become the ``requests`` errors :func:`translate` knows, as requests would have
+    raised them. HTTPS verifies the peer's certificate and host name against the system's
+    trust store (``ssl.create_default_context``, TLS 1.2 at least, as urllib3 did)."""
 
     def __init__(
         self,
@@ -88,6 +194,7 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         read_timeout: float,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         pool_size: int = 8,
+        resend_stale: bool = False,
     ) -> None:
         session = requests.Session()
         session.trust_env = False  # zeep's own session: used for nothing but its defaults
@@ -99,19 +206,16 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_response_bytes = max_response_bytes
-        self._pool_options: dict[str, Any] = {
-            "maxsize": pool_size, "block": False, "retries": False,
-            "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            "headers": {"User-Agent": "dsmf-gateway"},
-        }
-        # One urllib3 pool per peer address, found by a dict lookup: a PoolManager would parse
-        # the URL and build a pool key on every post (issue #10: a tenth of the call's CPU). A
+        self.pool_size = pool_size
+        self.resend_stale = resend_stale
+        self._tls_context: ssl.SSLContext | None = None
+        # One route per peer address, found by a dict lookup (no URL parsing per post). A
         # transport serves the one service address its client is bound to; the bound below
         # only stops a misconfiguration from growing it.
-        self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
+        self._routes: dict[str, _Route] = {}
         self._routes_lock = threading.Lock()
 
-    def _route(self, address: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+    def _route(self, address: str) -> _Route:
         route = self._routes.get(address)
         if route is not None:
             return route
@@ -121,31 +225,58 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
                 if len(self._routes) >= _MAX_ROUTES:
                     raise UpstreamConfigurationError(
                         f"a transport posts to at most {_MAX_ROUTES} addresses")
-                url = urllib3.util.parse_url(address)
-                route = (urllib3.connection_from_url(address, **self._pool_options),
-                         url.request_uri)
+                route = _Route(address)
+                if route.tls and self._tls_context is None:
+                    self._tls_context = _tls_context()
                 self._routes[address] = route
             return route
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> Any:
         deadline = time.monotonic() + self.connect_timeout + self.read_timeout
         body = message.encode() if isinstance(message, str) else message
+        headers = {"User-Agent": "dsmf-gateway", **headers}
+        route = self._route(address)
+        conn = self._checkout(route)
+        reused = conn is not None
+        response: http.client.HTTPResponse | None = None
         try:
-            pool, path = self._route(address)
-            response = pool.urlopen(
-                "POST", path, body=body, headers={"User-Agent": "dsmf-gateway", **headers},
-                redirect=False,  # a SOAP peer answers where it was asked
-                assert_same_host=False, preload_content=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise _as_requests_error(exc) from exc
-        try:
-            content = self._read_body(response, deadline)
-        except BaseException:
-            response.close()
-            response.release_conn()
+            if conn is None:
+                conn = self._connect(route)
+            try:
+                response = _exchange(conn, deadline, route.path, body, headers)
+            except _STALE:
+                # The peer closed a kept-alive connection between our check and our request
+                # (an idle timeout racing us): the send failed, or the connection ended before
+                # a whole status line came back, so no answer was read. Sent again, once, only
+                # when resend_stale says the operations on this transport are read-only
+                # lookups (the population registry's): there a second request changes nothing
+                # even if the peer did see the first, while an error would fail an honest call
+                # and count against the circuit breaker. Not for a service where a request
+                # starts something (a mobile signature). A fresh connection that fails is an
+                # error like any other.
+                if not (reused and self.resend_stale):
+                    raise
+                conn.close()
+                conn = None
+                conn = self._connect(route)
+                response = _exchange(conn, deadline, route.path, body, headers)
+            content = self._read_body(response)
+        except BaseException as exc:
+            # Never reuse a connection whose exchange did not end cleanly (the response holds
+            # the socket when the peer said it would close).
+            if response is not None:
+                response.close()
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, requests.exceptions.RequestException):
+                raise  # ours already (requests' errors are OSErrors too)
+            if isinstance(exc, OSError | http.client.HTTPException):
+                raise _as_requests_error(exc) from exc
             raise
-        response.release_conn()
+        if response.will_close or conn.http.sock is None:
+            conn.close()
+        else:
+            self._checkin(route, conn)
         if response.status >= 300 and not _is_soap_envelope(content):
             # A proxy's error page, not the peer's SOAP answer; zeep would call it a "Fault".
             raise zeep.exceptions.TransportError(
@@ -154,23 +285,74 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
             )
         return _Answer(response.status, content, response.headers)
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    def _checkout(self, route: _Route) -> _Connection | None:
+        """A kept-alive connection the peer has not closed, if there is one."""
+        while True:
+            with route.lock:
+                if not route.idle:
+                    return None
+                conn = route.idle.pop()
+            # An idle HTTP connection has nothing to read: if it is readable, the peer closed
+            # it (or sent what no request asked for). Either way it is not reused.
+            if not conn.poller.poll(0):
+                return conn
+            conn.close()
+
+    def _checkin(self, route: _Route, conn: _Connection) -> None:
+        with route.lock:
+            if len(route.idle) < self.pool_size:
+                route.idle.append(conn)
+                return
+        conn.close()  # as many as pool_size are kept; more were only for a burst
+
+    def _connect(self, route: _Route) -> _Connection:
+        conn: http.client.HTTPConnection
+        if route.tls:
+            conn = http.client.HTTPSConnection(route.host, route.port,
+                                               timeout=self.connect_timeout,
+                                               context=self._tls_context)
+        else:
+            conn = http.client.HTTPConnection(route.host, route.port,
+                                              timeout=self.connect_timeout)
+        conn.auto_open = 0  # a closed connection is an error here, never a silent reconnect
+        try:
+            conn.connect()  # TCP (and the TLS handshake) within the connect timeout
+            assert conn.sock is not None
+            conn.sock.settimeout(self.read_timeout)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+                raise requests.exceptions.SSLError(str(exc)) from exc
+            if isinstance(exc, TimeoutError):
+                raise requests.exceptions.ConnectTimeout(str(exc)) from exc
+            if isinstance(exc, OSError):
+                raise requests.exceptions.ConnectionError(str(exc)) from exc
+            raise
+        return _Connection(conn)
+
+    def _read_body(self, response: http.client.HTTPResponse) -> bytes:
+        encoding = response.getheader("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("identity", ""):
+            # We send no Accept-Encoding but identity; anything else would be parsed as garbage.
+            raise _UnsupportedEncoding(f"answer in Content-Encoding {encoding!r}")
+        if response.length is not None and response.length > self.max_response_bytes:
+            raise _ResponseTooLarge(f"answer declares {response.length} bytes,"
+                                    f" more than {self.max_response_bytes}")
         chunks: list[bytes] = []
         size = 0
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise requests.exceptions.ReadTimeout("answer not complete before deadline")
-                # read1 returns what has arrived, so a peer that drips bytes meets the deadline.
-                chunk = response.read1(64 * 1024, decode_content=True)
-                if not chunk:
-                    return b"".join(chunks)
-                size += len(chunk)
-                if size > self.max_response_bytes:
-                    raise _ResponseTooLarge(f"answer larger than {self.max_response_bytes} bytes")
-                chunks.append(chunk)
-        except urllib3.exceptions.HTTPError as exc:
-            raise _as_requests_error(exc) from exc
+        while True:
+            # read1 returns what has arrived, so a peer that drips bytes meets the deadline
+            # (checked by the _DeadlineReader before each read from the socket).
+            chunk = response.read1(64 * 1024)
+            if not chunk:
+                if response.length:  # http.client's read1 ends a cut-off answer quietly
+                    raise http.client.IncompleteRead(b"".join(chunks), response.length)
+                response.close()  # read to its end: the connection may carry the next one
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise _ResponseTooLarge(f"answer larger than {self.max_response_bytes} bytes")
+            chunks.append(chunk)
 
     def load(self, url: str) -> bytes:
         """Contracts come from local files only, never from the network."""
@@ -178,6 +360,23 @@ class BoundedTransport(zeep.Transport):  # type: ignore[misc]
         if parsed.scheme not in ("", "file"):
             raise UpstreamConfigurationError(f"refusing to fetch {url}: contracts are local")
         return Path(parsed.path if parsed.scheme == "file" else url).read_bytes()
+
+
+def _exchange(conn: _Connection, deadline: float, path: str, body: bytes,
+              headers: dict[str, str]) -> http.client.HTTPResponse:
+    conn.deadline = deadline
+    conn.http.request("POST", path, body=body, headers=headers)  # never follows a redirect
+    return conn.http.getresponse()
+
+
+def _tls_context() -> ssl.SSLContext:
+    """What urllib3 used by default: the system's trust store, certificate and host name
+    verified, TLS 1.2 at least, no compression, no session tickets."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
+    context.hostname_checks_common_name = False
+    return context
 
 
 class _Answer:
@@ -189,22 +388,17 @@ class _Answer:
     def __init__(self, status: int, content: bytes, headers: Any) -> None:
         self.status_code = status
         self.content = content
-        self.headers = headers  # case-insensitive, as zeep expects
+        self.headers = headers  # http.client's HTTPMessage: case-insensitive, as zeep expects
 
 
-def _as_requests_error(exc: urllib3.exceptions.HTTPError) -> requests.exceptions.RequestException:
-    """The error ``requests`` raises for ``exc`` (its adapter's mapping), for :func:`translate`."""
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # before ConnectTimeoutError:
-        return requests.exceptions.ConnectionError(str(exc))   # it subclasses it
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return requests.exceptions.ConnectTimeout(str(exc))
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return requests.exceptions.ReadTimeout(str(exc))
-    if isinstance(exc, urllib3.exceptions.SSLError):
+def _as_requests_error(exc: OSError | http.client.HTTPException,
+                       ) -> requests.exceptions.RequestException:
+    """The error ``requests`` raises for a failure once connected, for :func:`translate`."""
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return requests.exceptions.SSLError(str(exc))
-    if isinstance(exc, urllib3.exceptions.ProtocolError | urllib3.exceptions.DecodeError):
-        return requests.exceptions.ConnectionError(str(exc))
-    return requests.exceptions.ConnectionError(str(exc))
+    if isinstance(exc, TimeoutError):  # connected, the answer did not come in time
+        return requests.exceptions.ReadTimeout(str(exc))
+    return requests.exceptions.ConnectionError(str(exc))  # reset, cut off, not HTTP
 
 
 _SOAP_ENVELOPES = frozenset(
@@ -382,6 +576,8 @@ def translate(error: BaseException, what: str, map_fault: FaultMapper) -> Upstre
         return UpstreamUnavailable(f"{what} is unreachable: {_root_cause(error)}")
     if isinstance(error, _ResponseTooLarge):
         return UpstreamFault(f"{what} sent an oversized answer")
+    if isinstance(error, _UnsupportedEncoding):
+        return UpstreamFault(f"{what} sent an answer in an encoding we did not ask for: {error}")
     if isinstance(error, requests.exceptions.RequestException):
         return UpstreamUnavailable(f"{what} broke off the exchange: {type(error).__name__}")
     if isinstance(error, zeep.exceptions.Error | etree.LxmlError | ValueError | TypeError):
