@@ -115,6 +115,34 @@ def _end_quietly(conn: Connection) -> None:
         conn.invalidate()
 
 
+def _read_autocommit(conn: Connection, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """One SELECT on ``conn`` in psycopg's autocommit mode: PostgreSQL runs it as a transaction
+    of its own, which reads exactly what ``BEGIN; SELECT; ROLLBACK`` would (a READ COMMITTED
+    snapshot taken at the statement's start) in one round trip instead of three; and no
+    ROLLBACK, after which psycopg drops its prepared statements and sends ``DEALLOCATE ALL``
+    before the connection's next statement, a fourth (issue #10). Switching autocommit is local
+    to psycopg (no round trip); the connection goes back to the pool as it came (autocommit
+    off, no transaction open), or is discarded when it cannot be switched back (the server
+    went away: a lost connection is invalidated by the statement's error handling already)."""
+    raw = conn.connection.driver_connection
+    run = prepared(statement, conn.dialect).run
+    try:
+        raw.autocommit = True  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - psycopg refuses on a broken connection: reported below
+        try:
+            return run(conn, params)  # the statement's own error handling wraps the failure
+        finally:
+            _end_quietly(conn)
+    try:
+        return run(conn, params)
+    finally:
+        if not conn.invalidated:
+            try:
+                raw.autocommit = False  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001 - the statement's error, if any, matters more
+                conn.invalidate()
+
+
 class SqlRequestLedger:
     def __init__(self, database: Database, *, purge_every: int = _PURGE_EVERY) -> None:
         self.database = database
@@ -131,17 +159,17 @@ class SqlRequestLedger:
             conn = tx.session.connection()
             rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
         else:
-            # One statement on a connection of the pool, on the driver's cursor, and no
-            # transaction of its own: a single SELECT reads a consistent state by itself (on
-            # SQLite without taking the write lock that BEGIN IMMEDIATE would) (issue #10).
             with self.database.engine.connect() as conn:
-                try:
-                    rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
-                finally:
-                    # psycopg opened a transaction for the SELECT: ended here, not by the
-                    # pool's reset on return, which logs a traceback when the server has just
-                    # gone away (a restart); a failed rollback discards the connection.
-                    _end_quietly(conn)
+                if conn.dialect.name == "postgresql":
+                    rows = _read_autocommit(conn, _lookup_statement(), params)
+                else:
+                    # One statement on a connection of the pool, on the driver's cursor: a
+                    # single SELECT reads a consistent state by itself, without the write lock
+                    # that BEGIN IMMEDIATE would take (issue #10).
+                    try:
+                        rows = prepared(_lookup_statement(), conn.dialect).run(conn, params)
+                    finally:
+                        _end_quietly(conn)
         if not rows:
             return None
         row = rows[0]
