@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from psycopg import pq
+from sqlalchemy import insert, text
 
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import Database
 from persistence.guard import SqlRequestLedger
 from persistence.migrate import upgrade
+from persistence.tables import WorkerLeaseRow
 from tests.conftest import _fresh_postgres_database
 from tests.round_trips import Trace, counted, traced
 
@@ -63,3 +65,45 @@ def test_a_ledger_lookup_is_one_round_trip(pg: Database, trace: Trace) -> None:
         # (psycopg drops its prepared statements after a ROLLBACK) before the next statement.
         assert sent == ["SELECT REQUEST_LEDGER"], sent
         assert pooled_connection_is_clean(pg)
+
+
+def logged(db: Database) -> tuple[list[str], list[tuple[str, str]]]:
+    with db.transaction() as s:
+        keys = list(s.execute(text("SELECT key FROM request_ledger ORDER BY key")).scalars())
+        rows = [(r[0], r[1]) for r in s.execute(text(
+            "SELECT message_id, direction FROM message_log ORDER BY id"))]
+    return keys, rows
+
+
+def test_a_commit_of_a_request_that_wrote_nothing_is_one_statement(
+        pg: Database, trace: Trace) -> None:
+    ledger = SqlRequestLedger(pg)
+    with counted(trace) as sent, ledger.begin() as record:
+        assert record.commit(exchange("k-1"), claim=claim("k-1")) is None
+    # The claim and both log rows in one statement in autocommit: no BEGIN, no COMMIT.
+    assert sent == ["WITH CLAIM AS"], sent
+    assert logged(pg) == (["k-1"], [("k-1", "IN"), ("k-1", "OUT")])
+    assert pooled_connection_is_clean(pg)
+    # The same key again: the claim is lost, nothing is written, and the winner's record is
+    # read (one more statement).
+    with counted(trace) as sent, ledger.begin() as record:
+        assert record.commit(exchange("k-1"), claim=claim("k-1")) == StoredAnswer(
+            "d" * 64, None, None)
+    assert sent == ["WITH CLAIM AS", "SELECT REQUEST_LEDGER"], sent
+    assert logged(pg) == (["k-1"], [("k-1", "IN"), ("k-1", "OUT")])
+    assert pooled_connection_is_clean(pg)
+
+
+def test_a_commit_after_the_handler_wrote_adds_one_statement_before_commit(
+        pg: Database, trace: Trace) -> None:
+    ledger = SqlRequestLedger(pg)
+    with ledger.begin() as record:
+        with pg.transaction() as session:  # held for the request's commit, as it wrote
+            session.execute(insert(WorkerLeaseRow).values(
+                name="test", holder="me", expires_at=datetime.now(UTC)))
+        assert record.wrote
+        with counted(trace) as sent:
+            assert record.commit(exchange("k-2"), claim=claim("k-2")) is None
+    # The handler's transaction is held: the claim and the log in one statement, then COMMIT.
+    assert sent == ["WITH CLAIM AS", "COMMIT"], sent
+    assert logged(pg) == (["k-2"], [("k-2", "IN"), ("k-2", "OUT")])
