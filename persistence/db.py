@@ -102,7 +102,13 @@ def create_engine_for(
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout_seconds,
                 pool_recycle=pool_recycle_seconds,
-                connect_args={"connect_timeout": connect_timeout_seconds},
+                # No server-side prepared statements: psycopg drops them all after every
+                # ROLLBACK (every read-only unit of work ends with one) and sends DEALLOCATE
+                # ALL before the connection's next statement, a round trip on the next
+                # request, and prepares again (issue #10); the hot statements are planned in
+                # microseconds.
+                connect_args={"connect_timeout": connect_timeout_seconds,
+                              "prepare_threshold": None},
             )
         event.listen(engine, "checkout", _refuse_closed_connection)
         _track_writes(engine)

@@ -12,6 +12,7 @@ from sqlalchemy import insert, text
 
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import Database
+from persistence.driver import prepared
 from persistence.guard import SqlRequestLedger
 from persistence.migrate import upgrade
 from persistence.tables import WorkerLeaseRow
@@ -107,3 +108,20 @@ def test_a_commit_after_the_handler_wrote_adds_one_statement_before_commit(
     # The handler's transaction is held: the claim and the log in one statement, then COMMIT.
     assert sent == ["WITH CLAIM AS", "COMMIT"], sent
     assert logged(pg) == (["k-2"], [("k-2", "IN"), ("k-2", "OUT")])
+
+
+def test_no_prepared_statements_to_drop_after_a_rollback(pg: Database, trace: Trace) -> None:
+    # An executemany (a Submit's status history) would have psycopg prepare its statement;
+    # the ROLLBACK of a later read-only unit of work would then drop every prepared statement
+    # and cost a DEALLOCATE ALL before the next statement (here the ledger lookup).
+    ledger = SqlRequestLedger(pg)
+    with pg.transaction() as session:
+        conn = session.connection()
+        prepared(insert(WorkerLeaseRow), conn.dialect, keys=("name", "holder", "expires_at"))\
+            .run_many(conn, [{"name": f"lease-{n}", "holder": "me",
+                              "expires_at": datetime.now(UTC)} for n in range(2)])
+    with counted(trace) as sent:
+        with pg.unit_of_work() as uow:
+            assert uow.insurers.get("1403567891") is None
+        assert ledger.lookup("absent") is None
+    assert sent == ["BEGIN", "SELECT INSURERS", "ROLLBACK", "SELECT REQUEST_LEDGER"], sent
