@@ -247,8 +247,9 @@ class Capture:
 
     def install(self, gateway: Gateway) -> None:
         def _record(statement: str, parameters: Any) -> None:
-            if self.on and statement.lstrip().split(None, 1)[0].upper() in (
-                    "INSERT", "UPDATE", "DELETE"):
+            first = statement.lstrip().split(None, 1)[0].upper()
+            if self.on and (first in ("INSERT", "UPDATE", "DELETE") or (
+                    first == "WITH" and " INSERT INTO " in statement)):  # the ledger's claim+log
                 # insertmanyvalues reports executemany for one multi-row INSERT: go by shape.
                 many = isinstance(parameters, list | tuple) and bool(parameters) and isinstance(
                     parameters[0], list | tuple | dict)
@@ -635,6 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("DSMF_TEST_POSTGRES_URL"),
                         help="a PostgreSQL server URL (default: DSMF_TEST_POSTGRES_URL)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--json", type=Path, help="also append the results to this file "
                         "(one JSON object a line)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -652,8 +654,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load "
               f"{os.getloadavg()[0]:.1f}; n={n} per line; CPU = this process "
               f"(the registry simulator runs in another)")
-        run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile, overrides,
-                    args.json)
+        if not args.postgres_only:
+            run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile,
+                        overrides, args.json)
         if args.postgres and not args.sqlite_only:
             with postgres_backend(args.postgres) as backend:
                 run_backend(backend, work, pki, url, n, prefixes, args.profile, overrides,
