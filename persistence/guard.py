@@ -179,8 +179,9 @@ def _autocommit(conn: Connection, run: Callable[[], _T], fallback: Callable[[], 
     try:
         return run()
     finally:
-        conn.connection.info.pop(WROTE, None)  # nothing is held: the statement committed
+        # (An invalidated connection is not touched: its ``.connection`` would reconnect.)
         if not conn.invalidated:
+            conn.connection.info.pop(WROTE, None)  # nothing is held: it committed
             try:
                 raw.autocommit = False  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001 - the statement's error, if any, matters more
