@@ -43,6 +43,6 @@ def test_a_find_person_sends_what_it_needs_and_no_more(pg_stack: Stack) -> None:
                 find()
             assert sent == [
                 "SELECT REQUEST_LEDGER",  # a replay? (autocommit: no BEGIN, ROLLBACK)
-                "BEGIN", "SELECT INSURED_PERSONS", "ROLLBACK",  # the service's unit of work
+                "SELECT INSURED_PERSONS",  # the service's read-only unit of work: no BEGIN
                 "WITH CLAIM AS",  # the claim and the log, one statement (autocommit)
             ], sent  # and no DEALLOCATE ALL (no prepared statements to drop)

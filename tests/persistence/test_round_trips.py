@@ -6,16 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from psycopg import pq
 from sqlalchemy import insert, text
 
+from gateway.domain.model import EService
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
-from persistence.db import Database
+from persistence.db import Database, libpq_url
 from persistence.driver import prepared
+from persistence.errors import StorageUnavailable
 from persistence.guard import SqlRequestLedger
 from persistence.migrate import upgrade
 from persistence.tables import WorkerLeaseRow
+from persistence.unit_of_work import SqlUnitOfWork
 from tests.conftest import _fresh_postgres_database
 from tests.round_trips import Trace, counted, traced
 
@@ -124,4 +128,66 @@ def test_no_prepared_statements_to_drop_after_a_rollback(pg: Database, trace: Tr
         with pg.unit_of_work() as uow:
             assert uow.insurers.get("1403567891") is None
         assert ledger.lookup("absent") is None
-    assert sent == ["BEGIN", "SELECT INSURERS", "ROLLBACK", "SELECT REQUEST_LEDGER"], sent
+    assert sent == ["SELECT INSURERS", "SELECT REQUEST_LEDGER"], sent
+
+
+def eservices(db: Database) -> list[str]:
+    with db.transaction() as s:
+        return list(s.execute(text("SELECT code FROM eservices ORDER BY code")).scalars())
+
+
+def add_eservice(uow: SqlUnitOfWork, code: str) -> None:
+    uow.eservices.upsert(EService(code, f"e-service {code}"))
+
+
+def test_a_unit_of_work_reads_before_its_begin_and_writes_in_one_transaction(
+        pg: Database, trace: Trace) -> None:
+    # Only reads: the SELECTs alone, no BEGIN and no ROLLBACK.
+    with counted(trace) as sent, pg.unit_of_work() as uow:
+        assert uow.insurers.get("1403567891") is None
+        assert uow.insurers.get("1700345671") is None
+    assert sent == ["SELECT INSURERS", "SELECT INSURERS"], sent
+    assert pooled_connection_is_clean(pg)
+    # A read, then writes: BEGIN before the first write, and the writes commit together.
+    with counted(trace) as sent, pg.unit_of_work() as uow:
+        assert uow.insurers.get("1403567891") is None
+        add_eservice(uow, "a")
+        assert uow.insurers.get("1403567891") is None  # in the transaction now
+        add_eservice(uow, "b")
+        uow.commit()
+    # (an upsert is an UPDATE, then a read and an INSERT: all after the one BEGIN)
+    assert sent[:3] == ["SELECT INSURERS", "BEGIN", "UPDATE ESERVICES SET"], sent
+    assert sent.count("BEGIN") == 1 and sent[-1] == "COMMIT", sent
+    assert eservices(pg) == ["a", "b"]
+    assert pooled_connection_is_clean(pg)
+    # A read, a write, then a failure: the write is rolled back, nothing half-written.
+    with counted(trace) as sent, pytest.raises(RuntimeError), pg.unit_of_work() as uow:
+        assert uow.insurers.get("1403567891") is None
+        add_eservice(uow, "c")
+        raise RuntimeError("the handler failed")
+    assert sent[:3] == ["SELECT INSURERS", "BEGIN", "UPDATE ESERVICES SET"], sent
+    assert sent.count("BEGIN") == 1 and sent[-1] == "ROLLBACK", sent
+    assert eservices(pg) == ["a", "b"]
+    assert pooled_connection_is_clean(pg)
+
+
+def test_a_locking_read_begins_the_transaction_first(pg: Database, trace: Trace) -> None:
+    with counted(trace) as sent, pg.unit_of_work() as uow:
+        assert uow.sql.applications.get_for_update("no-such-application") is None
+    # FOR UPDATE keeps its lock until the unit of work ends: it runs in the transaction.
+    assert sent[0] == "BEGIN" and sent[-1] == "ROLLBACK" and len(sent) == 3, sent
+    assert pooled_connection_is_clean(pg)
+
+
+def test_a_connection_lost_after_the_reads_fails_the_write_and_the_pool_works_on(
+        pg: Database) -> None:
+    with pytest.raises(StorageUnavailable), pg.unit_of_work() as uow:
+        assert uow.insurers.get("1403567891") is None  # in autocommit, before the BEGIN
+        url = pg.engine.url.render_as_string(hide_password=False)
+        with psycopg.connect(libpq_url(url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        add_eservice(uow, "LOST")
+        uow.commit()
+    assert "LOST" not in eservices(pg)
+    assert pooled_connection_is_clean(pg)
