@@ -266,8 +266,9 @@ class Capture:
 
     def install(self, gateway: Gateway) -> None:
         def _record(statement: str, parameters: Any) -> None:
-            if self.on and statement.lstrip().split(None, 1)[0].upper() in (
-                    "INSERT", "UPDATE", "DELETE"):
+            first = statement.lstrip().split(None, 1)[0].upper()
+            if self.on and (first in ("INSERT", "UPDATE", "DELETE") or (
+                    first == "WITH" and " INSERT INTO " in statement)):  # the ledger's claim+log
                 # insertmanyvalues reports executemany for one multi-row INSERT: go by shape.
                 many = isinstance(parameters, list | tuple) and bool(parameters) and isinstance(
                     parameters[0], list | tuple | dict)
@@ -697,6 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("DSMF_TEST_POSTGRES_URL"),
                         help="a PostgreSQL server URL (default: DSMF_TEST_POSTGRES_URL)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true")
     parser.add_argument("--signer", default="director", choices=("director", "deputy"),
                         help="who signs: the director holds the insurer's seal (authorization "
                         "reads nothing); the deputy acts through an authority the director "
@@ -725,8 +727,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load "
               f"{os.getloadavg()[0]:.1f}; n={n} per line; CPU = this process "
               f"(the registry simulator runs in another; {where})")
-        run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile, overrides,
-                    args.json, args.signer)
+        if not args.postgres_only:
+            run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile,
+                        overrides, args.json, args.signer)
         if args.postgres and not args.sqlite_only:
             with postgres_backend(args.postgres) as backend:
                 run_backend(backend, work, pki, url, n, prefixes, args.profile, overrides,

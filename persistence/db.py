@@ -102,10 +102,17 @@ def create_engine_for(
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout_seconds,
                 pool_recycle=pool_recycle_seconds,
-                connect_args={"connect_timeout": connect_timeout_seconds},
+                # No server-side prepared statements: psycopg drops them all after every
+                # ROLLBACK (every read-only unit of work ends with one) and sends DEALLOCATE
+                # ALL before the connection's next statement, a round trip on the next
+                # request, and prepares again (issue #10); the hot statements are planned in
+                # microseconds.
+                connect_args={"connect_timeout": connect_timeout_seconds,
+                              "prepare_threshold": None},
             )
         event.listen(engine, "checkout", _refuse_closed_connection)
         _track_writes(engine)
+        _reads_first(engine)
         return engine
     raise StorageError(f"unsupported database backend {backend!r} (sqlite or postgresql)")
 
@@ -137,6 +144,31 @@ def _track_writes(engine: Engine) -> None:
     @event.listens_for(engine, "rollback")
     def _end(conn: Any) -> None:
         conn.info.pop(WROTE, None)
+
+
+def _reads_first(engine: Engine) -> None:
+    """PostgreSQL: a unit of work's plain reads before its first other statement run in
+    psycopg's autocommit mode (``ConnectionSession``); SQLAlchemy's statements begin the
+    transaction here as the driver's do in ``persistence.driver``; and a connection never goes
+    back to the pool in autocommit mode."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any,
+                _many: bool) -> None:
+        info = conn.info
+        if driver.READS_FIRST in info and not driver.plain_read(statement):
+            driver.leave_reads_first(info, conn.connection.driver_connection)
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is None:
+            return
+        record.info.pop(driver.READS_FIRST, None)
+        if dbapi_connection.autocommit:
+            try:
+                dbapi_connection.autocommit = False
+            except Exception:  # noqa: BLE001 - not idle: a broken connection, not pooled again
+                record.invalidate()
 
 
 def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int, pool_size: int,
@@ -313,6 +345,8 @@ class ConnectionSession(Session):
                 core = self._engine.connect()
                 try:
                     core.begin()
+                    if core.dialect.name == "postgresql":
+                        _enter_reads_first(core)
                 except BaseException:
                     core.close()
                     raise
@@ -357,6 +391,14 @@ class ConnectionSession(Session):
             super().close()
         finally:
             core, self.core = self.core, None
+            # (An invalidated connection is not touched: its ``.info`` would reconnect.)
+            if core is not None and not core.invalidated and driver.READS_FIRST in core.info:
+                # Only plain reads ran, in autocommit: nothing to roll back.
+                del core.info[driver.READS_FIRST]
+                try:
+                    core.connection.driver_connection.autocommit = False  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001 - psycopg refuses on a broken connection
+                    core.invalidate()
             if core is not None:
                 # What is still open is rolled back here, through the connection's own error
                 # handling, not by the pool's reset on return: a rollback that fails (the
@@ -369,6 +411,24 @@ class ConnectionSession(Session):
                     except SQLAlchemyError:
                         core.invalidate()
                 core.close()
+
+
+def _enter_reads_first(core: Connection) -> None:
+    """PostgreSQL: the unit of work's statements run in psycopg's autocommit mode until the
+    first one that is not a plain read (``persistence.driver.plain_read``), which begins the
+    transaction: psycopg then sends BEGIN before it, and everything from there on is one
+    transaction as before. In READ COMMITTED (PostgreSQL's default, used here) each statement
+    reads a snapshot of its own start inside a transaction or out of it, and a plain SELECT
+    takes no lock that the transaction would keep, so a read before the BEGIN reads what it
+    would have read after it; a unit of work that only reads sends its SELECTs alone, without
+    BEGIN and ROLLBACK (issue #10). Switching autocommit is local to psycopg; a connection
+    that is not idle (a broken one) stays as it is, and its statement reports the failure."""
+    raw = core.connection.driver_connection
+    try:
+        raw.autocommit = True  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - reported by the statement, as any failure
+        return
+    core.info[driver.READS_FIRST] = True
 
 
 class RequestTransaction:

@@ -25,6 +25,7 @@ can be prepared (``prepared`` refuses one that needs a Python-side column defaul
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,34 @@ from sqlalchemy.engine import Dialect
 from persistence.errors import StorageError
 
 WROTE = "dsmf_wrote"  # the same flag as persistence.db.WROTE (db imports it from here)
+# Set on a PostgreSQL connection (its ``info``) whose unit of work has sent only plain reads so
+# far, in psycopg's autocommit mode: the first other statement begins its transaction
+# (``leave_reads_first``; see ``persistence.db.ConnectionSession``).
+READS_FIRST = "dsmf_reads_first"
+# A statement that may run before its unit of work's BEGIN: a SELECT that takes no row lock
+# and no advisory lock. Anything else (and anything this does not recognise) begins first.
+_LOCKING = re.compile(r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|advisory",
+                      re.IGNORECASE)
+
+
+def plain_read(sql: str) -> bool:
+    """True for a SELECT that takes no lock: it reads the same in autocommit as in a READ
+    COMMITTED transaction (a snapshot of its own start either way)."""
+    return sql.lstrip()[:6].upper() == "SELECT" and _LOCKING.search(sql) is None
+
+
+def leave_reads_first(info: dict[Any, Any], driver_connection: Any) -> None:
+    """Before a statement that is not a plain read on a connection in its unit of work's
+    reads-first mode: autocommit off, so psycopg sends BEGIN before the statement (a local
+    switch: the connection is idle in autocommit mode). psycopg refuses the switch only on a
+    connection that is not idle, i.e. broken: it is closed then, so that the statement fails
+    as on any lost connection (and the pool discards it) instead of running outside a
+    transaction."""
+    if info.pop(READS_FIRST, None):
+        try:
+            driver_connection.autocommit = False
+        except Exception:  # noqa: BLE001 - reported by the statement, as a lost connection
+            driver_connection.close()
 
 # Per engine: callbacks of Database.watch_statements, called for statements sent here.
 _watchers: weakref.WeakKeyDictionary[Engine, list[Callable[[str, Any], None]]] = (
@@ -65,6 +94,7 @@ class Prepared:
             raise StorageError(f"cannot prepare {self.sql!r}: a column default is computed in"
                                " Python")
         self.writes = bool(compiled.isinsert or compiled.isupdate or compiled.isdelete)
+        self._begins = self.writes or not plain_read(self.sql)  # see READS_FIRST
         binds = compiled.binds
         names = list(compiled.positiontup) if compiled.positional and compiled.positiontup \
             else list(binds)
@@ -117,6 +147,8 @@ class Prepared:
         if watchers:
             for callback in watchers:
                 callback(self.sql, params)
+        if self._begins and READS_FIRST in proxied.info:
+            leave_reads_first(proxied.info, proxied.driver_connection)
         cursor = proxied.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if many:

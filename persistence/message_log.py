@@ -154,20 +154,11 @@ def _hex_sha256(data: bytes) -> str:
 MESSAGE_ID_MAX = 255
 
 
-def append_entries(
-    session: Session | Connection, entries: Sequence[LogEntry], *, ids: bool = True
-) -> list[int]:
-    """Insert ``entries`` in the caller's transaction; returns their ids, in order (``ids=False``:
-    returns nothing, and the rows go in without ``RETURNING``, which the request path, which
-    never needs them, saves).
-
-    One ``INSERT`` that reads no other row and takes no lock, so concurrent writers never wait
-    for each other here (sealing happens later, in batches).
-    """
-    if not entries:
-        return []
+def entry_rows(entries: Sequence[LogEntry]) -> list[dict[str, Any]]:
+    """The ``message_log`` rows of ``entries`` as inserted (the columns of ``LOG_COLUMNS``),
+    ``at`` defaulting to now."""
     now = datetime.now(UTC)
-    rows = [
+    return [
         {
             "at": entry.at or now,
             "direction": Direction(entry.direction).value,
@@ -183,6 +174,25 @@ def append_entries(
         }
         for entry in entries
     ]
+
+
+LOG_COLUMNS = ("at", "direction", "message_id", "correlation_id", "actor_fin", "voen",
+               "operation", "payload", "payload_sha256", "erased_at")
+
+
+def append_entries(
+    session: Session | Connection, entries: Sequence[LogEntry], *, ids: bool = True
+) -> list[int]:
+    """Insert ``entries`` in the caller's transaction; returns their ids, in order (``ids=False``:
+    returns nothing, and the rows go in without ``RETURNING``, which the request path, which
+    never needs them, saves).
+
+    One ``INSERT`` that reads no other row and takes no lock, so concurrent writers never wait
+    for each other here (sealing happens later, in batches).
+    """
+    if not entries:
+        return []
+    rows = entry_rows(entries)
     if not ids:
         # The request path: on the driver's cursor (persistence.driver, issue #10).
         conn = session if isinstance(session, Connection) else session.connection()
