@@ -109,6 +109,11 @@ def create_engine_for(
                 # microseconds.
                 connect_args={"connect_timeout": connect_timeout_seconds,
                               "prepare_threshold": None},
+                # Stated, not inherited from the server's default_transaction_isolation: a
+                # unit of work's plain reads run before its BEGIN (ConnectionSession), which
+                # reads the same only in READ COMMITTED, where each statement has a snapshot
+                # of its own. psycopg sends it with BEGIN, no round trip of its own.
+                isolation_level="READ COMMITTED",
             )
         event.listen(engine, "checkout", _refuse_closed_connection)
         _track_writes(engine)

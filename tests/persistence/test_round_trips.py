@@ -51,6 +51,10 @@ def claim(key: str) -> RequestClaim:
     return RequestClaim(key, "d" * 64, datetime.now(UTC) + timedelta(hours=1))
 
 
+#: How psycopg begins: with the isolation level the engine states (persistence.db).
+BEGIN = "BEGIN ISOLATION"
+
+
 def pooled_connection_is_clean(db: Database) -> bool:
     """The pool's connection as it came: autocommit off, no transaction open."""
     with db.engine.connect() as conn:
@@ -156,8 +160,8 @@ def test_a_unit_of_work_reads_before_its_begin_and_writes_in_one_transaction(
         add_eservice(uow, "b")
         uow.commit()
     # (an upsert is an UPDATE, then a read and an INSERT: all after the one BEGIN)
-    assert sent[:3] == ["SELECT INSURERS", "BEGIN", "UPDATE ESERVICES SET"], sent
-    assert sent.count("BEGIN") == 1 and sent[-1] == "COMMIT", sent
+    assert sent[:3] == ["SELECT INSURERS", BEGIN, "UPDATE ESERVICES SET"], sent
+    assert sent.count(BEGIN) == 1 and sent[-1] == "COMMIT", sent
     assert eservices(pg) == ["a", "b"]
     assert pooled_connection_is_clean(pg)
     # A read, a write, then a failure: the write is rolled back, nothing half-written.
@@ -165,8 +169,8 @@ def test_a_unit_of_work_reads_before_its_begin_and_writes_in_one_transaction(
         assert uow.insurers.get("1403567891") is None
         add_eservice(uow, "c")
         raise RuntimeError("the handler failed")
-    assert sent[:3] == ["SELECT INSURERS", "BEGIN", "UPDATE ESERVICES SET"], sent
-    assert sent.count("BEGIN") == 1 and sent[-1] == "ROLLBACK", sent
+    assert sent[:3] == ["SELECT INSURERS", BEGIN, "UPDATE ESERVICES SET"], sent
+    assert sent.count(BEGIN) == 1 and sent[-1] == "ROLLBACK", sent
     assert eservices(pg) == ["a", "b"]
     assert pooled_connection_is_clean(pg)
 
@@ -175,7 +179,7 @@ def test_a_locking_read_begins_the_transaction_first(pg: Database, trace: Trace)
     with counted(trace) as sent, pg.unit_of_work() as uow:
         assert uow.sql.applications.get_for_update("no-such-application") is None
     # FOR UPDATE keeps its lock until the unit of work ends: it runs in the transaction.
-    assert sent[0] == "BEGIN" and sent[-1] == "ROLLBACK" and len(sent) == 3, sent
+    assert sent[0] == BEGIN and sent[-1] == "ROLLBACK" and len(sent) == 3, sent
     assert pooled_connection_is_clean(pg)
 
 
@@ -191,3 +195,24 @@ def test_a_connection_lost_after_the_reads_fails_the_write_and_the_pool_works_on
         uow.commit()
     assert "LOST" not in eservices(pg)
     assert pooled_connection_is_clean(pg)
+
+
+def test_transactions_are_read_committed_whatever_the_servers_default(pg: Database) -> None:
+    # The reads before a unit of work's BEGIN read what they would inside it only in READ
+    # COMMITTED; an operator's stricter server default must not quietly change that.
+    with psycopg.connect(libpq_url(pg.engine.url.render_as_string(hide_password=False)),
+                         autocommit=True) as admin:
+        name = admin.info.dbname
+        admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_isolation'
+                      " = 'repeatable read'")
+    database = Database(pg.engine.url.render_as_string(hide_password=False))
+    try:
+        with database.engine.connect() as conn:
+            # What a session on this database gets by default, unless told otherwise:
+            assert conn.exec_driver_sql("SHOW default_transaction_isolation").scalar() == \
+                "repeatable read"
+        with database.transaction() as session:
+            level = session.execute(text("SHOW transaction_isolation")).scalar()
+        assert level == "read committed"
+    finally:
+        database.dispose()
