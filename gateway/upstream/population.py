@@ -92,7 +92,14 @@ class ZeepPopulationRegistry:
                 lambda: self._get_person.post(documentType=document_type.value, fin=fin),
                 map_fault,
             )
-            return _person_answer(answer, map_fault)
+            person = _person_answer(answer, map_fault)
+            if person.fin.upper() != fin.upper():
+                # Never another person's data in this person's place, whatever mixed the
+                # answers up on the way (a proxy, a misbehaving peer, a connection reused
+                # too early).
+                raise UpstreamFault(f"{_WHAT} answered for FIN {person.fin}, not the FIN"
+                                    " asked for")
+            return person
 
         return self._resilience.call(attempt, idempotent=True)
 

@@ -121,11 +121,28 @@ class _Connection:
 
     def _response(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
                   url: str | None = None) -> http.client.HTTPResponse:
-        return http.client.HTTPResponse(cast(Any, _AnswerSource(sock, self)), debuglevel,
-                                        method, url)
+        return _FinalResponse(cast(Any, _AnswerSource(sock, self)), debuglevel, method, url)
 
     def close(self) -> None:
         self.http.close()
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """The final answer to the request. http.client skips only ``100 Continue`` and would take
+    any other interim answer (``102 Processing``, ``103 Early Hints``) for the final one: an
+    empty answer, and the connection back in the pool with the real answer still to come, for
+    the next call (another person's lookup) to read as its own. Interim answers are skipped
+    here, each with its headers, within the call's deadline; ``101`` (we never ask to switch
+    protocols) ends the exchange as an error."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if status == http.client.SWITCHING_PROTOCOLS:
+                raise http.client.HTTPException("the peer switched protocols unasked")
+            if status == http.client.CONTINUE or not 100 <= status < 200:
+                return version, status, reason  # 100: begin() skips it as before
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]
 
 
 class _AnswerSource:

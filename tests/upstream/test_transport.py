@@ -10,6 +10,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.domain.errors import UpstreamFault, UpstreamTimeout, UpstreamUnavailable
+from gateway.domain.values import DocumentType
 from gateway.upstream.population import ZeepPopulationRegistry
 from gateway.upstream.transport import BoundedTransport
 
 from .conftest import POPULATION_WSDL
+from .test_prepared import PERSON
 from .test_resilience import PING_OK
 
 #: What a connection handler does with a connection: it gets the peer and the socket and
@@ -334,6 +337,61 @@ def test_a_compressed_answer_is_refused(peers: Callable[..., RawPeer]) -> None:
     peer = peers(gzipped)
     with pytest.raises(UpstreamFault, match="encoding") as caught:
         _registry(peer.url).ping()
+    assert caught.value.code == "Server.Upstream.Fault"
+
+
+# -- interim answers and answers for someone else ----------------------------------------------
+
+
+def test_an_interim_answer_is_skipped_and_the_next_call_reads_its_own(
+    peers: Callable[..., RawPeer],
+) -> None:
+    """A peer sends ``102 Processing`` and the real answer a moment later. Taken for the final
+    answer, the 102 would have left the real one on the kept-alive connection for the next
+    call to read as its own (another person's data in the next lookup)."""
+    first, second = PERSON, PERSON.replace(b"5GH3J7K", b"7MX2C9R")
+
+    def processing_first(peer: RawPeer, sock: socket.socket) -> None:
+        while peer.read_request(sock):
+            if peer.requests == 1:
+                sock.sendall(b"HTTP/1.1 102 Processing\r\n\r\n"
+                             b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+                time.sleep(0.3)
+                sock.sendall(answer(first))
+            else:
+                sock.sendall(answer(second))
+
+    peer = peers(processing_first)
+    transport = BoundedTransport(connect_timeout=5.0, read_timeout=5.0)
+    assert transport.post(peer.url, b"<x/>", {}).content == first
+    assert transport.post(peer.url, b"<x/>", {}).content == second
+    assert (peer.connections, peer.requests) == (1, 2)
+
+
+def test_switching_protocols_unasked_is_an_error(peers: Callable[..., RawPeer]) -> None:
+    def switch(peer: RawPeer, sock: socket.socket) -> None:
+        while peer.read_request(sock):
+            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
+
+    peer = peers(switch)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        _registry(peer.url).ping()
+    assert caught.value.code == "Server.Upstream.Unavailable"
+
+
+def test_a_person_for_another_fin_is_refused(peers: Callable[..., RawPeer]) -> None:
+    """Whatever mixed the answers up on the way, the gateway never puts one person's data in
+    another's place: the answer must be for the FIN asked about."""
+
+    def always_the_same_person(peer: RawPeer, sock: socket.socket) -> None:
+        while peer.read_request(sock):
+            sock.sendall(answer(PERSON))  # 5GH3J7K, whoever is asked for
+
+    peer = peers(always_the_same_person)
+    registry = _registry(peer.url)
+    assert registry.find_person(DocumentType.ID_CARD, "5GH3J7K").fin == "5GH3J7K"
+    with pytest.raises(UpstreamFault, match="not the FIN asked for") as caught:
+        registry.find_person(DocumentType.ID_CARD, "7MX2C9R")
     assert caught.value.code == "Server.Upstream.Fault"
 
 
