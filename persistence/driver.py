@@ -41,16 +41,34 @@ WROTE = "dsmf_wrote"  # the same flag as persistence.db.WROTE (db imports it fro
 # far, in psycopg's autocommit mode: the first other statement begins its transaction
 # (``leave_reads_first``; see ``persistence.db.ConnectionSession``).
 READS_FIRST = "dsmf_reads_first"
-# A statement that may run before its unit of work's BEGIN: a SELECT that takes no row lock
-# and no advisory lock. Anything else (and anything this does not recognise) begins first.
-_LOCKING = re.compile(r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|advisory",
+# A statement that may run before its unit of work's BEGIN: a SELECT that only reads. Decided
+# by an allow-list, not a deny-list: a SELECT can write or change the session (``SELECT
+# set_config(..., true)``, ``nextval``, ``pg_notify``, ``SELECT ... INTO``, ``SELECT 1; DELETE
+# ...``), and what this does not recognise as a plain read begins the transaction first, which
+# costs a round trip, never correctness.
+_LOCKING = re.compile(r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|\bINTO\b",
                       re.IGNORECASE)
+#: A name followed by "(": a function call, a type with a length, or a keyword before a
+#: parenthesis; a quoted name before "(" is a call this cannot judge.
+_CALL = re.compile(r'([A-Za-z_][A-Za-z0-9_$]*|")\s*\(')
+#: The keywords that come before "(" in SQLAlchemy's SELECTs, the types of its casts, and the
+#: functions that only compute (aggregates, comparisons, string and date functions).
+_PURE = frozenset("""
+    select from where and or not in exists any all some as on join using values over filter
+    within by case when then else between like ilike is distinct lateral union intersect except
+    cast varchar char character numeric decimal timestamp interval integer bigint
+    count max min sum avg coalesce nullif greatest least lower upper length char_length
+    substr substring trim abs round extract date_trunc row_number rank dense_rank array_agg
+    string_agg bool_or bool_and
+""".split())
 
 
 def plain_read(sql: str) -> bool:
-    """True for a SELECT that takes no lock: it reads the same in autocommit as in a READ
-    COMMITTED transaction (a snapshot of its own start either way)."""
-    return sql.lstrip()[:6].upper() == "SELECT" and _LOCKING.search(sql) is None
+    """True for a SELECT that only reads and takes no lock: it reads the same in autocommit as
+    in a READ COMMITTED transaction (a snapshot of its own start either way)."""
+    if sql.lstrip()[:6].upper() != "SELECT" or ";" in sql or _LOCKING.search(sql):
+        return False
+    return all(name.lower() in _PURE for name in _CALL.findall(sql))
 
 
 def leave_reads_first(info: dict[Any, Any], driver_connection: Any) -> None:

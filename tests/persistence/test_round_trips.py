@@ -14,7 +14,7 @@ from sqlalchemy import insert, text
 from gateway.domain.model import EService
 from gateway.services.ports import Exchange, RequestClaim, StoredAnswer
 from persistence.db import Database, libpq_url
-from persistence.driver import prepared
+from persistence.driver import plain_read, prepared
 from persistence.errors import StorageUnavailable
 from persistence.guard import SqlRequestLedger
 from persistence.migrate import upgrade
@@ -216,3 +216,53 @@ def test_transactions_are_read_committed_whatever_the_servers_default(pg: Databa
         assert level == "read committed"
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT set_config('dsmf.message_log_retention', 'on', true)",
+    "SELECT nextval('ssn_serial')",
+    "select pg_notify('c', 'x')",
+    "SELECT setval('s', 1)",
+    "SELECT txid_current()",
+    "SELECT 1 AS a INTO t",
+    "SELECT 1; DELETE FROM message_log",
+    "SELECT pg_advisory_lock(1)",
+    'SELECT "set_config"(\'a.b\', \'c\', true)',
+    "SELECT a FROM t FOR\n  UPDATE",
+    "/* a comment */ SELECT 1",
+    "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x",
+])
+def test_a_select_that_writes_or_locks_is_not_a_plain_read(sql: str) -> None:
+    assert not plain_read(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT request_ledger.content_digest FROM request_ledger WHERE request_ledger.key = "
+    "%(key)s AND request_ledger.expires_at >= %(now)s",
+    "SELECT count(*) AS count_1 FROM (SELECT applications.application_id FROM applications "
+    "WHERE applications.insurer_voen = %(voen)s AND applications.fin IN (%(fin_1)s, %(fin_2)s)"
+    " LIMIT %(param_1)s) AS anon_1",
+    "SELECT coalesce(max(a.n), %(c)s) FROM a WHERE CAST(a.x AS VARCHAR(20)) = %(x)s AND "
+    "NOT (a.y = %(y)s OR EXISTS (SELECT 1 FROM b WHERE b.k = a.k))",
+])
+def test_the_gateways_reads_are_plain_reads(sql: str) -> None:
+    assert plain_read(sql)
+
+
+def test_a_select_that_changes_the_session_runs_in_the_transaction(pg: Database) -> None:
+    # set_config(..., true) lasts until its transaction ends (MessageLog.erase_payloads uses it
+    # to pass the log's append-only trigger); run before BEGIN it would be lost at once. A
+    # SELECT ... INTO creates a table: rolled back with the unit of work, not kept.
+    session = pg.connection_session()
+    try:
+        session.execute(text("SELECT set_config('dsmf.probe', 'on', true)"))
+        assert session.execute(text("SELECT current_setting('dsmf.probe', true)")).scalar() \
+            == "on"
+        session.execute(text("SELECT 1 AS a INTO made_by_select_into"))
+        session.rollback()
+    finally:
+        session.close()
+    with pg.engine.connect() as conn:
+        assert conn.exec_driver_sql(
+            "SELECT to_regclass('made_by_select_into') IS NULL").scalar() is True
+    assert pooled_connection_is_clean(pg)
