@@ -192,6 +192,7 @@ class SqlRequestLedger:
     def __init__(self, database: Database, *, purge_every: int = _PURGE_EVERY) -> None:
         self.database = database
         self._purge_every = max(1, purge_every)
+        self._purge_owed = False
         self._commits = itertools.count(1)
 
     @translates
@@ -235,7 +236,16 @@ class SqlRequestLedger:
             yield SqlRequestRecord(self, tx)
 
     def _purge_due(self) -> bool:
+        """Every ``purge_every``-th commit purges, or the next one after a purge that did not
+        happen (its commit failed or lost its claim)."""
+        if self._purge_owed:
+            self._purge_owed = False
+            next(self._commits)
+            return True
         return next(self._commits) % self._purge_every == 0
+
+    def _purge_missed(self) -> None:
+        self._purge_owed = True
 
 
 class SqlRequestRecord:
@@ -258,6 +268,18 @@ class SqlRequestRecord:
         if not keep_writes:
             self._tx.rollback()
         purge = self._ledger._purge_due()
+        try:
+            lost = self._commit(exchange, claim, answer, purge)
+        except BaseException:
+            if purge:
+                self._ledger._purge_missed()
+            raise
+        if lost is not None and purge:
+            self._ledger._purge_missed()  # a lost claim wrote nothing, the purge included
+        return lost
+
+    def _commit(self, exchange: Exchange, claim: RequestClaim | None,
+                answer: tuple[bytes, int] | None, purge: bool) -> StoredAnswer | None:
         if self._tx.session is None:
             return self._commit_alone(exchange, claim, answer, purge)
         try:

@@ -66,6 +66,17 @@ def test_expired_rows_are_purged_in_the_same_transaction(db: Database) -> None:
     assert rows(db)[0] == ["new"]
 
 
+def test_a_purge_whose_commit_lost_its_claim_happens_at_the_next_commit(db: Database) -> None:
+    ledger = SqlRequestLedger(db, purge_every=3)
+    assert commit(ledger, "old", claim("old", timedelta(seconds=-1))) is None
+    assert commit(ledger, "live") is None
+    # The third commit, whose turn it is to purge, loses its claim: it writes nothing.
+    assert commit(ledger, "live") == StoredAnswer("d" * 64, None, None)
+    assert rows(db)[0] == ["live", "old"]
+    assert commit(ledger, "next") is None  # the purge it owed
+    assert rows(db)[0] == ["live", "next"]
+
+
 def test_a_failed_log_insert_leaves_nothing_and_the_pool_works_on(db: Database) -> None:
     refuse_log_inserts(db)
     ledger = SqlRequestLedger(db)
