@@ -311,10 +311,24 @@ class RawPostgres:
     def __init__(self, url: str) -> None:
         import psycopg
 
-        self.conn = psycopg.connect(url)
+        # As the gateway's connections: no server-side prepared statements.
+        self.conn = psycopg.connect(url, prepare_threshold=None)
 
     def transaction(self, statements: Sequence[Statement]) -> None:
-        with self.conn.transaction(), self.conn.cursor() as cur:
+        if len(statements) == 1 and not statements[0].many:
+            # One statement is a transaction by itself, as the gateway sends a request's only
+            # write (the claim and log of a read): in autocommit, without BEGIN and COMMIT.
+            self.conn.autocommit = True
+            try:
+                self._run(statements)
+            finally:
+                self.conn.autocommit = False
+            return
+        with self.conn.transaction():
+            self._run(statements)
+
+    def _run(self, statements: Sequence[Statement]) -> None:
+        with self.conn.cursor() as cur:
             for s in statements:
                 if s.many:
                     cur.executemany(s.sql, s.params)
@@ -727,6 +741,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load "
               f"{os.getloadavg()[0]:.1f}; n={n} per line; CPU = this process "
               f"(the registry simulator runs in another; {where})")
+        if args.postgres_only and not args.postgres:
+            raise SystemExit("--postgres-only needs --postgres URL or DSMF_TEST_POSTGRES_URL")
         if not args.postgres_only:
             run_backend(sqlite_backend(work), work, pki, url, n, prefixes, args.profile,
                         overrides, args.json, args.signer)
