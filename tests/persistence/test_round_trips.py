@@ -21,6 +21,7 @@ from persistence.migrate import upgrade
 from persistence.tables import WorkerLeaseRow
 from persistence.unit_of_work import SqlUnitOfWork
 from tests.conftest import _fresh_postgres_database
+from tests.persistence.test_request_ledger_commit import rows as logged
 from tests.round_trips import Trace, counted, traced
 
 pytestmark = pytest.mark.postgres
@@ -74,14 +75,6 @@ def test_a_ledger_lookup_is_one_round_trip(pg: Database, trace: Trace) -> None:
         # (psycopg drops its prepared statements after a ROLLBACK) before the next statement.
         assert sent == ["SELECT REQUEST_LEDGER"], sent
         assert pooled_connection_is_clean(pg)
-
-
-def logged(db: Database) -> tuple[list[str], list[tuple[str, str]]]:
-    with db.transaction() as s:
-        keys = list(s.execute(text("SELECT key FROM request_ledger ORDER BY key")).scalars())
-        rows = [(r[0], r[1]) for r in s.execute(text(
-            "SELECT message_id, direction FROM message_log ORDER BY id"))]
-    return keys, rows
 
 
 def test_a_commit_of_a_request_that_wrote_nothing_is_one_statement(
