@@ -12,17 +12,21 @@ DSMF_TEST_POSTGRES_URL), served in turn, each in a process of its own, by:
 * ``embedded``  — ``gateway.wsgi_server`` (waitress, HTTP/1.1 keep-alive), as ``serve`` runs it;
 * ``wsgiref``   — the standard library's threaded WSGI server the embedded default used before
   (HTTP/1.0, a connection per request), for comparison (not in the default list);
-* ``gunicorn``  — ``gateway.wsgi:create_app()`` with ``--gunicorn-workers`` sync workers, as the
-  deploy runs it (one connection per request: sync workers do not keep alive).
+* ``gunicorn``  — ``gateway.wsgi:create_app()`` with the production settings of
+  ``deploy/gunicorn.conf.py`` (``gthread`` workers, keep-alive), ``--gunicorn-workers`` workers
+  of ``--gunicorn-threads`` threads (default: the file's).
 
 Each client thread keeps one ``http.client`` connection open as long as the server allows and
 posts pre-signed envelopes (signing is the client's cost, not the server's): FindPerson of the
 demo people, SubmitRegistration of people never registered. Printed per server and operation:
 requests per second, the p50 / p90 / p99 / max latency, and the CPU per request of the server's
-process tree (master and workers, read from /proc: the clients and the simulators run in this
-process and are not counted) and, for a PostgreSQL server on this machine, of its processes.
-The issue's goal is p99 < 20 ms at 8 clients with 2 gunicorn workers. Not a test: nothing is
-asserted beyond "every answer is the operation's response". Keep --n small: the machine is
+process tree (master and workers, read from /proc) and, for a PostgreSQL server on this
+machine, of its processes. Then the whole machine's CPU per request: that, the simulators' (a
+``dsmf-gateway simulators --any-fin`` process of their own) and the clients' (this process),
+and what it allows: with every CPU busy, a closed loop of N clients waits N × that / CPUs on
+average (Little's law), whatever the server does with its share. The issue's goal is p99 <
+20 ms at 8 clients with 2 gunicorn workers. Not a test: nothing is asserted beyond "every
+answer is the operation's response". Keep --n small: the machine is
 shared. Linux only (reads /proc).
 """
 
@@ -54,9 +58,9 @@ from envelopes import find_person_envelope, submit_envelope
 from gateway.config import Settings
 from persistence.db import libpq_url, scratch_postgres_database
 from signing.testpki import TestPki, build_test_pki
-from simulators.runner import start_simulators
 
 OPERATIONS = {"find": "FindPerson", "submit": "SubmitRegistration"}
+_ROOT = Path(__file__).resolve().parents[1]
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -144,7 +148,8 @@ def postgres_pid(url: str) -> int | None:
 
 
 def report(server: str, operation: str, latencies: list[float], wall: float,
-           server_cpu: float, database_cpu: float | None) -> dict[str, Any]:
+           server_cpu: float, database_cpu: float | None, simulators_cpu: float,
+           clients_cpu: float, clients: int) -> dict[str, Any]:
     ordered = sorted(latencies)
     n = len(ordered)
 
@@ -157,12 +162,23 @@ def report(server: str, operation: str, latencies: list[float], wall: float,
         "max_ms": ordered[-1] * 1000, "mean_ms": statistics.mean(ordered) * 1000,
         "server_cpu_ms": server_cpu * 1000 / n,
         "database_cpu_ms": None if database_cpu is None else database_cpu * 1000 / n,
+        "simulators_cpu_ms": simulators_cpu * 1000 / n, "clients_cpu_ms": clients_cpu * 1000 / n,
     }
+    # Everything on this machine a request costs, and what that allows: a closed loop of
+    # ``clients`` waits on average at least clients × CPU per request / CPUs (Little's law, all
+    # CPUs busy), whatever the server does with its share.
+    machine = (server_cpu + (database_cpu or 0.0) + simulators_cpu + clients_cpu) * 1000 / n
+    result["machine_cpu_ms"] = machine
+    result["mean_latency_bound_ms"] = clients * machine / (os.cpu_count() or 1)
     db = ("" if database_cpu is None
           else f" + PostgreSQL {result['database_cpu_ms']:5.2f} ms")
     print(f"{server:9} {operation:19} {result['rps']:6.1f} req/s   p50 {pct(0.50):6.1f} ms   "
           f"p90 {pct(0.90):6.1f} ms   p99 {pct(0.99):6.1f} ms   max {result['max_ms']:6.1f} ms"
           f"   CPU/request: server {result['server_cpu_ms']:5.2f} ms{db}", flush=True)
+    print(f"{'':9} {'':19} machine CPU/request {machine:5.2f} ms (+ simulators "
+          f"{result['simulators_cpu_ms']:4.2f}, clients {result['clients_cpu_ms']:4.2f}):"
+          f" {clients} clients on {os.cpu_count()} CPUs wait {result['mean_latency_bound_ms']:5.1f}"
+          f" ms on average at the least (mean now {result['mean_ms']:5.1f} ms)", flush=True)
     return result
 
 
@@ -206,10 +222,11 @@ def _serve_child(kind: str, threads: int | None) -> int:
     return 0
 
 
-def _environment(config: Path) -> dict[str, str]:
+def _environment(config: Path | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DSMF_")}
-    env["DSMF_CONFIG"] = str(config)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+    if config is not None:
+        env["DSMF_CONFIG"] = str(config)
+    env["PYTHONPATH"] = os.pathsep.join([str(_ROOT),
                                          env.get("PYTHONPATH", "")])
     return env
 
@@ -241,7 +258,44 @@ def child_server(kind: str, config: Path, workdir: Path,
 
 
 @contextmanager
-def gunicorn_server(config: Path, workers: int, workdir: Path) -> Iterator[tuple[str, int]]:
+def simulators_process(pki_dir: Path,
+                       workdir: Path) -> Iterator[tuple[dict[str, str], int]]:
+    """``dsmf-gateway simulators --any-fin`` in a process of its own, as an operator runs them:
+    their URLs by name ("population registry", "mobile signature") and the process id. Like
+    another agency's server, the simulators then do not share this process's interpreter lock
+    with the client threads, whose latencies would include waits for the simulators' Python."""
+    command = shutil.which("dsmf-gateway", path=str(Path(sys.executable).parent))
+    if command is None:
+        raise SystemExit("dsmf-gateway not installed")
+    log = (workdir / "simulators.log").open("wb")
+    process = subprocess.Popen(
+        [command, "simulators", "--any-fin", "--pki-dir", str(pki_dir), "--population-port",
+         "0", "--mobile-port", "0", "--tsa-port", "0"],
+        cwd=workdir, env=_environment(None), stdout=subprocess.PIPE,
+        stderr=log)
+    try:
+        assert process.stdout is not None
+        urls: dict[str, str] = {}
+        while "mobile signature" not in urls:
+            line = process.stdout.readline().decode()
+            if not line:
+                raise SystemExit((workdir / "simulators.log").read_text()[-2000:])
+            name, _, rest = line.partition(":")
+            if rest.strip():
+                urls[name.strip()] = rest.split()[0]
+        yield urls, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextmanager
+def gunicorn_server(config: Path, workers: int, threads: int | None,
+                    workdir: Path) -> Iterator[tuple[str, int]]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
     if gunicorn is None:
         raise SystemExit("gunicorn not installed")
@@ -249,10 +303,15 @@ def gunicorn_server(config: Path, workers: int, workdir: Path) -> Iterator[tuple
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = (workdir / "gunicorn.log").open("wb")
+    env = _environment(config)
+    # The production settings (deploy/gunicorn.conf.py: gthread workers, keep-alive, ...), with
+    # this bench's address, worker count and, if given, threads per worker.
+    env.update(DSMF_BIND=f"127.0.0.1:{port}", DSMF_WORKERS=str(workers))
+    if threads is not None:
+        env["DSMF_THREADS"] = str(threads)
     process = subprocess.Popen(
-        [gunicorn, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--no-control-socket",
-         "gateway.wsgi:create_app()"], cwd=workdir, env=_environment(config), stdout=log,
-        stderr=log)
+        [gunicorn, "-c", str(_ROOT / "deploy" / "gunicorn.conf.py"), "--no-control-socket",
+         "gateway.wsgi:create_app()"], cwd=workdir, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -279,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=240, help="requests per server and operation")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=None,
+                        help="threads per gunicorn worker (default: deploy/gunicorn.conf.py's)")
     parser.add_argument("--servers", default="embedded,gunicorn",
                         help="of embedded, wsgiref, gunicorn")
     parser.add_argument("--operations", default="find,submit", help="of find, submit")
@@ -296,8 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             ExitStack() as stack:
         tmp = Path(tmp_name)
         pki: TestPki = build_test_pki(tmp / "pki")
-        sims = stack.enter_context(start_simulators(pki.directory, approve_delay=0.2,
-                                                    any_fin=True))
+        sims, sims_pid = stack.enter_context(simulators_process(pki.directory, tmp))
         database_url = (stack.enter_context(scratch_postgres_database(postgres, "bench_http"))
                         if postgres else f"sqlite:///{tmp / 'gw.db'}")
         database_pid = postgres_pid(postgres) if postgres else None
@@ -309,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             "crls": [str(pki.crl_path)],
             "signing_key_file": str(gw.key_path),
             "signing_cert_file": str(gw.cert_path),
-            "population_url": sims.population_url,
-            "mobile_url": sims.mobile_url,
+            "population_url": sims["population registry"],
+            "mobile_url": sims["mobile signature"],
         }
         _prepare(values)
         config = tmp / "gateway.toml"
@@ -325,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         servers: dict[str, Callable[[], Any]] = {
             "embedded": lambda: child_server("embedded", config, tmp, args.embedded_threads),
             "wsgiref": lambda: child_server("wsgiref", config, tmp, None),
-            "gunicorn": lambda: gunicorn_server(config, args.gunicorn_workers, tmp),
+            "gunicorn": lambda: gunicorn_server(config, args.gunicorn_workers,
+                                                args.gunicorn_threads, tmp),
         }
         prefixes = iter("ABCDEFGHJKLMNPQRSTUVWXYZ")
         for name in args.servers.split(","):
@@ -341,14 +402,16 @@ def main(argv: list[str] | None = None) -> int:
                                      for i in range(args.n + args.clients)]
                     expect = f"{operation}Response".encode()
                     run_clients(url, envelopes[:args.clients], args.clients, expect)  # warm-up
-                    cpu0 = tree_cpu(pid)
+                    cpu0, sim0, own0 = tree_cpu(pid), tree_cpu(sims_pid), time.process_time()
                     db0 = tree_cpu(database_pid) if database_pid else None
                     latencies, wall = run_clients(url, envelopes[args.clients:], args.clients,
                                                   expect)
                     cpu = tree_cpu(pid) - cpu0
+                    sim, own = tree_cpu(sims_pid) - sim0, time.process_time() - own0
                     db = tree_cpu(database_pid) - db0 if database_pid and db0 is not None \
                         else None
-                    result = report(name, operation, latencies, wall, cpu, db)
+                    result = report(name, operation, latencies, wall, cpu, db, sim, own,
+                                    args.clients)
                     result.update(database=database, clients=args.clients,
                                   workers=args.gunicorn_workers if name == "gunicorn" else 1)
                     if args.json:

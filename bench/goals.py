@@ -65,6 +65,10 @@ def table(records: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
             cpu = r["server_cpu_ms"] + (r.get("database_cpu_ms") or 0.0)
             ratio = f", {cpu / floor:.1f}× floor" if floor else ""
             measured = f"p99 {r['p99_ms']:.0f} ms, {r['rps']:.0f} req/s; CPU {cpu:.2f} ms{ratio}"
+            if r.get("mean_latency_bound_ms") is not None:
+                # What the machine allows whatever the server does (bench_http: Little's law).
+                measured += (f"; machine {r['machine_cpu_ms']:.2f} ms, mean ≥ "
+                             f"{r['mean_latency_bound_ms']:.0f} ms")
             what = f"  {r['operation']}, {r['database']}, {r['server']}"
             if r["server"] == "gunicorn":
                 what += f" -w {r['workers']}"
