@@ -103,6 +103,7 @@ class Gateway:
     _worker: threading.Thread | None = None
     _seal_worker: SealWorker | None = None
     _optimizer: threading.Thread | None = None
+    _checkpointer: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start_sealer(self) -> None:
@@ -112,9 +113,14 @@ class Gateway:
             self._seal_worker.start()
 
     def start_worker(self) -> None:
-        """Finish SUBMITTED applications in the background (accepted while the registry was
-        down). Every process runs this loop; the ``finish-submitted`` lease lets one of them
-        work at a time across hosts (the writes are safe with several anyway)."""
+        """The background work of a serving process: finish SUBMITTED applications (accepted
+        while the registry was down; unless ``finisher_enabled`` is false), refresh the
+        planner statistics, checkpoint SQLite's WAL. Every process runs the finisher's loop;
+        the ``finish-submitted`` lease lets one of them work at a time across hosts (the writes
+        are safe with several anyway)."""
+        self._start_maintenance()
+        if not self.settings.finisher_enabled:
+            return
         leases = SqlWorkerLeases(self.database)
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         interval = self.settings.retry_submitted_every_seconds
@@ -140,10 +146,35 @@ class Gateway:
 
         self._worker = threading.Thread(target=loop, name="finish-submitted", daemon=True)
         self._worker.start()
+
+    def _start_maintenance(self) -> None:
         if self.settings.optimize_every_seconds > 0:
             self._optimizer = threading.Thread(target=self._optimize_periodically,
                                                name="optimize-database", daemon=True)
             self._optimizer.start()
+        every = self.settings.sqlite_checkpoint_every_seconds
+        if every > 0 and self.database.checkpoint_in_background(
+                self.settings.sqlite_checkpoint_fallback_pages):
+            self._checkpointer = threading.Thread(target=self._checkpoint_periodically,
+                                                  args=(every,), name="checkpoint-wal",
+                                                  daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint_periodically(self, every: float) -> None:
+        """SQLite's WAL checkpoint off the requests (persistence.db.Database.checkpoint_wal).
+        A failure is logged when it starts and when it ends, not every round."""
+        failing = False
+        while not self._stop.wait(every):
+            try:
+                self.database.checkpoint_wal()
+            except Exception as exc:  # noqa: BLE001 - the commits' fallback still checkpoints
+                if not failing:
+                    log.warning("checkpointing the database's WAL failed: %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("checkpointing the database's WAL works again")
+                failing = False
 
     def _optimize_periodically(self) -> None:
         """Planner statistics follow the registry's growth (persistence.maintenance)."""
@@ -155,7 +186,7 @@ class Gateway:
 
     def close(self) -> None:
         self._stop.set()
-        for thread in (self._worker, self._optimizer):
+        for thread in (self._worker, self._optimizer, self._checkpointer):
             if thread is not None:
                 thread.join(timeout=5)
         if self._seal_worker is not None:

@@ -151,6 +151,13 @@ class Settings:
     # Refresh the database's planner statistics (ANALYZE) this often in every gateway process
     # (persistence.maintenance); 0: never.
     optimize_every_seconds: float = 3600.0
+    # SQLite: every gateway process checkpoints the WAL (copies its pages into the database
+    # file, which is then synced) this often in the background, instead of whichever request's
+    # commit takes it past 1000 pages paying 5-8 ms; 0: the commits do, SQLite's default.
+    sqlite_checkpoint_every_seconds: float = 1.0
+    # ... and the commits still do past this many WAL pages (4 KiB each), should the
+    # background checkpoint fall behind.
+    sqlite_checkpoint_fallback_pages: int = 10_000
     # The registry search counts matches exactly up to this many (or up to the end of the
     # requested page, if further); beyond, `total` says only "more than that" (README).
     search_count_limit: int = 10_000
@@ -277,6 +284,10 @@ class Settings:
             problems.append("max_page_size must be 1..1000")
         if self.optimize_every_seconds < 0:
             problems.append("optimize_every_seconds must be >= 0 (0: never)")
+        if not 0 <= self.sqlite_checkpoint_every_seconds <= 3600:
+            problems.append("sqlite_checkpoint_every_seconds must be 0..3600 (0: in the commits)")
+        if not 1000 <= self.sqlite_checkpoint_fallback_pages <= 1_000_000:
+            problems.append("sqlite_checkpoint_fallback_pages must be 1000..1000000")
         if not 1 <= self.search_count_limit <= 10_000_000:
             problems.append("search_count_limit must be 1..10000000")
         if not 1 <= self.max_batch_items <= 5000:

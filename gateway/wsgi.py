@@ -22,8 +22,7 @@ def create_app() -> SoapEndpoint:
     settings = Settings.load()
     configure_logging(settings.log_format, settings.log_level)
     gateway = build_gateway(settings, migrate=False)
-    if settings.finisher_enabled:
-        gateway.start_worker()
+    gateway.start_worker()  # the finisher only if finisher_enabled
     # Every worker runs a sealer; the lease in the database lets one seal at a time.
     gateway.start_sealer()
     return gateway.app

@@ -300,6 +300,19 @@ def test_registry_scale_settings_and_their_bounds() -> None:
             optimize_every_seconds=-1)
 
 
+def test_sqlite_checkpoint_settings_and_their_bounds() -> None:
+    settings = Settings.load(None, environ={"DSMF_SQLITE_CHECKPOINT_EVERY_SECONDS": "0",
+                                            "DSMF_SQLITE_CHECKPOINT_FALLBACK_PAGES": "5000"})
+    assert (settings.sqlite_checkpoint_every_seconds,
+            settings.sqlite_checkpoint_fallback_pages) == (0.0, 5000)
+    assert (Settings().sqlite_checkpoint_every_seconds,
+            Settings().sqlite_checkpoint_fallback_pages) == (1.0, 10_000)
+    refused("invalid configuration: sqlite_checkpoint_every_seconds must be 0..3600"
+            " (0: in the commits)", sqlite_checkpoint_every_seconds=-1)
+    refused("invalid configuration: sqlite_checkpoint_fallback_pages must be 1000..1000000",
+            sqlite_checkpoint_fallback_pages=999)
+
+
 @pytest.mark.parametrize(("key", "value"), [
     ("revocation_sources", ()),
     ("revocation_sources", ("crl", "crl")),
