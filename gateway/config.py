@@ -284,8 +284,10 @@ class Settings:
             problems.append("max_page_size must be 1..1000")
         if self.optimize_every_seconds < 0:
             problems.append("optimize_every_seconds must be >= 0 (0: never)")
-        if not 0 <= self.sqlite_checkpoint_every_seconds <= 3600:
-            problems.append("sqlite_checkpoint_every_seconds must be 0..3600 (0: in the commits)")
+        every = self.sqlite_checkpoint_every_seconds
+        if not (every == 0 or 0.1 <= every <= 3600):
+            problems.append("sqlite_checkpoint_every_seconds must be 0.1..3600, or 0 (in the"
+                            " commits)")
         if not 1000 <= self.sqlite_checkpoint_fallback_pages <= 1_000_000:
             problems.append("sqlite_checkpoint_fallback_pages must be 1000..1000000")
         if not 1 <= self.search_count_limit <= 10_000_000:

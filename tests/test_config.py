@@ -307,8 +307,9 @@ def test_sqlite_checkpoint_settings_and_their_bounds() -> None:
             settings.sqlite_checkpoint_fallback_pages) == (0.0, 5000)
     assert (Settings().sqlite_checkpoint_every_seconds,
             Settings().sqlite_checkpoint_fallback_pages) == (1.0, 10_000)
-    refused("invalid configuration: sqlite_checkpoint_every_seconds must be 0..3600"
-            " (0: in the commits)", sqlite_checkpoint_every_seconds=-1)
+    for every in (-1, 0.01, 3601):
+        refused("invalid configuration: sqlite_checkpoint_every_seconds must be 0.1..3600, or 0"
+                " (in the commits)", sqlite_checkpoint_every_seconds=every)
     refused("invalid configuration: sqlite_checkpoint_fallback_pages must be 1000..1000000",
             sqlite_checkpoint_fallback_pages=999)
 
