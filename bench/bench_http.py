@@ -14,7 +14,8 @@ DSMF_TEST_POSTGRES_URL), served in turn, each in a process of its own, by:
   (HTTP/1.0, a connection per request), for comparison (not in the default list);
 * ``gunicorn``  — ``gateway.wsgi:create_app()`` with the production settings of
   ``deploy/gunicorn.conf.py`` (``gthread`` workers, keep-alive), ``--gunicorn-workers`` workers
-  of ``--gunicorn-threads`` threads (default: the file's).
+  of ``--gunicorn-threads`` threads (default: the file's); ``--gunicorn-worker-class sync`` for
+  comparison.
 
 Each client thread keeps one ``http.client`` connection open as long as the server allows and
 posts pre-signed envelopes (signing is the client's cost, not the server's): FindPerson of the
@@ -295,7 +296,7 @@ def simulators_process(pki_dir: Path,
 
 @contextmanager
 def gunicorn_server(config: Path, workers: int, threads: int | None,
-                    workdir: Path) -> Iterator[tuple[str, int]]:
+                    workdir: Path, worker_class: str | None = None) -> Iterator[tuple[str, int]]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
     if gunicorn is None:
         raise SystemExit("gunicorn not installed")
@@ -311,6 +312,7 @@ def gunicorn_server(config: Path, workers: int, threads: int | None,
         env["DSMF_THREADS"] = str(threads)
     process = subprocess.Popen(
         [gunicorn, "-c", str(_ROOT / "deploy" / "gunicorn.conf.py"), "--no-control-socket",
+         *(["-k", worker_class] if worker_class else []),
          "gateway.wsgi:create_app()"], cwd=workdir, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
@@ -340,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=None,
                         help="threads per gunicorn worker (default: deploy/gunicorn.conf.py's)")
+    parser.add_argument("--gunicorn-worker-class", default=None,
+                        help="e.g. sync (default: deploy/gunicorn.conf.py's gthread)")
     parser.add_argument("--servers", default="embedded,gunicorn",
                         help="of embedded, wsgiref, gunicorn")
     parser.add_argument("--operations", default="find,submit", help="of find, submit")
@@ -386,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             "embedded": lambda: child_server("embedded", config, tmp, args.embedded_threads),
             "wsgiref": lambda: child_server("wsgiref", config, tmp, None),
             "gunicorn": lambda: gunicorn_server(config, args.gunicorn_workers,
-                                                args.gunicorn_threads, tmp),
+                                                args.gunicorn_threads, tmp,
+                                                args.gunicorn_worker_class),
         }
         prefixes = iter("ABCDEFGHJKLMNPQRSTUVWXYZ")
         for name in args.servers.split(","):
