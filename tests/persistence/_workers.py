@@ -52,3 +52,34 @@ def append_many(url: str, tag: str, count: int, start_at: float) -> list[int]:
         ]
     finally:
         database.dispose()
+
+
+def write_in_turn(url: str, events_path: str) -> str:
+    """Says "B: starting", then writes in a transaction; "B: BEGIN" is recorded when the
+    BEGIN reaches SQLite itself (its trace callback), after any wait for the writer turn."""
+    from typing import Any
+
+    from sqlalchemy import event, text
+
+    from persistence.db import create_engine_for
+
+    def record(line: str) -> None:
+        with open(events_path, "a", encoding="utf-8") as events:
+            events.write(line + "\n")
+
+    engine = create_engine_for(url)
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda statement: record("B: BEGIN") if statement.startswith("BEGIN") else None)
+
+    try:
+        with engine.connect():
+            pass  # connected (and traced) before the clock starts
+        record("B: starting")
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (2)"))
+        return "committed"
+    finally:
+        engine.dispose()

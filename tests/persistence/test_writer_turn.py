@@ -1,11 +1,13 @@
-"""SQLite transactions of one process take turns in a queue (persistence.db._WriterTurn): a
-second thread's ``BEGIN IMMEDIATE`` reaches SQLite only after the first thread's COMMIT or
+"""SQLite transactions take turns in a queue (persistence.db._WriterTurn): a second thread's,
+or another process's, ``BEGIN IMMEDIATE`` reaches SQLite only after the first one's COMMIT or
 ROLLBACK, instead of sleeping in SQLite's busy handler; the turn never deadlocks where SQLite
 alone would not."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 
-from persistence.db import create_engine_for
+from persistence.db import _WriterTurn, create_engine_for
+from tests.persistence import _workers
 
 
 def recording_engine(path: Path, events: list[str], busy_timeout_ms: int = 5000) -> Engine:
@@ -109,3 +112,56 @@ def test_the_same_thread_on_a_second_connection_meets_sqlite_not_a_deadlock(
     with engine.connect() as connection:
         assert connection.execute(text("SELECT x FROM t")).scalars().all() == [1]
     engine.dispose()
+
+
+def test_another_process_begins_only_after_the_first_commits(tmp_path: Path) -> None:
+    path, events_path = tmp_path / "turn.db", tmp_path / "events.txt"
+    engine = recording_engine(path, [])
+    events_path.touch()
+
+    def record(line: str) -> None:
+        with events_path.open("a", encoding="utf-8") as events:
+            events.write(line + "\n")
+
+    def lines() -> list[str]:
+        return events_path.read_text(encoding="utf-8").splitlines()
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+            other = pool.apply_async(_workers.write_in_turn,
+                                     (f"sqlite:///{path}", str(events_path)))
+            deadline = time.monotonic() + 30
+            while "B: starting" not in lines() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert "B: starting" in lines()
+            time.sleep(0.3)  # B's BEGIN would reach SQLite meanwhile without the turn
+            record("A: still inside")
+        assert other.get(timeout=30) == "committed"
+    events = lines()
+    assert events.index("B: BEGIN") > events.index("A: still inside")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 2]
+    engine.dispose()
+
+
+def test_a_forked_process_does_not_share_its_parents_turn(tmp_path: Path) -> None:
+    # flock belongs to an open file, which fork shares: a child that used the descriptor it
+    # inherited would find the parent's held turn its own (and its release would free it).
+    turn = _WriterTurn(5.0, str(tmp_path / "turn.db-turn"))
+    assert turn._take_file(time.monotonic() + 5)  # the parent holds the turn
+    child = multiprocessing.get_context("fork").Process(target=_take_turn_at_once, args=(turn,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 1  # the child found the turn taken
+    turn._release_file()
+    child = multiprocessing.get_context("fork").Process(target=_take_turn_at_once, args=(turn,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0  # and free once the parent let it go
+
+
+def _take_turn_at_once(turn: _WriterTurn) -> None:
+    import os
+
+    os._exit(0 if turn._take_file(time.monotonic()) else 1)
