@@ -236,8 +236,23 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int, pool_size: int
             finally:
                 turn.end(connection)
 
+        # A connection closed in its transaction (invalidated: an exit exception such as
+        # KeyboardInterrupt or SystemExit in a statement, a lost connection, an explicit
+        # ``invalidate()``) never goes through COMMIT or ROLLBACK: closing it frees SQLite's
+        # lock, so its turn ends there too, or this process would keep the lock file (and its
+        # other threads the in-process lock) and every other writer would wait the whole busy
+        # timeout from then on. The pool's terminate goes through ``do_close`` as well.
+        close = dialect.do_close
+
+        def _do_close(connection: Any) -> None:
+            try:
+                close(connection)
+            finally:
+                turn.end(connection)
+
         dialect.do_commit = _do_commit  # type: ignore[method-assign,assignment]
         dialect.do_rollback = _do_rollback  # type: ignore[method-assign,assignment]
+        dialect.do_close = _do_close  # type: ignore[method-assign,assignment]
 
     # BEGIN goes to the driver from the dialect's begin step, not through a "begin" event
     # listener's ``exec_driver_sql``: that is a whole statement execution in SQLAlchemy

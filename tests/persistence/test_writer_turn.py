@@ -165,3 +165,33 @@ def _take_turn_at_once(turn: _WriterTurn) -> None:
     import os
 
     os._exit(0 if turn._take_file(time.monotonic()) else 1)
+
+
+def test_a_connection_closed_in_its_transaction_ends_its_turn(tmp_path: Path) -> None:
+    # Invalidation (an exit exception in a statement, a lost connection, ``invalidate()``)
+    # closes the DBAPI connection without COMMIT or ROLLBACK: SQLite's lock is free then, and
+    # so must the turn be, or every other writer waits the whole busy timeout from then on.
+    path = tmp_path / "turn.db"
+    engine = recording_engine(path, [], busy_timeout_ms=60_000)
+    connection = engine.connect()
+    connection.begin()
+    connection.execute(text("INSERT INTO t VALUES (1)"))
+    connection.invalidate()
+
+    # Another process opens the lock file itself (its own descriptor) and finds it free.
+    other_process = _WriterTurn(60.0, f"{path}-turn")
+    assert other_process._take_file(time.monotonic())
+    other_process._release_file()
+
+    # Another thread of this process begins at once, not after the busy timeout (60 s).
+    def write() -> None:
+        with engine.begin() as other:
+            other.execute(text("INSERT INTO t VALUES (2)"))
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    with engine.connect() as reader:
+        assert reader.execute(text("SELECT x FROM t")).scalars().all() == [2]
+    engine.dispose()
