@@ -259,11 +259,21 @@ def _sqlite_engine(url: str, *, echo: bool, busy_timeout_ms: int, pool_size: int
     # (context, events, result) on every transaction, several per request (issue #10). Errors
     # are wrapped and translated as any statement's (the step runs inside SQLAlchemy's handler).
     def _do_begin(connection: Any) -> None:  # the pool's connection
-        if not in_memory:
-            turn.begin(connection)
+        waited_out = not in_memory and not turn.begin(connection)
         cursor = connection.cursor()
         try:
-            cursor.execute("BEGIN IMMEDIATE")
+            if waited_out:
+                # The wait for the turn took the whole busy timeout: SQLite gets none of its
+                # own, or a writer would wait twice the busy timeout before "database is
+                # locked" (behind a CLI's long transaction, a server's requests failed after
+                # 10 s instead of 5).
+                cursor.execute("PRAGMA busy_timeout = 0")
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                finally:
+                    cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            else:
+                cursor.execute("BEGIN IMMEDIATE")
         finally:
             cursor.close()
 
@@ -295,7 +305,8 @@ class _WriterTurn:
 
     The same thread may begin a second transaction on another connection while it holds one
     (it passes here and then meets SQLite's busy timeout, as before); a thread or process that
-    waited the whole busy timeout here goes on to SQLite, which decides; a lock file that
+    waited the whole busy timeout here goes on to SQLite, which decides at once (no second busy
+    timeout: the wait stays within the busy timeout, as with SQLite alone); a lock file that
     cannot be opened (a read-only directory) leaves the processes to SQLite. So this never
     deadlocks where SQLite alone would not.
     """
@@ -309,16 +320,21 @@ class _WriterTurn:
         self._file: tuple[int, int] | None = None  # (pid, descriptor): flock is per process
         self._file_held = False
 
-    def begin(self, connection: Any) -> None:
+    def begin(self, connection: Any) -> bool:
+        """Waits for the connection's turn; False when that took the whole busy timeout."""
         raw = id(getattr(connection, "dbapi_connection", connection))
         me = threading.get_ident()
         if self._owner != me:  # only the holder itself can see its own ident here
             deadline = time.monotonic() + self._timeout
             if not self._lock.acquire(timeout=self._timeout):
-                return
+                return False
             self._owner = me
             self._file_held = self._take_file(deadline)
+            self._held.add(raw)
+            # (No lock file to take, or it failed: no wait, so the time is not all used.)
+            return self._file_held or time.monotonic() < deadline
         self._held.add(raw)
+        return True
 
     def end(self, connection: Any) -> None:
         raw = id(getattr(connection, "dbapi_connection", connection))

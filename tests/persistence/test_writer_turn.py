@@ -6,6 +6,7 @@ alone would not."""
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -194,4 +195,40 @@ def test_a_connection_closed_in_its_transaction_ends_its_turn(tmp_path: Path) ->
     assert not thread.is_alive()
     with engine.connect() as reader:
         assert reader.execute(text("SELECT x FROM t")).scalars().all() == [2]
+    engine.dispose()
+
+
+def test_a_writer_that_waited_its_whole_turn_gets_no_second_busy_timeout(
+        tmp_path: Path) -> None:
+    # Another process holds the turn (the lock file) and SQLite's write lock, longer than the
+    # busy timeout (a CLI's long transaction). The writer here waits the busy timeout for its
+    # turn; SQLite must then decide at once, not wait a busy timeout of its own (twice the
+    # configured wait in all before "database is locked").
+    path = tmp_path / "turn.db"
+    statements: list[str] = []
+    engine = recording_engine(path, [], busy_timeout_ms=300)
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    engine.dispose()  # the next connection is traced
+    other_process = _WriterTurn(60.0, f"{path}-turn")
+    assert other_process._take_file(time.monotonic())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (1)"))
+        before_begin = statements[:statements.index("BEGIN IMMEDIATE")]
+        assert before_begin == ["PRAGMA busy_timeout = 0"]
+    finally:
+        holder.rollback()
+        holder.close()
+        other_process._release_file()
+    with engine.connect() as connection:
+        # The connection's own busy timeout is back, and nothing was written.
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 300
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 0
     engine.dispose()
