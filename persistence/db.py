@@ -356,7 +356,9 @@ class _WriterTurn:
         if self._lock_path is None:
             return None
         try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # Read-only is enough for flock, and 0644 lets a service user open the file a
+            # root-run CLI created first (it holds nothing: the database's own mode guards it).
+            fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as error:
             _log.warning("SQLite's writer turn between processes is off (%s): they wait in"
                          " SQLite's busy handler", error.strerror)
