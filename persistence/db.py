@@ -155,7 +155,11 @@ def _track_writes(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _end(conn: Any) -> None:
-        conn.info.pop(WROTE, None)
+        # An invalidated connection's ``info`` would reconnect first (and refuse: "rollback()
+        # fully before proceeding"), failing the very rollback that ends it; the pool clears the
+        # info of the connection it opens in its place.
+        if not conn.invalidated:
+            conn.info.pop(WROTE, None)
 
 
 def _reads_first(engine: Engine) -> None:

@@ -1,11 +1,13 @@
 """PostgreSQL connections are not pinged on checkout (``pool_pre_ping`` is off: a round trip per
 checkout), yet one the server has closed is never handed out: the checkout sees the closed
-socket and takes a fresh connection."""
+socket and takes a fresh connection. A connection lost in its transaction rolls back quietly."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -54,3 +56,21 @@ def test_a_terminated_idle_connection_is_replaced_without_an_error(
 
     second = backend_pid(postgres)  # no OperationalError: a new connection was taken
     assert second != first
+
+
+def test_a_connection_lost_in_a_transaction_rolls_back_quietly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The write tracking read the lost connection's info in the rollback's event, which made
+    # the rollback fail and log "rollback after an error failed" for every lost connection.
+    database = Database(f"sqlite:///{tmp_path / 'lost.db'}")
+    with database.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError, match="lost"):
+        with database.transaction() as session:
+            session.execute(text("INSERT INTO t VALUES (1)"))
+            session.connection().invalidate()
+            raise RuntimeError("lost")
+    assert [r.getMessage() for r in caplog.records] == []
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    database.dispose()
