@@ -232,6 +232,15 @@ def _environment(config: Path | None) -> dict[str, str]:
     return env
 
 
+def _stopped(process: subprocess.Popen[bytes], log: Any) -> None:
+    """Waits for a process asked to stop (killed after 30 s), then closes its log."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
 @contextmanager
 def child_server(kind: str, config: Path, workdir: Path,
                  threads: int | None) -> Iterator[tuple[str, int]]:
@@ -250,12 +259,8 @@ def child_server(kind: str, config: Path, workdir: Path,
         yield url, process.pid
     finally:
         if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            process.stdin.close()  # the child's signal to stop
+        _stopped(process, log)
 
 
 @contextmanager
@@ -287,11 +292,7 @@ def simulators_process(pki_dir: Path,
         yield urls, process.pid
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        _stopped(process, log)
 
 
 @contextmanager
@@ -328,8 +329,7 @@ def gunicorn_server(config: Path, workers: int, threads: int | None,
         yield f"http://127.0.0.1:{port}/soap", process.pid
     finally:
         process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        _stopped(process, log)
 
 
 # -- main -----------------------------------------------------------------------------------------
