@@ -19,6 +19,7 @@ from sqlalchemy import (
     CursorResult,
     Result,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -55,7 +56,13 @@ from gateway.domain.model import (
 )
 from gateway.domain.text import collation_key, fold
 from gateway.domain.values import Address, Contacts, DocumentType
-from gateway.services.ports import ApplicationQuery, Page, SortField
+from gateway.services.ports import (
+    ApplicationQuery,
+    OpenApplication,
+    Page,
+    PersonStanding,
+    SortField,
+)
 from persistence import codec
 from persistence.db import StorageOptions
 from persistence.driver import prepared
@@ -1056,6 +1063,17 @@ class SqlInsuredPersonRepository:
         return _insured(rows[0]) if rows else None
 
     @translates
+    def standing(self, voen: str, fin: str) -> PersonStanding:
+        rows = run(self._session, _standing(), {"voen": voen, "fin": fin})
+        first = rows[0]  # the FIN's own row: one even when nothing stands in the way
+        return PersonStanding(
+            insured=_insured(first) if first.ssn is not None else None,
+            open_applications=tuple(
+                OpenApplication(row.application_id, ApplicationStatus(row.status))
+                for row in rows if row.application_id is not None),
+        )
+
+    @translates
     def get_by_ssn(self, ssn: str) -> InsuredPerson | None:
         row = self._session.scalar(select(InsuredPersonRow).where(InsuredPersonRow.ssn == ssn))
         return _insured(row) if row is not None else None
@@ -1163,6 +1181,22 @@ def _insured_by_fin() -> Any:
     return select(table.c.fin, table.c.ssn, table.c.ssn_date, table.c.surname, table.c.name,
                   table.c.patronymic, table.c.registered_by_voen).where(
         table.c.fin == bindparam("fin"))
+
+
+@functools.cache
+def _standing() -> Select[Any]:
+    # The FIN as a one-row table, joined to its insured person and to the insurer's open
+    # applications: one row when neither exists, one per open application otherwise.
+    person, apps = _table(InsuredPersonRow), _table(ApplicationRow)
+    key = select(bindparam("fin", type_=String).label("fin")).subquery("wanted")
+    statuses: list[Any] = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+    return (select(person.c.fin, person.c.ssn, person.c.ssn_date, person.c.surname,
+                   person.c.name, person.c.patronymic, person.c.registered_by_voen,
+                   apps.c.application_id, apps.c.status)
+            .select_from(key.outerjoin(person, person.c.fin == key.c.fin).outerjoin(
+                apps, and_(apps.c.insurer_voen == bindparam("voen"), apps.c.fin == key.c.fin,
+                           apps.c.status.in_(statuses))))
+            .order_by(apps.c.created_at, apps.c.application_id))
 
 
 @functools.cache

@@ -137,8 +137,30 @@ class ApplicationRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OpenApplication:
+    """An application of the insurer for the FIN that is still DRAFT or SUBMITTED."""
+
+    application_id: str
+    status: ApplicationStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PersonStanding:
+    """What a new application of an insurer for a FIN runs into: the person's SSN, if issued,
+    and that insurer's open applications for the FIN, oldest first."""
+
+    insured: InsuredPerson | None
+    open_applications: tuple[OpenApplication, ...]
+
+
 class InsuredPersonRepository(Protocol):
     def get(self, fin: str) -> InsuredPerson | None: ...
+
+    def standing(self, voen: str, fin: str) -> PersonStanding:
+        """The person's SSN and the insurer's open applications for the FIN, in one read
+        (the checks before every new application: one round trip, not two)."""
+        ...
 
     def issue(
         self, *, fin: str, surname: str, name: str, patronymic: str | None, voen: str, on: date,

@@ -164,8 +164,7 @@ class RegistrationService:
             or self._person_or_none(data)
         with self.uow() as uow:
             authorize(uow, actor, voen, today=business_date(now))
-            self._refuse_if_insured(uow, data.fin)
-            self._refuse_if_open(uow, voen, data.fin, but=application_id)
+            self._refuse_if_taken(uow, voen, data.fin, but=application_id)
             if application_id is None:
                 app = self._new_application(voen, data, person, now, actor)
                 uow.applications.add(app)
@@ -217,8 +216,7 @@ class RegistrationService:
             with self.uow() as uow:
                 authorize(uow, actor, voen, today=business_date(now))
                 clean = self._placed(uow, clean)
-                self._refuse_if_insured(uow, clean.fin)
-                self._refuse_if_open(uow, voen, clean.fin)
+                self._refuse_if_taken(uow, voen, clean.fin)
                 app = self._new_application(voen, clean, None, now, actor)
                 app = self._register(uow, replace(app, signed_by=_signatory(actor)), known, now,
                                      actor, True)
@@ -234,8 +232,7 @@ class RegistrationService:
             else:
                 assert clean is not None
                 clean = self._placed(uow, clean)
-                self._refuse_if_insured(uow, clean.fin)
-                self._refuse_if_open(uow, voen, clean.fin)
+                self._refuse_if_taken(uow, voen, clean.fin)
                 app = self._new_application(voen, clean, None, now, actor)
                 is_new = True
         # The registry call happens outside any transaction: it may be slow. A FindPerson of
@@ -621,25 +618,20 @@ class RegistrationService:
             return None  # a draft can be saved while the registry is down
 
     def _refuse_if_insured(self, uow: UnitOfWork, fin: str) -> None:
-        existing = uow.insured_persons.get(fin)
-        if existing is not None:
-            person = " ".join(
-                part for part in (existing.surname, existing.name, existing.patronymic) if part
-            )
-            raise SsnAlreadyIssued(
-                f"the person's SSN exists: {person} {existing.ssn}",
-                ssn=existing.ssn, field="fin", params={"person": person},
-            )
+        _refuse_insured(uow.insured_persons.get(fin))
 
     @staticmethod
     def _placed(uow: UnitOfWork, data: RegistrationData) -> RegistrationData:
         return replace(data, actual_address=_place(uow, data.actual_address, "actualAddress"))
 
-    def _refuse_if_open(
+    def _refuse_if_taken(
         self, uow: UnitOfWork, voen: str, fin: str, but: str | None = None
     ) -> None:
-        """One open application per FIN and insurer: a second one would only fail later."""
-        for app in uow.applications.find_open_for_person(voen, fin):
+        """Before a new application of the FIN: no SSN yet, and one open application per FIN
+        and insurer (a second one would only fail later). ``but``: the draft being saved."""
+        standing = uow.insured_persons.standing(voen, fin)
+        _refuse_insured(standing.insured)
+        for app in standing.open_applications:
             if app.application_id == but:
                 continue
             if app.status is ApplicationStatus.DRAFT:
@@ -790,3 +782,14 @@ def _contacts_text(contacts: Contacts | None) -> str:
         return "-"
     parts: Sequence[str | None] = (contacts.mobile_phone, contacts.landline_phone, contacts.email)
     return ", ".join(p for p in parts if p) or "-"
+
+
+def _refuse_insured(existing: InsuredPerson | None) -> None:
+    if existing is not None:
+        person = " ".join(
+            part for part in (existing.surname, existing.name, existing.patronymic) if part
+        )
+        raise SsnAlreadyIssued(
+            f"the person's SSN exists: {person} {existing.ssn}",
+            ssn=existing.ssn, field="fin", params={"person": person},
+        )

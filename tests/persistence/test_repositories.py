@@ -24,7 +24,7 @@ from gateway.domain.model import (
     SealHolder,
 )
 from gateway.domain.values import Address, Contacts
-from gateway.services.ports import UnitOfWork
+from gateway.services.ports import OpenApplication, PersonStanding, UnitOfWork
 from persistence.db import Database
 from persistence.errors import (
     ConcurrentUpdate,
@@ -276,6 +276,37 @@ def test_delete_list_and_open_applications(seeded: Database) -> None:
     with seeded.unit_of_work() as uow:
         assert uow.applications.get(draft.application_id) is None
         assert uow.applications.find_open_for_person(VOEN_A, "5GH3J7K") == [submitted1]
+
+
+def test_a_persons_standing_is_its_ssn_and_the_insurers_open_applications(
+        seeded: Database) -> None:
+    fin, other = "5GH3J7K", "8LP2M4N"
+    later = application(fin, status=ApplicationStatus.SUBMITTED,
+                        created_at=T0 + timedelta(hours=1))
+    draft = application(fin, created_at=T0)
+    others = [application(fin, status=ApplicationStatus.SUBMITTED, voen=VOEN_B,
+                          created_at=T0 + timedelta(hours=2)),
+              application(fin, status=ApplicationStatus.REJECTED,
+                          created_at=T0 + timedelta(hours=3)),
+              application(other, created_at=T0)]
+    with seeded.unit_of_work() as uow:
+        assert uow.insured_persons.standing(VOEN_A, fin) == PersonStanding(None, ())
+        for a in (later, *others, draft):
+            uow.applications.add(a)
+        uow.commit()
+    with seeded.unit_of_work() as uow:
+        # Oldest first; another insurer's, a closed one and another FIN's are not in the way.
+        assert uow.insured_persons.standing(VOEN_A, fin) == PersonStanding(None, (
+            OpenApplication(draft.application_id, ApplicationStatus.DRAFT),
+            OpenApplication(later.application_id, ApplicationStatus.SUBMITTED),
+        ))
+        insured = uow.insured_persons.issue(fin=fin, surname="Əliyev", name="Rəşad",
+                                            patronymic="Elçin oğlu", voen=VOEN_B, on=T0.date())
+        # Seen in the same transaction, whole, with or without open applications.
+        assert uow.insured_persons.standing(VOEN_A, fin).insured == insured
+        assert uow.insured_persons.standing(VOEN_A, fin).open_applications != ()
+        assert uow.insured_persons.standing("9900000018", fin) == PersonStanding(insured, ())
+        assert uow.insured_persons.get(fin) == insured
 
 
 def test_correction_keeps_previous_values(seeded: Database) -> None:
