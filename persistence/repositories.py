@@ -9,6 +9,7 @@ Every public method translates SQLAlchemy errors (``persistence.errors``).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Integer,
     Result,
     Select,
     String,
@@ -31,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -70,6 +73,7 @@ from persistence.errors import (
     SSN_EXISTS,
     ConcurrentUpdate,
     HistoryRewritten,
+    StorageError,
     translates,
 )
 from persistence.tables import (
@@ -1042,8 +1046,9 @@ def _insured(row: Any) -> InsuredPerson:
 class SqlInsuredPersonRepository:
     """Insured persons (one per FIN, ever) and the SSN allocator.
 
-    Serials come from the ``ssn_serial_seq`` sequence on PostgreSQL (never blocks; a rolled-back
-    issue leaves a gap, which an opaque number can afford) and from the single-row
+    Serials come from the ``ssn_serial_seq`` sequence on PostgreSQL, read and formatted by the
+    insert itself (never blocks; a rolled-back issue leaves a gap, which an opaque number can
+    afford) and from the single-row
     ``ssn_counter`` on SQLite (inside the transaction, which holds SQLite's write lock: no gaps).
     Exactly-once per FIN is the database's job: ``fin`` is the primary key and the insert is
     ``ON CONFLICT (fin) DO NOTHING``; a concurrent issuer on PostgreSQL waits for the first one's
@@ -1098,12 +1103,9 @@ class SqlInsuredPersonRepository:
         # No read first: the insert's ON CONFLICT decides (a serial it took is then rolled
         # back with the refused request on SQLite, a gap on PostgreSQL's sequence).
         dialect = self._session.get_bind().dialect.name
-        ssn = self._format.format(self._next_serial(dialect))
         now = _now()
-        stmt = _issue_statement(dialect)
         values = {
             "fin": fin,
-            "ssn": ssn,
             "ssn_date": on,
             "surname": surname,
             "name": name,
@@ -1117,8 +1119,20 @@ class SqlInsuredPersonRepository:
             "created_at": now,
             "updated_at": now,
         }
-        if not run(self._session, stmt, values, keys=tuple(values)):
+        if dialect == "postgresql":
+            # The insert numbers the person itself: one round trip, not nextval and then it.
+            rows = run(self._session, _numbered_issue_statement(self._format.prefix,
+                                                                self._format.serial_digits),
+                       values)
+        else:
+            serial = int(run(self._session, _sqlite_serial_statement())[0][0])
+            values["ssn"] = self._format.format(serial)
+            rows = run(self._session, _issue_statement(), values, keys=tuple(values))
+        if not rows:
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
+        ssn = str(values["ssn"]) if "ssn" in values else str(rows[0].ssn)
+        if not self._format.is_valid(ssn):  # the SQL's format against the domain's
+            raise StorageError(f"the database numbered an SSN {ssn!r} that is not one")
         self._issued[fin] = (values["actual_address"], values["contacts"])
         return InsuredPerson(
             fin=fin,
@@ -1129,9 +1143,6 @@ class SqlInsuredPersonRepository:
             patronymic=patronymic,
             registered_by_voen=voen,
         )
-
-    def _next_serial(self, dialect: str) -> int:
-        return int(run(self._session, _serial_statement(dialect))[0][0])
 
 
 # Built once per dialect: the request path reuses their cache keys and compiled forms.
@@ -1200,16 +1211,58 @@ def _standing() -> Select[Any]:
 
 
 @functools.cache
-def _issue_statement(dialect: str) -> Any:
-    insert_ = (pg_dialect if dialect == "postgresql" else sqlite_dialect).insert
-    return (insert_(_table(InsuredPersonRow)).on_conflict_do_nothing(index_elements=["fin"])
-            .returning(InsuredPersonRow.fin))
+def _issue_statement() -> Any:
+    # SQLite's issue, the SSN formatted in Python (PostgreSQL: _numbered_issue_statement).
+    return (sqlite_dialect.insert(_table(InsuredPersonRow))
+            .on_conflict_do_nothing(index_elements=["fin"]).returning(InsuredPersonRow.fin))
 
 
 @functools.cache
-def _serial_statement(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return select(ssn_sequence.next_value())
+def _numbered_issue_statement(prefix: str, serial_digits: int) -> Any:
+    """PostgreSQL's issue: the next serial of the sequence, formatted as
+    ``gateway.domain.ssn.SsnFormat`` formats it (the prefix, the zero-padded serial, the Luhn
+    check digit of both), inserted and returned by one statement. A serial the format cannot
+    hold gives NULL, which the NOT NULL column refuses (``lpad`` would cut it). ``issue`` checks
+    what comes back with ``SsnFormat.is_valid``; a test compares both over many serials."""
+    table = _table(InsuredPersonRow)
+
+    def number(value: int) -> Any:  # constants inline: no parameter to send for them
+        return literal_column(str(value), Integer)
+
+    # nextval once, in a subquery of its own (the expressions below read its result many times).
+    if not prefix.isdigit():  # SsnFormat allows none other; it goes into the SQL text
+        raise ValueError("SSN prefix must be digits")
+    numbered = select(ssn_sequence.next_value().label("serial")).subquery("numbered")
+    formatted = select(numbered.c.serial, (
+        literal_column(f"'{prefix}'", String)
+        + func.lpad(sql_cast(numbered.c.serial, String), number(serial_digits),
+                    literal_column("'0'", String))).label("payload")).subquery("formatted")
+    serial, payload = formatted.c.serial, formatted.c.payload
+    length = len(prefix) + serial_digits
+    # Luhn: from the rightmost digit of the payload, every other digit is doubled, its digits
+    # summed ("0246813579"[d] is the digit sum of 2d).
+    terms = []
+    for position in range(1, length + 1):
+        digit = func.substr(payload, number(position), number(1))
+        if (length - position) % 2 == 0:
+            digit = func.substr(literal_column("'0246813579'", String),
+                                sql_cast(digit, Integer) + number(1), number(1))
+        terms.append(sql_cast(digit, Integer))
+    check = sql_cast((number(10) - functools.reduce(operator.add, terms) % number(10))
+                 % number(10), String)
+    ssn = case((serial < number(10**serial_digits), payload + check), else_=None)
+    columns = [c.key for c in table.c if c.key != "ssn"]
+    chosen = select(ssn.label("ssn"), *[bindparam(key, type_=table.c[key].type)
+                                        for key in columns]).select_from(formatted)
+    return (pg_dialect.insert(table).from_select(["ssn", *columns], chosen)
+            .on_conflict_do_nothing(index_elements=["fin"])
+            .returning(table.c.fin, table.c.ssn))
+
+
+@functools.cache
+def _sqlite_serial_statement() -> Any:
+    # SQLite's serials: the single-row counter, inside the transaction (PostgreSQL's insert
+    # takes its serial from the sequence itself: _numbered_issue_statement).
     table = _table(SsnCounterRow)
     first = sqlite_dialect.insert(table).values(id=1, last_serial=1)
     return first.on_conflict_do_update(

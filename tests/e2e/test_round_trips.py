@@ -77,8 +77,7 @@ SUBMIT = [
     # registry call (autocommit: no BEGIN).
     "SELECT INSURED_PERSONS",
     "BEGIN ISOLATION",  # the writing transaction, at its first write
-    "SELECT NEXTVAL",  # the SSN's serial
-    "INSERT INTO INSURED_PERSONS",
+    "INSERT INTO INSURED_PERSONS",  # numbered by the insert itself: no nextval before it
     "INSERT INTO APPLICATIONS",
     "INSERT INTO APPLICATION_STATUS_HISTORY",  # its three states, one pipelined batch
     "WITH CLAIM AS",  # the claim and the log

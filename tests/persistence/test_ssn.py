@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -13,7 +15,10 @@ from sqlalchemy import text
 from gateway.domain.errors import Conflict
 from gateway.domain.ssn import SsnFormat
 from persistence.db import Database, StorageOptions
-from persistence.errors import SSN_EXISTS
+from persistence.errors import SSN_EXISTS, StorageError
+from persistence.migrate import upgrade
+from persistence.seed import load_demo_data
+from tests.conftest import _fresh_postgres_database
 
 from . import _workers
 from .conftest import VOEN_A, VOEN_B
@@ -68,6 +73,51 @@ def test_rolled_back_issue_leaves_nothing(seeded: Database) -> None:
     with seeded.unit_of_work() as uow:
         assert uow.insured_persons.get("5GH3J7K") is None
     assert SsnFormat().is_valid(_issue(seeded, "5GH3J7K"))
+
+
+@pytest.fixture
+def pg() -> Iterator[Database]:
+    for url in _fresh_postgres_database():
+        upgrade(url)
+        database = Database(url)
+        load_demo_data(database)
+        try:
+            yield database
+        finally:
+            database.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fmt", [SsnFormat(), SsnFormat("27", 8), SsnFormat("07", 4),
+                                 SsnFormat("5", 5)], ids=str)
+def test_postgresql_numbers_the_ssn_as_the_domain_formats_it(pg: Database,
+                                                             fmt: SsnFormat) -> None:
+    """PostgreSQL's insert formats the SSN in SQL (one round trip): the same as
+    ``SsnFormat.format``, for payloads of both parities and serials across the range."""
+    top = 10**fmt.serial_digits - 1
+    chooser = random.Random(fmt.serial_digits)
+    serials = sorted({1, 2, 9, 10, 11, 99, 100, 101, top // 2, top - 1, top,
+                      *(chooser.randrange(1, top) for _ in range(60))})
+    if fmt == SsnFormat():
+        serials.remove(1)  # the demo person's
+    numbered = Database(pg.engine, options=StorageOptions(ssn_format=fmt))
+    for index, serial in enumerate(serials):
+        with pg.transaction() as session:  # the sequence's next value is this serial
+            session.execute(text("SELECT setval('ssn_serial_seq', :n, false)"), {"n": serial})
+        assert _issue(numbered, f"T{index:06d}") == fmt.format(serial), serial
+
+
+@pytest.mark.postgres
+def test_a_serial_the_format_cannot_hold_issues_nothing(pg: Database) -> None:
+    fmt = SsnFormat("1", 4)
+    numbered = Database(pg.engine, options=StorageOptions(ssn_format=fmt))
+    with pg.transaction() as session:
+        session.execute(text("SELECT setval('ssn_serial_seq', 9999, false)"))
+    assert _issue(numbered, "5GH3J7K") == fmt.format(9999)
+    with pytest.raises(StorageError):  # 10000 needs five digits: refused, not cut to four
+        _issue(numbered, "6ZK4T2P")
+    with numbered.unit_of_work() as uow:
+        assert uow.insured_persons.get("6ZK4T2P") is None
 
 
 def _run_in_processes(func: object, argument_lists: list[tuple[object, ...]]) -> list[object]:
