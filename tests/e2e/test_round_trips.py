@@ -78,8 +78,7 @@ SUBMIT = [
     "SELECT INSURED_PERSONS",
     "BEGIN ISOLATION",  # the writing transaction, at its first write
     "INSERT INTO INSURED_PERSONS",  # numbered by the insert itself: no nextval before it
-    "INSERT INTO APPLICATIONS",
-    "INSERT INTO APPLICATION_STATUS_HISTORY",  # its three states, one pipelined batch
+    "WITH ADDED AS",  # the application and its three states, one statement
     "WITH CLAIM AS",  # the claim and the log
     "COMMIT",
 ]
