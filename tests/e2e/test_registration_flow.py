@@ -26,6 +26,7 @@ from gateway.services.notifications import NOTIFICATION_NS
 from signing.parser import serialize
 from signing.testpki import TestPki
 from signing.verifier import EnvelopeVerifier
+from simulators.runner import Simulators
 from tests.e2e.conftest import (
     DEMO_VOEN,
     OTHER_VOEN,
@@ -34,9 +35,11 @@ from tests.e2e.conftest import (
     Bodies,
     Stack,
     fault_of,
+    make_settings,
     pdf_text,
     plain,
     response_fault_code,
+    serve_gateway,
     sibling_stack,
     signed_request,
 )
@@ -345,6 +348,22 @@ def test_actual_address_only_when_it_differs(stack: Stack) -> None:
     assert fault_of(svc.SaveDraft, voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
                     actualAddressDiffers=False, actualAddress=BAKU_ADDRESS) == (
         "Client.Validation.ActualAddress")
+
+
+def test_the_configured_ssn_format_numbers_the_persons(
+        database_url: str, tmp_path: Path, test_pki: TestPki, simulators: Simulators) -> None:
+    """ssn_prefix and ssn_serial_digits are the format of the SSNs the gateway issues (SQLite
+    formats in Python, PostgreSQL in the insert's SQL), not only a validated setting."""
+    configured = SsnFormat("07", 5)
+    settings = make_settings(database_url, tmp_path, test_pki, simulators, ssn_prefix="07",
+                             ssn_serial_digits=5)
+    with serve_gateway(settings, test_pki, simulators) as stack:
+        answer = service(stack).SubmitRegistration(
+            voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K", actualAddressDiffers=False,
+            contacts=CONTACTS).result
+        assert answer.status == "REGISTERED"
+        assert configured.is_valid(answer.ssn), answer.ssn
+        assert answer.ssn.startswith("07") and len(answer.ssn) == configured.length
 
 
 # -- idempotency ----------------------------------------------------------------------------------
