@@ -304,8 +304,10 @@ class Settings:
             self.signing_key_file or ""
         ).endswith((".p12", ".pfx")):
             problems.append("signing_key_file and signing_cert_file go together (or a .p12)")
-        if not self.ssn_prefix.isdigit() or not 4 <= self.ssn_serial_digits <= 18:
-            problems.append("ssn_prefix must be digits and ssn_serial_digits 4..18")
+        # isascii: str.isdigit() also takes other scripts' digits and superscripts.
+        if not (self.ssn_prefix.isascii() and self.ssn_prefix.isdigit()) \
+                or not 4 <= self.ssn_serial_digits <= 18:
+            problems.append("ssn_prefix must be digits 0-9 and ssn_serial_digits 4..18")
         if self.log_tsa_url and not self.log_tsa_trust_anchors:
             problems.append("log_tsa_url needs log_tsa_trust_anchors (the TSA's CA)")
         if self.log_tsa_timeout_seconds <= 0 or self.log_seal_interval_seconds <= 0:

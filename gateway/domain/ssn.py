@@ -31,8 +31,10 @@ class SsnFormat:
     serial_digits: int = 11
 
     def __post_init__(self) -> None:
-        if not self.prefix.isdigit() or not 4 <= self.serial_digits <= 18:
-            raise ValueError("SSN prefix must be digits and serial_digits 4..18")
+        # isascii: str.isdigit() also takes other scripts' digits and superscripts.
+        if not (self.prefix.isascii() and self.prefix.isdigit()) \
+                or not 4 <= self.serial_digits <= 18:
+            raise ValueError("SSN prefix must be digits 0-9 and serial_digits 4..18")
 
     @property
     def length(self) -> int:
