@@ -327,6 +327,42 @@ def test_person_with_ssn_cannot_be_registered_again(stack: Stack) -> None:
     assert svc.SearchApplications(voen=DEMO_VOEN, fin="9QW3E5R").total == 0
 
 
+def test_a_new_application_meets_the_ssn_first_then_the_insurers_open_one(
+        stack: Stack, tmp_path: Path) -> None:
+    """The checks before a new application (one read: InsuredPersonRepository.standing): an
+    SSN refuses before an open draft or submission of the insurer does; the draft being saved
+    is not in its own way; another insurer's open application is not in the way."""
+    svc = service(stack)
+    new = {"voen": DEMO_VOEN, "documentType": "ID_CARD", "actualAddressDiffers": False,
+           "contacts": CONTACTS}
+
+    def count(fin: str) -> int:
+        return int(svc.SearchApplications(voen=DEMO_VOEN, fin=fin).total)
+
+    draft = svc.SaveDraft(fin="5GH3J7K", **new).applicationId
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        assert fault_of(call, fin="5GH3J7K", **new) == "Client.Conflict.DraftExists"
+    assert svc.SaveDraft(applicationId=draft, fin="5GH3J7K", **new).applicationId == draft
+    with sibling_stack(stack, tmp_path / "down", population_url=closed_port_url()) as down:
+        assert service(down).SubmitRegistration(fin="8LV4N2X", **new).result.status == (
+            "SUBMITTED")
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        assert fault_of(call, fin="8LV4N2X", **new) == "Client.Conflict.AlreadySubmitted"
+    assert (count("5GH3J7K"), count("8LV4N2X")) == (1, 1)
+
+    # Another insurer registers the person: its SSN now comes first, for the open draft too.
+    other = service(stack, "director_b", OTHER_VOEN)
+    assert other.SubmitRegistration(**{**new, "voen": OTHER_VOEN},
+                                    fin="5GH3J7K").result.status == "REGISTERED"
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        assert fault_of(call, fin="5GH3J7K", **new) == "Client.Conflict.SsnExists"
+    assert fault_of(svc.SaveDraft, applicationId=draft, fin="5GH3J7K",
+                    **new) == "Client.Conflict.SsnExists"
+    assert count("5GH3J7K") == 1
+    assert [h.status for h in svc.GetApplication(voen=DEMO_VOEN,
+                                                 applicationId=draft).history] == ["DRAFT"]
+
+
 @pytest.mark.parametrize(("contacts", "code"), [
     ({"mobilePhone": "+994124987654"}, "Client.Validation.Phone"),     # a Bakı landline
     ({"landlinePhone": "+994000000000"}, "Client.Validation.Phone"),   # no such number
