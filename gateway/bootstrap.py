@@ -21,6 +21,7 @@ from gateway.config import ConfigError, Settings
 from gateway.domain import calendar
 from gateway.domain.errors import GatewayError
 from gateway.domain.model import Actor, CredentialKind
+from gateway.domain.ssn import SsnFormat
 from gateway.evidence.seal import Sealer, SealHealth, SealMetrics, SealWorker
 from gateway.evidence.tsa import TimeStampClient, load_certificates
 from gateway.services.actors import ActorFactory
@@ -287,7 +288,8 @@ def build_gateway(
     if migrate:
         upgrade(url)
     database = Database(url, options=StorageOptions(
-        search_count_limit=settings.search_count_limit),
+        search_count_limit=settings.search_count_limit,
+        ssn_format=SsnFormat(settings.ssn_prefix, settings.ssn_serial_digits)),
         pool_recycle_seconds=settings.database_pool_recycle_seconds,
         pool_size=settings.database_pool_size)
     uow = database.unit_of_work

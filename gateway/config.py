@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from gateway.domain import ssn
 from gateway.domain.errors import GatewayError
 
 
@@ -304,8 +305,13 @@ class Settings:
             self.signing_key_file or ""
         ).endswith((".p12", ".pfx")):
             problems.append("signing_key_file and signing_cert_file go together (or a .p12)")
-        if not self.ssn_prefix.isdigit() or not 4 <= self.ssn_serial_digits <= 18:
-            problems.append("ssn_prefix must be digits and ssn_serial_digits 4..18")
+        # isascii: str.isdigit() also takes other scripts' digits and superscripts.
+        if not (self.ssn_prefix.isascii() and self.ssn_prefix.isdigit()) \
+                or not 4 <= self.ssn_serial_digits <= 18:
+            problems.append("ssn_prefix must be digits 0-9 and ssn_serial_digits 4..18")
+        elif len(self.ssn_prefix) + self.ssn_serial_digits + 1 > ssn.MAX_LENGTH:
+            problems.append("an SSN (ssn_prefix, ssn_serial_digits and a check digit) is at most"
+                            f" {ssn.MAX_LENGTH} digits")
         if self.log_tsa_url and not self.log_tsa_trust_anchors:
             problems.append("log_tsa_url needs log_tsa_trust_anchors (the TSA's CA)")
         if self.log_tsa_timeout_seconds <= 0 or self.log_seal_interval_seconds <= 0:

@@ -1262,8 +1262,9 @@ def _numbered_issue_statement(prefix: str, serial_digits: int) -> Any:
         return literal_column(str(value), Integer)
 
     # nextval once, in a subquery of its own (the expressions below read its result many times).
-    if not prefix.isdigit():  # SsnFormat allows none other; it goes into the SQL text
-        raise ValueError("SSN prefix must be digits")
+    # SsnFormat allows digits 0-9 only (no quote: the prefix goes into the SQL text).
+    if not (prefix.isascii() and prefix.isdigit()):
+        raise ValueError("SSN prefix must be digits 0-9")
     numbered = select(ssn_sequence.next_value().label("serial")).subquery("numbered")
     formatted = select(numbered.c.serial, (
         literal_column(f"'{prefix}'", String)

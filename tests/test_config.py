@@ -255,6 +255,22 @@ def test_database_pool_size_out_of_range(size: int) -> None:
     assert Settings.from_mapping({"database_pool_size": 200}).database_pool_size == 200
 
 
+# Empty, a letter, Arabic-Indic digits and a superscript: str.isdigit() takes the last two, which
+# PostgreSQL's insert cannot cast (every issue would fail) and SQLite would write into SSNs.
+@pytest.mark.parametrize("prefix", ["", "1a", "\u0660\u0667", "\u00b2"])
+def test_ssn_prefix_must_be_ascii_digits(prefix: str) -> None:
+    refused("invalid configuration: ssn_prefix must be digits 0-9 and ssn_serial_digits 4..18",
+            ssn_prefix=prefix)
+    assert Settings.from_mapping({"ssn_prefix": "07"}).ssn_prefix == "07"
+
+
+def test_an_ssn_longer_than_the_contract_allows_is_refused() -> None:
+    # The contract's Ssn is [0-9]{6,20}: prefix, serial digits and the check digit.
+    refused("invalid configuration: an SSN (ssn_prefix, ssn_serial_digits and a check digit)"
+            " is at most 20 digits", ssn_prefix="27", ssn_serial_digits=18)
+    assert Settings.from_mapping({"ssn_prefix": "1", "ssn_serial_digits": 18}).ssn_prefix == "1"
+
+
 def test_every_problem_is_listed_at_once() -> None:
     refused("invalid configuration: port must be 1..65535; "
             "min_rsa_bits below 2048 is not allowed by the profile; "

@@ -25,14 +25,23 @@ def luhn_check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+# The contract's Ssn (xsd/gateway.xsd) is [0-9]{6,20}: a longer SSN could be neither answered
+# nor searched for.
+MAX_LENGTH = 20
+
+
 @dataclass(frozen=True, slots=True)
 class SsnFormat:
     prefix: str = "1"
     serial_digits: int = 11
 
     def __post_init__(self) -> None:
-        if not self.prefix.isdigit() or not 4 <= self.serial_digits <= 18:
-            raise ValueError("SSN prefix must be digits and serial_digits 4..18")
+        # isascii: str.isdigit() also takes other scripts' digits and superscripts.
+        if not (self.prefix.isascii() and self.prefix.isdigit()) \
+                or not 4 <= self.serial_digits <= 18:
+            raise ValueError("SSN prefix must be digits 0-9 and serial_digits 4..18")
+        if self.length > MAX_LENGTH:
+            raise ValueError(f"an SSN is at most {MAX_LENGTH} digits")
 
     @property
     def length(self) -> int:

@@ -26,6 +26,7 @@ from gateway.services.notifications import NOTIFICATION_NS
 from signing.parser import serialize
 from signing.testpki import TestPki
 from signing.verifier import EnvelopeVerifier
+from simulators.runner import Simulators
 from tests.e2e.conftest import (
     DEMO_VOEN,
     OTHER_VOEN,
@@ -34,9 +35,11 @@ from tests.e2e.conftest import (
     Bodies,
     Stack,
     fault_of,
+    make_settings,
     pdf_text,
     plain,
     response_fault_code,
+    serve_gateway,
     sibling_stack,
     signed_request,
 )
@@ -324,6 +327,42 @@ def test_person_with_ssn_cannot_be_registered_again(stack: Stack) -> None:
     assert svc.SearchApplications(voen=DEMO_VOEN, fin="9QW3E5R").total == 0
 
 
+def test_a_new_application_meets_the_ssn_first_then_the_insurers_open_one(
+        stack: Stack, tmp_path: Path) -> None:
+    """The checks before a new application (one read: InsuredPersonRepository.standing): an
+    SSN refuses before an open draft or submission of the insurer does; the draft being saved
+    is not in its own way; another insurer's open application is not in the way."""
+    svc = service(stack)
+    new = {"voen": DEMO_VOEN, "documentType": "ID_CARD", "actualAddressDiffers": False,
+           "contacts": CONTACTS}
+
+    def count(fin: str) -> int:
+        return int(svc.SearchApplications(voen=DEMO_VOEN, fin=fin).total)
+
+    draft = svc.SaveDraft(fin="5GH3J7K", **new).applicationId
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        assert fault_of(call, fin="5GH3J7K", **new) == "Client.Conflict.DraftExists"
+    assert svc.SaveDraft(applicationId=draft, fin="5GH3J7K", **new).applicationId == draft
+    with sibling_stack(stack, tmp_path / "down", population_url=closed_port_url()) as down:
+        assert service(down).SubmitRegistration(fin="8LV4N2X", **new).result.status == (
+            "SUBMITTED")
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        assert fault_of(call, fin="8LV4N2X", **new) == "Client.Conflict.AlreadySubmitted"
+    assert (count("5GH3J7K"), count("8LV4N2X")) == (1, 1)
+
+    # Another insurer registers the person: its SSN now comes first, for the open draft too.
+    other = service(stack, "director_b", OTHER_VOEN)
+    assert other.SubmitRegistration(**{**new, "voen": OTHER_VOEN},
+                                    fin="5GH3J7K").result.status == "REGISTERED"
+    for call in (svc.SaveDraft, svc.SubmitRegistration):
+        assert fault_of(call, fin="5GH3J7K", **new) == "Client.Conflict.SsnExists"
+    assert fault_of(svc.SaveDraft, applicationId=draft, fin="5GH3J7K",
+                    **new) == "Client.Conflict.SsnExists"
+    assert count("5GH3J7K") == 1
+    assert [h.status for h in svc.GetApplication(voen=DEMO_VOEN,
+                                                 applicationId=draft).history] == ["DRAFT"]
+
+
 @pytest.mark.parametrize(("contacts", "code"), [
     ({"mobilePhone": "+994124987654"}, "Client.Validation.Phone"),     # a Bakı landline
     ({"landlinePhone": "+994000000000"}, "Client.Validation.Phone"),   # no such number
@@ -345,6 +384,22 @@ def test_actual_address_only_when_it_differs(stack: Stack) -> None:
     assert fault_of(svc.SaveDraft, voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
                     actualAddressDiffers=False, actualAddress=BAKU_ADDRESS) == (
         "Client.Validation.ActualAddress")
+
+
+def test_the_configured_ssn_format_numbers_the_persons(
+        database_url: str, tmp_path: Path, test_pki: TestPki, simulators: Simulators) -> None:
+    """ssn_prefix and ssn_serial_digits are the format of the SSNs the gateway issues (SQLite
+    formats in Python, PostgreSQL in the insert's SQL), not only a validated setting."""
+    configured = SsnFormat("07", 5)
+    settings = make_settings(database_url, tmp_path, test_pki, simulators, ssn_prefix="07",
+                             ssn_serial_digits=5)
+    with serve_gateway(settings, test_pki, simulators) as stack:
+        answer = service(stack).SubmitRegistration(
+            voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K", actualAddressDiffers=False,
+            contacts=CONTACTS).result
+        assert answer.status == "REGISTERED"
+        assert configured.is_valid(answer.ssn), answer.ssn
+        assert answer.ssn.startswith("07") and len(answer.ssn) == configured.length
 
 
 # -- idempotency ----------------------------------------------------------------------------------

@@ -57,6 +57,19 @@ def test_configured_format(seeded: Database) -> None:
     assert ssn.startswith("27") and len(ssn) == 11 and SsnFormat("27", 8).is_valid(ssn)
 
 
+@pytest.mark.parametrize("prefix", ["", "1a", "\u0660\u0667", "\u00b2", "1'"])
+def test_a_prefix_is_ascii_digits_only(prefix: str) -> None:
+    # PostgreSQL's insert puts the prefix into its SQL text: digits 0-9, nothing else.
+    with pytest.raises(ValueError):
+        SsnFormat(prefix)
+
+
+def test_a_format_is_at_most_the_contracts_twenty_digits() -> None:
+    assert SsnFormat("1", 18).length == 20
+    with pytest.raises(ValueError):
+        SsnFormat("27", 18)  # 21 digits: the contract's Ssn is [0-9]{6,20}
+
+
 def test_second_issue_for_a_fin_is_ssn_exists(seeded: Database) -> None:
     _issue(seeded, "5GH3J7K")
     with pytest.raises(Conflict) as caught:
