@@ -12,7 +12,9 @@ type too (a lost optimistic lock is a ``Conflict``).
     │   ├── SchemaOutOfDate             Server.Storage.Schema      (migrations not applied)
     │   ├── ConstraintViolated          Server.Storage.Constraint  (FK / NOT NULL / CHECK:
     │   │                                                           a bug, not the caller's fault)
-    │   └── HistoryRewritten            Server.Storage.History     (append-only history shrank)
+    │   ├── HistoryRewritten            Server.Storage.History     (append-only history shrank)
+    │   └── SsnSerialsExhausted         Server.Storage.SsnExhausted (the SSN format is full:
+    │                                                           an operator must widen it)
     ├── Conflict
     │   ├── DuplicateKey                Client.Conflict.Duplicate  (also a StorageError)
     │   └── ConcurrentUpdate            Client.Conflict.Concurrent (also a StorageError; retry)
@@ -57,6 +59,12 @@ class ConstraintViolated(StorageError):
 
 class HistoryRewritten(StorageError):
     code = "Server.Storage.History"
+
+
+class SsnSerialsExhausted(StorageError):
+    """Every serial the configured SSN format can hold is taken (``ssn_serial_digits``)."""
+
+    code = "Server.Storage.SsnExhausted"
 
 
 class DuplicateKey(StorageError, Conflict):

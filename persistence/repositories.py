@@ -58,6 +58,7 @@ from gateway.domain.model import (
     Signatory,
     StatusChange,
 )
+from gateway.domain.ssn import SsnFormat
 from gateway.domain.text import collation_key, fold
 from gateway.domain.values import Address, Contacts, DocumentType
 from gateway.services.ports import (
@@ -74,6 +75,7 @@ from persistence.errors import (
     SSN_EXISTS,
     ConcurrentUpdate,
     HistoryRewritten,
+    SsnSerialsExhausted,
     StorageError,
     translates,
 )
@@ -1134,13 +1136,18 @@ class SqlInsuredPersonRepository:
             "created_at": now,
             "updated_at": now,
         }
+        top = 10**self._format.serial_digits - 1
         if dialect == "postgresql":
             # The insert numbers the person itself: one round trip, not nextval and then it.
             rows = run(self._session, _numbered_issue_statement(self._format.prefix,
                                                                 self._format.serial_digits),
                        values)
+            if not rows and int(run(self._session, _last_serial_statement())[0][0]) > top:
+                raise _exhausted(self._format)
         else:
             serial = int(run(self._session, _sqlite_serial_statement())[0][0])
+            if serial > top:
+                raise _exhausted(self._format)
             values["ssn"] = self._format.format(serial)
             rows = run(self._session, _issue_statement(), values, keys=tuple(values))
         if not rows:
@@ -1254,8 +1261,9 @@ def _numbered_issue_statement(prefix: str, serial_digits: int) -> Any:
     """PostgreSQL's issue: the next serial of the sequence, formatted as
     ``gateway.domain.ssn.SsnFormat`` formats it (the prefix, the zero-padded serial, the Luhn
     check digit of both), inserted and returned by one statement. A serial the format cannot
-    hold gives NULL, which the NOT NULL column refuses (``lpad`` would cut it). ``issue`` checks
-    what comes back with ``SsnFormat.is_valid``; a test compares both over many serials."""
+    hold inserts nothing (``lpad`` would cut it): ``issue`` tells that from a FIN that has its
+    SSN by the serial taken (``currval``), and checks what comes back with
+    ``SsnFormat.is_valid``; a test compares both over many serials."""
     table = _table(InsuredPersonRow)
 
     def number(value: int) -> Any:  # constants inline: no parameter to send for them
@@ -1283,13 +1291,25 @@ def _numbered_issue_statement(prefix: str, serial_digits: int) -> Any:
         terms.append(sql_cast(digit, Integer))
     check = sql_cast((number(10) - functools.reduce(operator.add, terms) % number(10))
                  % number(10), String)
-    ssn = case((serial < number(10**serial_digits), payload + check), else_=None)
     columns = [c.key for c in table.c if c.key != "ssn"]
-    chosen = select(ssn.label("ssn"), *[bindparam(key, type_=table.c[key].type)
-                                        for key in columns]).select_from(formatted)
+    chosen = select((payload + check).label("ssn"),
+                    *[bindparam(key, type_=table.c[key].type) for key in columns]
+                    ).select_from(formatted).where(serial < number(10**serial_digits))
     return (pg_dialect.insert(table).from_select(["ssn", *columns], chosen)
             .on_conflict_do_nothing(index_elements=["fin"])
             .returning(table.c.fin, table.c.ssn))
+
+
+def _exhausted(fmt: SsnFormat) -> SsnSerialsExhausted:
+    return SsnSerialsExhausted(
+        f"no SSN serial left in the configured format (prefix {fmt.prefix!r},"
+        f" {fmt.serial_digits} serial digits): widen ssn_serial_digits")
+
+
+@functools.cache
+def _last_serial_statement() -> Any:
+    # The serial this session's nextval took last (PostgreSQL; in the same transaction).
+    return select(func.currval(literal_column(f"'{ssn_sequence.name}'")))
 
 
 @functools.cache

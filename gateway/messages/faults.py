@@ -362,6 +362,9 @@ FAULTS: tuple[FaultEntry, ...] = (
     _f("Server.Storage.Constraint", "The service could not store the data.", _CALL_OPERATOR),
     _f("Server.Storage.History", "The service refused to rewrite stored history.",
        _CALL_OPERATOR),
+    _f("Server.Storage.SsnExhausted",
+       "The service cannot issue a new SSN: the configured SSN format has no serial left.",
+       "Give the correlation id to the DSMF operator."),
 )
 
 #: What a schema rule says, in words (``{rule}`` of ``Client.Validation.Schema``); msgctxt "rule".

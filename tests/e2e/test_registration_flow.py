@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 from lxml import etree
+from sqlalchemy import text
 
 from gateway.domain import calendar
 from gateway.domain.ssn import SsnFormat
@@ -400,6 +401,40 @@ def test_the_configured_ssn_format_numbers_the_persons(
         assert answer.status == "REGISTERED"
         assert configured.is_valid(answer.ssn), answer.ssn
         assert answer.ssn.startswith("07") and len(answer.ssn) == configured.length
+
+
+def _next_serial_is(stack: Stack, serial: int) -> None:
+    """The SSN serial the gateway takes next: PostgreSQL's sequence, SQLite's counter."""
+    with stack.gateway.database.transaction() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT setval('ssn_serial_seq', :n, false)"), {"n": serial})
+        else:
+            session.execute(text("INSERT INTO ssn_counter (id, last_serial) VALUES (1, :n)"
+                                 " ON CONFLICT (id) DO UPDATE SET last_serial = :n"),
+                            {"n": serial - 1})
+
+
+def test_a_full_ssn_format_refuses_the_registration_and_writes_nothing(
+        database_url: str, tmp_path: Path, test_pki: TestPki, simulators: Simulators) -> None:
+    """The last serial the configured format holds is issued; the next registration gets
+    Server.Storage.SsnExhausted (the operator must widen ssn_serial_digits), and keeps
+    nothing, on both databases."""
+    configured = SsnFormat("07", 4)
+    settings = make_settings(database_url, tmp_path, test_pki, simulators, ssn_prefix="07",
+                             ssn_serial_digits=4)
+    with serve_gateway(settings, test_pki, simulators) as stack:
+        svc = service(stack)
+        _next_serial_is(stack, 9999)
+        last = svc.SubmitRegistration(voen=DEMO_VOEN, documentType="ID_CARD", fin="5GH3J7K",
+                                      actualAddressDiffers=False, contacts=CONTACTS).result
+        assert (last.status, last.ssn) == ("REGISTERED", configured.format(9999))
+        for _ in range(2):  # and it stays so
+            assert fault_of(svc.SubmitRegistration, voen=DEMO_VOEN, documentType="ID_CARD",
+                            fin="6TY2U8P", actualAddressDiffers=False,
+                            contacts=CONTACTS) == "Server.Storage.SsnExhausted"
+        assert svc.SearchApplications(voen=DEMO_VOEN, fin="6TY2U8P").total == 0
+        assert fault_of(svc.GetInsuredPerson, voen=DEMO_VOEN, fin="6TY2U8P") == \
+            "Client.NotFound.InsuredPerson"
 
 
 # -- idempotency ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from gateway.domain.errors import Conflict
 from gateway.domain.ssn import SsnFormat
 from persistence.db import Database, StorageOptions
-from persistence.errors import SSN_EXISTS, StorageError
+from persistence.errors import SSN_EXISTS, SsnSerialsExhausted
 from persistence.migrate import upgrade
 from persistence.seed import load_demo_data
 from tests.conftest import _fresh_postgres_database
@@ -120,15 +120,19 @@ def test_postgresql_numbers_the_ssn_as_the_domain_formats_it(pg: Database,
         assert _issue(numbered, f"T{index:06d}") == fmt.format(serial), serial
 
 
-@pytest.mark.postgres
-def test_a_serial_the_format_cannot_hold_issues_nothing(pg: Database) -> None:
+def test_a_serial_the_format_cannot_hold_issues_nothing(seeded: Database) -> None:
     fmt = SsnFormat("1", 4)
-    numbered = Database(pg.engine, options=StorageOptions(ssn_format=fmt))
-    with pg.transaction() as session:
-        session.execute(text("SELECT setval('ssn_serial_seq', 9999, false)"))
+    numbered = Database(seeded.engine, options=StorageOptions(ssn_format=fmt))
+    with seeded.transaction() as session:  # the next serial is 9999, the format's last
+        if seeded.engine.dialect.name == "postgresql":
+            session.execute(text("SELECT setval('ssn_serial_seq', 9999, false)"))
+        else:
+            session.execute(text("UPDATE ssn_counter SET last_serial = 9998"))
     assert _issue(numbered, "5GH3J7K") == fmt.format(9999)
-    with pytest.raises(StorageError):  # 10000 needs five digits: refused, not cut to four
-        _issue(numbered, "6ZK4T2P")
+    for _ in range(2):  # 10000 needs five digits: refused, not cut to four, and it stays so
+        with pytest.raises(SsnSerialsExhausted) as caught:
+            _issue(numbered, "6ZK4T2P")
+        assert caught.value.code == "Server.Storage.SsnExhausted"
     with numbered.unit_of_work() as uow:
         assert uow.insured_persons.get("6ZK4T2P") is None
 
