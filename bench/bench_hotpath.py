@@ -48,6 +48,7 @@ import logging
 import multiprocessing
 import os
 import pstats
+import re
 import socket
 import sqlite3
 import statistics
@@ -257,6 +258,9 @@ class Statement:
     many: bool
 
 
+_WRITES = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\b", re.IGNORECASE)
+
+
 @dataclass
 class Capture:
     """Writes the gateway's connections send to the driver, one list per request."""
@@ -268,7 +272,8 @@ class Capture:
         def _record(statement: str, parameters: Any) -> None:
             first = statement.lstrip().split(None, 1)[0].upper()
             if self.on and (first in ("INSERT", "UPDATE", "DELETE") or (
-                    first == "WITH" and " INSERT INTO " in statement)):  # the ledger's claim+log
+                    # the ledger's claim + log, an application + its history (PostgreSQL)
+                    first == "WITH" and _WRITES.search(statement))):
                 # insertmanyvalues reports executemany for one multi-row INSERT: go by shape.
                 many = isinstance(parameters, list | tuple) and bool(parameters) and isinstance(
                     parameters[0], list | tuple | dict)
