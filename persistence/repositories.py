@@ -1144,17 +1144,17 @@ class SqlInsuredPersonRepository:
                        values)
             if not rows and int(run(self._session, _last_serial_statement())[0][0]) > top:
                 raise _exhausted(self._format)
+            ssn = str(rows[0].ssn) if rows else ""
+            if rows and not self._format.is_valid(ssn):  # the SQL's format against the domain's
+                raise StorageError(f"the database numbered an SSN {ssn!r} that is not one")
         else:
             serial = int(run(self._session, _sqlite_serial_statement())[0][0])
             if serial > top:
                 raise _exhausted(self._format)
-            values["ssn"] = self._format.format(serial)
+            values["ssn"] = ssn = self._format.format(serial)
             rows = run(self._session, _issue_statement(), values, keys=tuple(values))
         if not rows:
             raise Conflict(f"FIN {fin} already has an SSN", code=SSN_EXISTS, field="fin")
-        ssn = str(values["ssn"]) if "ssn" in values else str(rows[0].ssn)
-        if not self._format.is_valid(ssn):  # the SQL's format against the domain's
-            raise StorageError(f"the database numbered an SSN {ssn!r} that is not one")
         self._issued[fin] = (values["actual_address"], values["contacts"])
         return InsuredPerson(
             fin=fin,
@@ -1170,16 +1170,26 @@ class SqlInsuredPersonRepository:
 # Built once per dialect: the request path reuses their cache keys and compiled forms.
 
 
-@functools.cache
-def _open_for_person() -> Select[Any]:
-    table = _table(ApplicationRow)
+def _is_open(applications: Table) -> ColumnElement[bool]:
     # The statuses as literals (constants of the domain): the same SQL as an IN of parameters
     # after SQLAlchemy expands them, but compiled once (persistence.driver prepares no
     # expanding parameter).
     statuses: list[Any] = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
+    return applications.c.status.in_(statuses)
+
+
+def _insured_columns(table: Table) -> list[Any]:
+    # What _insured() reads of an insured person.
+    return [table.c.fin, table.c.ssn, table.c.ssn_date, table.c.surname, table.c.name,
+            table.c.patronymic, table.c.registered_by_voen]
+
+
+@functools.cache
+def _open_for_person() -> Select[Any]:
+    table = _table(ApplicationRow)
     return (select(table)
             .where(table.c.insurer_voen == bindparam("voen"), table.c.fin == bindparam("fin"),
-                   table.c.status.in_(statuses))
+                   _is_open(table))
             .order_by(table.c.created_at, table.c.application_id))
 
 
@@ -1228,9 +1238,7 @@ def _insert_application_with_history(keys: tuple[str, ...], entries: int) -> Any
 @functools.cache
 def _insured_by_fin() -> Any:
     table = _table(InsuredPersonRow)
-    return select(table.c.fin, table.c.ssn, table.c.ssn_date, table.c.surname, table.c.name,
-                  table.c.patronymic, table.c.registered_by_voen).where(
-        table.c.fin == bindparam("fin"))
+    return select(*_insured_columns(table)).where(table.c.fin == bindparam("fin"))
 
 
 @functools.cache
@@ -1239,13 +1247,10 @@ def _standing() -> Select[Any]:
     # applications: one row when neither exists, one per open application otherwise.
     person, apps = _table(InsuredPersonRow), _table(ApplicationRow)
     key = select(bindparam("fin", type_=String).label("fin")).subquery("wanted")
-    statuses: list[Any] = [literal_column(f"'{status}'") for status in OPEN_STATUSES]
-    return (select(person.c.fin, person.c.ssn, person.c.ssn_date, person.c.surname,
-                   person.c.name, person.c.patronymic, person.c.registered_by_voen,
-                   apps.c.application_id, apps.c.status)
+    return (select(*_insured_columns(person), apps.c.application_id, apps.c.status)
             .select_from(key.outerjoin(person, person.c.fin == key.c.fin).outerjoin(
                 apps, and_(apps.c.insurer_voen == bindparam("voen"), apps.c.fin == key.c.fin,
-                           apps.c.status.in_(statuses))))
+                           _is_open(apps))))
             .order_by(apps.c.created_at, apps.c.application_id))
 
 

@@ -391,7 +391,7 @@ class RegistrationService:
             with self.uow() as uow:
                 if actor is not None:
                     authorize(uow, actor, voen, today=business_date(now))
-                self._refuse_if_insured(uow, clean.fin)
+                _refuse_insured(uow.insured_persons.get(clean.fin))
                 open_apps = list(uow.applications.find_open_for_person(voen, clean.fin))
                 if any(a.status is not ApplicationStatus.DRAFT for a in open_apps):
                     return None
@@ -616,9 +616,6 @@ class RegistrationService:
             raise
         except UpstreamError:
             return None  # a draft can be saved while the registry is down
-
-    def _refuse_if_insured(self, uow: UnitOfWork, fin: str) -> None:
-        _refuse_insured(uow.insured_persons.get(fin))
 
     @staticmethod
     def _placed(uow: UnitOfWork, data: RegistrationData) -> RegistrationData:
